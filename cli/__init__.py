@@ -1,0 +1,1 @@
+"""The command-line layer: parses, calls the library, renders, maps errors to exit codes."""

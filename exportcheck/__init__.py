@@ -1,0 +1,58 @@
+"""exportcheck: prove that a PyTorch model was exported and deployed in eval mode.
+
+The public API is imported lazily so that `exportcheck rules` and static ONNX inspection
+never pay for importing torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "inspect": ("exportcheck.inspection", "inspect"),
+    "validate": ("exportcheck.validation", "validate"),
+    "compare": ("exportcheck.validation", "compare"),
+    "audit": ("exportcheck.module_audit", "audit"),
+    "eval_mode": ("exportcheck.modes", "eval_mode"),
+    "Report": ("exportcheck.report", "Report"),
+    "Finding": ("exportcheck.findings", "Finding"),
+    "Severity": ("exportcheck.findings", "Severity"),
+    "ExportcheckError": ("exportcheck.errors", "ExportcheckError"),
+}
+
+if TYPE_CHECKING:
+    from exportcheck.errors import ExportcheckError
+    from exportcheck.findings import Finding, Severity
+    from exportcheck.inspection import inspect
+    from exportcheck.modes import eval_mode
+    from exportcheck.module_audit import audit
+    from exportcheck.report import Report
+    from exportcheck.validation import compare, validate
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module_name, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'exportcheck' has no attribute {name!r}") from None
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), attribute)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "ExportcheckError",
+    "Finding",
+    "Report",
+    "Severity",
+    "__version__",
+    "audit",
+    "compare",
+    "eval_mode",
+    "inspect",
+    "validate",
+]

@@ -1,0 +1,67 @@
+"""The one exception family the library raises for bad input, each carrying its exit code."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_INPUT = 2
+EXIT_INTERNAL = 3
+EXIT_TIMEOUT = 4
+EXIT_INTERRUPTED = 130
+
+
+class ExportcheckError(Exception):
+    """Base of every error the CLI turns into a one-line message and an exit code."""
+
+    exit_code: int = EXIT_INPUT
+
+    def __init__(self, message: str, *, subject: str | None = None) -> None:
+        self.subject = subject
+        self.message = message
+        super().__init__(f"{subject}: {message}" if subject else message)
+
+
+class InputError(ExportcheckError):
+    """The user handed us something we cannot use (a file, a flag, a target)."""
+
+
+class UnreadableArtifactError(InputError):
+    """A file exists but is not a model of a kind we read, or is damaged."""
+
+
+class UnsupportedArtifactError(InputError):
+    """A file whose kind exportcheck does not inspect."""
+
+
+class UnsafeExternalDataError(InputError):
+    """An ONNX external-data location that is absolute or leaves the model's folder."""
+
+
+class MissingExternalDataError(InputError):
+    """An ONNX model whose weights live in a side file that is not there."""
+
+
+class TargetError(InputError):
+    """A `file.py:callable` or `package.module:callable` target that cannot be built."""
+
+
+class InputSpecError(InputError):
+    """Malformed or ill-fitting `--input-shape` / `--inputs`."""
+
+
+class ModelRunError(InputError):
+    """The user's model raised while running on the example inputs."""
+
+
+class ConfigError(InputError):
+    """A configuration file or key that is not valid."""
+
+
+class OutputError(InputError):
+    """A report could not be written where the user asked."""
+
+
+class TargetTimeoutError(ExportcheckError):
+    """A target took longer than its `--timeout`."""
+
+    exit_code = EXIT_TIMEOUT

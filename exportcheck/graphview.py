@@ -1,0 +1,130 @@
+"""The uniform view every reader produces and every rule reads: nodes, their arguments, scopes."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ArtifactKind(str, enum.Enum):
+    ONNX = "onnx"
+    TORCHSCRIPT = "torchscript"
+    EXPORTED_PROGRAM = "exported-program"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One operator argument: a constant the reader could resolve, or where a dynamic one comes from."""
+
+    value: Any = None
+    constant: bool = False
+    source: str | None = None
+
+    @classmethod
+    def const(cls, value: Any, source: str | None = None) -> Arg:
+        return cls(value=value, constant=True, source=source)
+
+    @classmethod
+    def dynamic(cls, source: str) -> Arg:
+        return cls(source=source)
+
+    def truthy(self) -> bool | None:
+        """True/False for a constant, None when the value is only known at run time."""
+        if not self.constant:
+            return None
+        value = self.value
+        if hasattr(value, "item") and getattr(value, "size", 1) == 1:
+            value = value.item()
+        return bool(value)
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """One operator in one scope of an artifact, with arguments read by schema name."""
+
+    kind: ArtifactKind
+    scope: str
+    name: str
+    op: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    args: Mapping[str, Arg] = field(default_factory=dict)
+    module: str | None = None
+    graph: GraphIndex | None = field(default=None, compare=False, repr=False)
+
+    def arg(self, name: str) -> Arg | None:
+        return self.args.get(name)
+
+
+class GraphIndex:
+    """Producer/consumer lookup inside one scope, built on first use from a node source."""
+
+    def __init__(self, scope: str, build_nodes: Callable[[], Sequence[NodeView]]) -> None:
+        self.scope = scope
+        self._build_nodes = build_nodes
+        self._consumers: dict[str, list[NodeView]] | None = None
+        self._producers: dict[str, NodeView] | None = None
+
+    def _index(self) -> None:
+        consumers: dict[str, list[NodeView]] = {}
+        producers: dict[str, NodeView] = {}
+        for node in self._build_nodes():
+            for value in node.inputs:
+                if value:
+                    consumers.setdefault(value, []).append(node)
+            for value in node.outputs:
+                if value:
+                    producers[value] = node
+        self._consumers, self._producers = consumers, producers
+
+    def consumers(self, value: str) -> list[NodeView]:
+        if self._consumers is None:
+            self._index()
+        assert self._consumers is not None
+        return self._consumers.get(value, [])
+
+    def producer(self, value: str) -> NodeView | None:
+        if self._producers is None:
+            self._index()
+        assert self._producers is not None
+        return self._producers.get(value)
+
+
+@dataclass(frozen=True)
+class ModuleFlag:
+    """A submodule saved in an artifact, with its `training` flag."""
+
+    path: str
+    type_name: str
+    training: bool
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something a reader saw that is not a rule's business (a missing weight file, say)."""
+
+    code: str
+    message: str
+    scope: str | None = None
+
+
+@dataclass(frozen=True)
+class ArtifactView:
+    """What a reader hands the rules: the nodes they asked for, module flags, buffers, notes."""
+
+    path: str
+    kind: ArtifactKind
+    nodes: tuple[NodeView, ...]
+    modules: tuple[ModuleFlag, ...] = ()
+    mutated_buffers: tuple[str, ...] = ()
+    notes: tuple[Note, ...] = ()
+    node_count: int = 0
+    scope_count: int = 1
+
+    def nodes_with_op(self, ops: frozenset[str]) -> Iterator[NodeView]:
+        return (node for node in self.nodes if node.op in ops)

@@ -1,0 +1,114 @@
+"""Static inspection: read artifact files, run the graph rules, return a Report."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+
+from exportcheck.errors import InputError
+from exportcheck.findings import Finding, Location
+from exportcheck.graphview import ArtifactView
+from exportcheck.readers import ARTIFACT_SUFFIXES, read_artifact
+from exportcheck.report import InputProblem, Report, input_problem
+from exportcheck.rules import Hit, Rule, graph_rules
+
+PathLike = str | os.PathLike[str]
+
+
+def collect_artifacts(paths: Iterable[PathLike]) -> tuple[list[str], list[InputProblem]]:
+    """Expands directories (recursively, by suffix) and reports paths that give nothing."""
+    files: list[str] = []
+    problems: list[InputProblem] = []
+    for raw in paths:
+        path = os.fspath(raw)
+        if os.path.isdir(path):
+            found = []
+            for root, dirs, names in os.walk(path):
+                dirs.sort()
+                found.extend(
+                    os.path.join(root, name)
+                    for name in sorted(names)
+                    if os.path.splitext(name)[1].lower() in ARTIFACT_SUFFIXES
+                )
+            if not found:
+                suffixes = ", ".join(sorted(ARTIFACT_SUFFIXES))
+                problems.append(
+                    InputProblem(path, f"no model files ({suffixes}) in this directory")
+                )
+            files.extend(found)
+        elif os.path.exists(path):
+            files.append(path)
+        else:
+            problems.append(InputProblem(path, "no such file or directory"))
+    return files, problems
+
+
+def wanted_ops(rules: Sequence[Rule]) -> frozenset[str]:
+    wanted: set[str] = set()
+    for rule in rules:
+        wanted |= rule.ops
+    return frozenset(wanted)
+
+
+def _finding(rule: Rule, hit: Hit, view: ArtifactView, subject: str) -> Finding:
+    node = hit.node
+    location = Location(
+        artifact=view.path,
+        scope=node.scope if node is not None else hit.scope,
+        node=node.name if node is not None else hit.node_name,
+        op_type=node.op if node is not None else hit.op_type,
+        module=(node.module if node is not None else None) or hit.module,
+    )
+    return Finding(
+        rule=rule.slug,
+        code=rule.code,
+        severity=hit.severity or rule.severity,
+        message=hit.message,
+        subject=subject,
+        location=location,
+    )
+
+
+def findings_for_view(view: ArtifactView, subject: str, rules: Sequence[Rule]) -> list[Finding]:
+    """Runs every rule over one artifact view: node rules on the nodes they asked for."""
+    findings: list[Finding] = []
+    by_op: dict[str, list[Rule]] = {}
+    for rule in rules:
+        for op in rule.ops:
+            by_op.setdefault(op, []).append(rule)
+    for node in view.nodes:
+        for rule in by_op.get(node.op, ()):
+            findings.extend(_finding(rule, hit, view, subject) for hit in rule.check_node(node))
+    for rule in rules:
+        findings.extend(_finding(rule, hit, view, subject) for hit in rule.check_artifact(view))
+    return findings
+
+
+def inspect_artifact(
+    path: PathLike, subject: str | None = None, rules: Sequence[Rule] | None = None
+) -> list[Finding]:
+    """Findings for one artifact file; raises an InputError for a file that cannot be read."""
+    active = tuple(rules) if rules is not None else graph_rules()
+    path = os.fspath(path)
+    view = read_artifact(path, wanted_ops(active))
+    return findings_for_view(view, subject or path, active)
+
+
+def inspect(paths: PathLike | Iterable[PathLike], *, fail_on: str = "error") -> Report:
+    """Inspects files or directories; unreadable ones become report errors, the rest go on."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    files, problems = collect_artifacts(paths)
+    rules = graph_rules()
+    findings: list[Finding] = []
+    for path in files:
+        try:
+            findings.extend(inspect_artifact(path, rules=rules))
+        except InputError as error:
+            problems.append(input_problem(path, error))
+    return Report(
+        subjects=tuple(files),
+        findings=tuple(findings),
+        errors=tuple(problems),
+        fail_on=fail_on,
+    )

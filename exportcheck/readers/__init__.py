@@ -1,0 +1,80 @@
+"""Reader dispatch: picks the reader for an artifact file by its suffix and first bytes."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+
+from exportcheck.errors import UnreadableArtifactError, UnsupportedArtifactError
+from exportcheck.graphview import ArtifactKind, ArtifactView
+
+ARTIFACT_SUFFIXES = {
+    ".onnx": ArtifactKind.ONNX,
+    ".pt": ArtifactKind.TORCHSCRIPT,
+    ".pth": ArtifactKind.TORCHSCRIPT,
+    ".ts": ArtifactKind.TORCHSCRIPT,
+    ".torchscript": ArtifactKind.TORCHSCRIPT,
+    ".pt2": ArtifactKind.EXPORTED_PROGRAM,
+}
+
+
+def _zip_names(path: str) -> list[str]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return []
+
+
+def detect_kind(path: str) -> ArtifactKind:
+    """The artifact kind, by suffix; for torch zips the archive's own layout decides."""
+    suffix = os.path.splitext(path)[1].lower()
+    kind = ARTIFACT_SUFFIXES.get(suffix)
+    if kind is None:
+        raise UnsupportedArtifactError(
+            f"unsupported file type {suffix or '(no suffix)'!r} "
+            f"(expected one of {', '.join(sorted(ARTIFACT_SUFFIXES))})",
+            subject=path,
+        )
+    if not os.path.isfile(path):
+        raise UnreadableArtifactError("no such file", subject=path)
+    if kind is ArtifactKind.ONNX:
+        return kind
+    names = _zip_names(path)
+    if any(
+        n.endswith("/archive_format") or ("/models/" in n and n.endswith(".json")) for n in names
+    ):
+        return ArtifactKind.EXPORTED_PROGRAM
+    if any("/code/" in n for n in names):
+        return ArtifactKind.TORCHSCRIPT
+    if names:
+        raise UnreadableArtifactError(
+            "a torch.save checkpoint (state dict or pickled object), not a TorchScript "
+            "archive or torch.export program; export the model first",
+            subject=path,
+        )
+    if os.path.getsize(path) == 0:
+        raise UnreadableArtifactError("empty file, not a model", subject=path)
+    raise UnreadableArtifactError(
+        "not a TorchScript or torch.export archive (not a zip file; a legacy pickled "
+        "checkpoint is not a deployable model)",
+        subject=path,
+    )
+
+
+def read_artifact(path: str, wanted: frozenset[str]) -> ArtifactView:
+    """Reads one artifact file read-only; bad files raise an InputError naming file and cause."""
+    kind = detect_kind(path)
+    if kind is ArtifactKind.ONNX:
+        from exportcheck.readers.onnx_reader import read_onnx
+
+        return read_onnx(path, wanted)
+    if kind is ArtifactKind.TORCHSCRIPT:
+        from exportcheck.readers.torchscript_reader import read_torchscript
+
+        return read_torchscript(path, wanted)
+    if kind is ArtifactKind.EXPORTED_PROGRAM:
+        from exportcheck.readers.exported_program_reader import read_exported_program
+
+        return read_exported_program(path, wanted)
+    raise UnreadableArtifactError(f"no reader for {kind}", subject=path)  # pragma: no cover

@@ -1,0 +1,142 @@
+"""The Report: findings, comparisons and skipped steps of one run, and the exit code they imply."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from exportcheck.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK
+from exportcheck.findings import Finding, Severity
+
+FAIL_ON_CHOICES = ("error", "warning", "info", "never")
+
+
+def fail_threshold(fail_on: str) -> Severity | None:
+    if fail_on == "never":
+        return None
+    return Severity.parse(fail_on)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A step that did not run, and why (an exporter's error, a missing device or provider)."""
+
+    subject: str
+    step: str
+    reason: str
+    artifact: str | None = None
+    device: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "step": self.step,
+            "reason": self.reason,
+            "artifact": self.artifact,
+            "device": self.device,
+        }
+
+
+@dataclass(frozen=True)
+class InputProblem:
+    """A subject that could not be checked at all, with the one-line cause and its exit code."""
+
+    subject: str
+    message: str
+    exit_code: int = EXIT_INPUT
+    error: str = "InputError"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "message": self.message,
+            "error": self.error,
+            "exit_code": self.exit_code,
+        }
+
+
+@dataclass(frozen=True)
+class Report:
+    subjects: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    comparisons: tuple[Any, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+    errors: tuple[InputProblem, ...] = ()
+    unused_suppressions: tuple[dict[str, Any], ...] = ()
+    fail_on: str = "error"
+    tool: str = "exportcheck"
+
+    @property
+    def active_findings(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.suppressed is None)
+
+    def counts(self) -> dict[str, int]:
+        counts = {severity.label: 0 for severity in sorted(Severity, reverse=True)}
+        for finding in self.active_findings:
+            counts[finding.severity.label] += 1
+        return counts
+
+    def failing_findings(self, fail_on: str | None = None) -> tuple[Finding, ...]:
+        threshold = fail_threshold(fail_on or self.fail_on)
+        if threshold is None:
+            return ()
+        return tuple(f for f in self.active_findings if f.severity >= threshold)
+
+    def exit_code(self, fail_on: str | None = None) -> int:
+        if self.errors:
+            return max(problem.exit_code for problem in self.errors)
+        return EXIT_FINDINGS if self.failing_findings(fail_on) else EXIT_OK
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code() == EXIT_OK
+
+    def with_fail_on(self, fail_on: str) -> Report:
+        return replace(self, fail_on=fail_on)
+
+    def merge(self, other: Report) -> Report:
+        return merge_reports([self, other], fail_on=self.fail_on)
+
+    def to_dict(self) -> dict[str, Any]:
+        from exportcheck import __version__
+
+        return {
+            "tool": self.tool,
+            "version": __version__,
+            "subjects": list(self.subjects),
+            "findings": [f.to_dict() for f in self.findings],
+            "comparisons": [c.to_dict() for c in self.comparisons],
+            "skipped": [s.to_dict() for s in self.skipped],
+            "errors": [e.to_dict() for e in self.errors],
+            "unused_suppressions": list(self.unused_suppressions),
+            "summary": {
+                **self.counts(),
+                "suppressed": len(self.findings) - len(self.active_findings),
+            },
+            "fail_on": self.fail_on,
+            "exit_code": self.exit_code(),
+        }
+
+
+def merge_reports(reports: Iterable[Report], fail_on: str = "error") -> Report:
+    parts: Sequence[Report] = list(reports)
+    return Report(
+        subjects=tuple(s for r in parts for s in r.subjects),
+        findings=tuple(f for r in parts for f in r.findings),
+        comparisons=tuple(c for r in parts for c in r.comparisons),
+        skipped=tuple(s for r in parts for s in r.skipped),
+        errors=tuple(e for r in parts for e in r.errors),
+        unused_suppressions=tuple(u for r in parts for u in r.unused_suppressions),
+        fail_on=fail_on,
+    )
+
+
+def input_problem(subject: str, error: Exception) -> InputProblem:
+    from exportcheck.errors import ExportcheckError
+
+    if isinstance(error, ExportcheckError):
+        return InputProblem(subject, error.message, error.exit_code, type(error).__name__)
+    return InputProblem(
+        subject, f"{type(error).__name__}: {error}", EXIT_INPUT, type(error).__name__
+    )

@@ -1,0 +1,28 @@
+"""The same artifact gives different outputs on two runs of one input (`runtime-nondeterminism`).
+
+What it finds
+    An artifact run twice on one input, in one session, whose outputs differ. With ONNX Runtime
+    this typically shows at `ORT_DISABLE_ALL`, where a training-mode Dropout that the default
+    level would have deleted is executed.
+
+Why it is wrong
+    A deployed model should be a function of its inputs; a random one cannot be tested,
+    cached or reproduced.
+
+How to fix
+    See the `training-dropout` and `random-op` findings for the same artifact, and export from
+    `model.eval()`.
+"""
+
+from __future__ import annotations
+
+from exportcheck.findings import Severity
+from exportcheck.rules.base import Rule
+
+
+class RuntimeNondeterminism(Rule):
+    slug = "runtime-nondeterminism"
+    code = "EC302"
+    severity = Severity.ERROR
+    stage = "compare"
+    summary = "Same artifact, same input, different outputs"
