@@ -137,11 +137,7 @@ def inspect_command(
     def action() -> int:
         from exportcheck.inspection import inspect
 
-        report = inspect(paths, fail_on=fail_on)
-        for problem in report.errors:
-            typer.echo(f"exportcheck: error: {problem.subject}: {problem.message}", err=True)
-        emit(report, format_name, output)
-        return report.exit_code()
+        return finish(inspect(paths, fail_on=fail_on), format_name, output)
 
     run_guarded(action)
 
@@ -189,6 +185,210 @@ def explain_command(rule: Annotated[str, typer.Argument(help="A rule slug or cod
         return
     typer.echo(f"{found.code} {found.slug} ({found.severity.label}, {found.stage} stage)\n")
     typer.echo(found.doc())
+
+
+FormatsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--formats",
+        help="Export formats, comma-separated or repeated (default: all): "
+        "onnx, onnx-legacy, torchscript-trace, torchscript-script, exported-program.",
+    ),
+]
+DeviceOption = Annotated[
+    str, typer.Option("--device", help="cpu, cuda or all (default: all that are available).")
+]
+InputShapeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--input-shape", help="Example input shape like 1x3x224x224 or 2x128:int64 (repeatable)."
+    ),
+]
+InputsOption = Annotated[
+    str | None,
+    typer.Option("--inputs", help="Example inputs file: .pt (loaded weights_only) or .npz."),
+]
+RtolOption = Annotated[
+    float | None, typer.Option("--rtol", help="Relative tolerance (default per dtype).")
+]
+AtolOption = Annotated[
+    float | None, typer.Option("--atol", help="Absolute tolerance (default per dtype).")
+]
+
+
+def split_formats(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def progress_printer() -> tuple[object, object]:
+    """A rich status line on a terminal; nothing when stderr is not a TTY."""
+    if not sys.stderr.isatty():
+        return None, None
+    from rich.console import Console
+
+    status = Console(stderr=True).status("starting")
+    return status, lambda step: status.update(step)
+
+
+def run_with_progress(action: Callable[[object], Report]) -> Report:
+    status, update = progress_printer()
+    if status is None:
+        return action(None)
+    with status:  # type: ignore[attr-defined]
+        return action(update)
+
+
+def finish(report: Report, format_name: str, output: list[str] | None) -> int:
+    for problem in report.errors:
+        typer.echo(f"exportcheck: error: {problem.subject}: {problem.message}", err=True)
+    emit(report, format_name, output)
+    return report.exit_code()
+
+
+@app.command("validate")
+def validate_command(
+    targets: Annotated[
+        list[str],
+        typer.Argument(
+            help="file.py:callable, package.module:callable, or a directory of .py files with build()."
+        ),
+    ],
+    formats: FormatsOption = None,
+    device: DeviceOption = "all",
+    input_shape: InputShapeOption = None,
+    inputs: InputsOption = None,
+    rtol: RtolOption = None,
+    atol: AtolOption = None,
+    out_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--out-dir",
+            help="Keep the exported artifacts here (default: a temporary folder, removed).",
+        ),
+    ] = None,
+    allow_tf32: Annotated[
+        bool, typer.Option("--allow-tf32", help="Let the CUDA reference use TF32.")
+    ] = False,
+    probes: Annotated[
+        bool, typer.Option("--probes/--no-probes", help="Run the behavioural probes.")
+    ] = True,
+    format_name: FormatOption = "text",
+    output: OutputOption = None,
+    fail_on: FailOnOption = "error",
+) -> None:
+    """Export the eval-mode model to every format and prove each artifact computes the same."""
+    check_choice(fail_on, FAIL_ON_CHOICES, "--fail-on")
+    check_choice(device, ("cpu", "cuda", "all"), "--device")
+
+    def action() -> int:
+        from exportcheck.validation import validate_targets
+
+        report = run_with_progress(
+            lambda update: validate_targets(
+                targets,
+                input_shapes=input_shape or (),
+                inputs_file=inputs,
+                fail_on=fail_on,
+                progress=update,
+                formats=split_formats(formats),
+                devices=device,
+                rtol=rtol,
+                atol=atol,
+                out_dir=out_dir,
+                allow_tf32=allow_tf32,
+                probes=probes,
+            )
+        )
+        return finish(report, format_name, output)
+
+    run_guarded(action)
+
+
+@app.command("compare")
+def compare_command(
+    artifact: Annotated[
+        str, typer.Argument(help="An exported file (.onnx, TorchScript .pt, .pt2).")
+    ],
+    against: Annotated[
+        str,
+        typer.Option("--against", help="The model: file.py:callable or package.module:callable."),
+    ],
+    device: DeviceOption = "all",
+    input_shape: InputShapeOption = None,
+    inputs: InputsOption = None,
+    rtol: RtolOption = None,
+    atol: AtolOption = None,
+    allow_tf32: Annotated[
+        bool, typer.Option("--allow-tf32", help="Let the CUDA reference use TF32.")
+    ] = False,
+    format_name: FormatOption = "text",
+    output: OutputOption = None,
+    fail_on: FailOnOption = "error",
+) -> None:
+    """Check a file someone else exported against the eval-mode model."""
+    check_choice(fail_on, FAIL_ON_CHOICES, "--fail-on")
+    check_choice(device, ("cpu", "cuda", "all"), "--device")
+
+    def action() -> int:
+        from exportcheck.validation import compare_target
+
+        report = run_with_progress(
+            lambda update: compare_target(
+                artifact,
+                against,
+                input_shapes=input_shape or (),
+                inputs_file=inputs,
+                devices=device,
+                rtol=rtol,
+                atol=atol,
+                allow_tf32=allow_tf32,
+                progress=update,
+                fail_on=fail_on,
+            )
+        )
+        return finish(report, format_name, output)
+
+    run_guarded(action)
+
+
+@app.command("audit")
+def audit_command(
+    targets: Annotated[
+        list[str], typer.Argument(help="file.py:callable, package.module:callable, or a directory.")
+    ],
+    input_shape: InputShapeOption = None,
+    inputs: InputsOption = None,
+    device: DeviceOption = "cpu",
+    probes: Annotated[
+        bool, typer.Option("--probes/--no-probes", help="Also run the behavioural probes.")
+    ] = True,
+    format_name: FormatOption = "text",
+    output: OutputOption = None,
+    fail_on: FailOnOption = "error",
+) -> None:
+    """Audit the model's modules (and probe its eval-mode behaviour) without exporting."""
+    check_choice(fail_on, FAIL_ON_CHOICES, "--fail-on")
+    check_choice(device, ("cpu", "cuda", "all"), "--device")
+
+    def action() -> int:
+        from exportcheck.validation import audit_targets
+
+        report = run_with_progress(
+            lambda update: audit_targets(
+                targets,
+                input_shapes=input_shape or (),
+                inputs_file=inputs,
+                fail_on=fail_on,
+                probes=probes,
+                devices=device,
+                progress=update,
+            )
+        )
+        return finish(report, format_name, output)
+
+    run_guarded(action)
 
 
 def main() -> None:

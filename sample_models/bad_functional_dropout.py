@@ -10,6 +10,8 @@ EXPECTED = {
     "validate": {
         "nondeterministic-eval": ["block"],
         "training-dropout": ["block"],
+        "runtime-nondeterminism": ["block"],
+        "output-mismatch": ["block"],
     },
     "train_exports": {
         "onnx": ["training-dropout"],

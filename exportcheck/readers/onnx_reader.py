@@ -144,14 +144,32 @@ def _attribute_value(attr: AttributeProto) -> Any:
     return onnx.helper.get_attribute_value(attr)
 
 
+def _attribute_arg(attr: AttributeProto, source: str) -> Arg:
+    # A function body's attribute can name the caller's attribute instead of holding a value.
+    if attr.ref_attr_name:
+        return Arg.dynamic(f"{source} {attr.name!r} set by the caller ({attr.ref_attr_name!r})")
+    if attr.type not in AttributeProto.AttributeType.values():
+        return Arg.dynamic(f"{source} {attr.name!r} of unknown type {attr.type}")
+    return Arg.const(_attribute_value(attr), source=source)
+
+
+def _tensor_arg(tensor: TensorProto, source: str) -> Arg:
+    try:
+        return Arg.const(numpy_helper.to_array(tensor), source=source)
+    except Exception as exc:  # a damaged tensor fails in onnx or numpy in many ways
+        cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return Arg.dynamic(f"{source}, an unreadable tensor ({cause})")
+
+
 def _constant_node_value(node: NodeProto) -> Arg:
+    source = f"Constant {node.name!r}"
     for attr in node.attribute:
-        if attr.name == "value":
+        if attr.name == "value" and attr.type == AttributeProto.TENSOR and not attr.ref_attr_name:
             if attr.t.data_location == _EXTERNAL:
                 return Arg.dynamic("Constant with external data")
-            return Arg.const(numpy_helper.to_array(attr.t), source=f"Constant {node.name!r}")
-        if attr.name.startswith("value_"):
-            return Arg.const(_attribute_value(attr), source=f"Constant {node.name!r}")
+            return _tensor_arg(attr.t, source)
+        if attr.name == "value" or attr.name.startswith("value_"):
+            return _attribute_arg(attr, source)
     return Arg.dynamic(f"Constant {node.name!r} without a value")
 
 
@@ -166,7 +184,7 @@ def resolve_value(name: str, scope: _Scope) -> Arg:
         if tensor is not None:
             if tensor.data_location == _EXTERNAL:
                 return Arg.dynamic(f"initializer {name!r} stored in external data")
-            return Arg.const(numpy_helper.to_array(tensor), source=f"initializer {name!r}")
+            return _tensor_arg(tensor, f"initializer {name!r}")
         if name in current.inputs:
             where = "graph input" if current.parent is None else f"input of scope {current.name}"
             return Arg.dynamic(f"{where} {name!r}")
@@ -219,7 +237,7 @@ def _node_view(node: NodeProto, scope: _Scope, index: GraphIndex) -> NodeView:
         args[key] = resolve_value(value, scope)
     for attr in node.attribute:
         if attr.type not in _SUBGRAPH_TYPES:
-            args.setdefault(attr.name, Arg.const(_attribute_value(attr), source="attribute"))
+            args.setdefault(attr.name, _attribute_arg(attr, "attribute"))
     return NodeView(
         kind=ArtifactKind.ONNX,
         scope=scope.name,

@@ -6,6 +6,9 @@ from collections.abc import Callable
 
 from exportcheck.report import Report
 from exportcheck.reporters.json_format import render_json
+from exportcheck.reporters.junit import render_junit
+from exportcheck.reporters.markdown import render_markdown
+from exportcheck.reporters.sarif import render_sarif
 from exportcheck.reporters.text import render_text
 
 Reporter = Callable[[Report], str]
@@ -13,6 +16,9 @@ Reporter = Callable[[Report], str]
 REPORTERS: dict[str, Reporter] = {
     "text": render_text,
     "json": render_json,
+    "junit": render_junit,
+    "sarif": render_sarif,
+    "markdown": render_markdown,
 }
 
 

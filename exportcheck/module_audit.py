@@ -1,0 +1,147 @@
+"""The module audit before export: what `model.eval()` left in training mode, what the mode
+switch changes, and BatchNorm statistics that were never trained."""
+
+from __future__ import annotations
+
+import ast
+import inspect as _inspect
+import textwrap
+from functools import lru_cache
+from typing import Any
+
+from exportcheck.findings import Finding, Location
+from exportcheck.modes import preserved
+from exportcheck.report import Report
+from exportcheck.rules import ModeDependentModule, StaleBatchNormStats, SubmoduleLeftTraining
+from exportcheck.rules.base import Rule
+
+
+def _finding(rule: type[Rule], message: str, subject: str, module: str, type_name: str) -> Finding:
+    return Finding(
+        rule=rule.slug,
+        code=rule.code,
+        severity=rule.severity,
+        message=message,
+        subject=subject,
+        location=Location(
+            scope="module tree", node=module or "<root>", op_type=type_name, module=module or None
+        ),
+    )
+
+
+@lru_cache(maxsize=256)
+def forward_reads_training(cls: type) -> bool:
+    """Whether a class's own `forward` reads `self.training` (source read with ast, not run)."""
+    forward = cls.__dict__.get("forward")
+    if forward is None:
+        return False
+    try:
+        source = textwrap.dedent(_inspect.getsource(forward))
+        tree = ast.parse(source)
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return False
+    return any(
+        isinstance(node, ast.Attribute)
+        and node.attr == "training"
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "self"
+        for node in ast.walk(tree)
+    )
+
+
+def mode_dependence(module: Any) -> str | None:
+    """Why a module's output depends on its training flag, or None."""
+    from torch import nn
+    from torch.nn.modules.batchnorm import _BatchNorm
+    from torch.nn.modules.dropout import _DropoutNd
+    from torch.nn.modules.instancenorm import _InstanceNorm
+
+    if isinstance(module, (_DropoutNd, nn.AlphaDropout, nn.FeatureAlphaDropout)):
+        return f"dropout p={getattr(module, 'p', '?')} (drops only in training)"
+    if isinstance(module, _InstanceNorm) and module.track_running_stats:
+        return "instance norm with running statistics (input statistics in training)"
+    if isinstance(module, _BatchNorm):
+        if module.track_running_stats:
+            return "batch norm (batch statistics in training, running statistics in eval)"
+        return "batch norm without running statistics (batch statistics in both modes)"
+    if isinstance(module, nn.RNNBase) and module.dropout:
+        return f"recurrent layer with inter-layer dropout {module.dropout:g}"
+    for cls in type(module).__mro__:
+        if cls.__module__.startswith("torch."):
+            break
+        if forward_reads_training(cls):
+            return f"custom forward of {cls.__qualname__} reads self.training"
+    return None
+
+
+def _stale_statistics(module: Any) -> bool:
+    import torch
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    if not isinstance(module, _BatchNorm) or not module.track_running_stats:
+        return False
+    tracked = getattr(module, "num_batches_tracked", None)
+    mean, var = module.running_mean, module.running_var
+    if tracked is None or mean is None or var is None:
+        return False
+    with torch.no_grad():
+        return int(tracked) == 0 and bool(torch.all(mean == 0)) and bool(torch.all(var == 1))
+
+
+def audit_findings(model: Any, subject: str = "model") -> list[Finding]:
+    """Findings for one model; its flags are restored before returning."""
+    findings: list[Finding] = []
+    with preserved(model):
+        model.eval()
+        modules = dict(model.named_modules())
+        training = {name for name, m in modules.items() if m.training}
+        for name, module in modules.items():
+            type_name = type(module).__name__
+            parent = name.rsplit(".", 1)[0] if "." in name else ""
+            if name in training and not (name and parent in training):
+                below = sum(
+                    1
+                    for other in training
+                    if other != name and other.startswith(f"{name}." if name else "")
+                )
+                extra = f" (with {below} submodule(s) below it)" if below else ""
+                findings.append(
+                    _finding(
+                        SubmoduleLeftTraining,
+                        f"{name or '<root>'} ({type_name}){extra} is still in training mode after "
+                        "model.eval(): a train() override does not reach it",
+                        subject,
+                        name,
+                        type_name,
+                    )
+                )
+            why = mode_dependence(module)
+            if why:
+                findings.append(
+                    _finding(
+                        ModeDependentModule,
+                        f"{name or '<root>'} ({type_name}): {why}",
+                        subject,
+                        name,
+                        type_name,
+                    )
+                )
+            if _stale_statistics(module):
+                findings.append(
+                    _finding(
+                        StaleBatchNormStats,
+                        f"{name} ({type_name}) has num_batches_tracked == 0, running mean all 0 and "
+                        "variance all 1: its statistics were never updated",
+                        subject,
+                        name,
+                        type_name,
+                    )
+                )
+    return findings
+
+
+def audit(model: Any, *, subject: str = "model", fail_on: str = "error") -> Report:
+    """Audits a model's modules without changing it."""
+    return Report(
+        subjects=(subject,), findings=tuple(audit_findings(model, subject)), fail_on=fail_on
+    )

@@ -1,0 +1,134 @@
+"""Runs artifacts: ONNX Runtime sessions per provider and optimization level, TorchScript and
+ExportedPrograms on torch devices. Each runner is created once and run as often as needed."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from exportcheck.errors import MissingExternalDataError, UnreadableArtifactError
+from exportcheck.tensors import flatten, to_numpy
+
+OPTIMIZATION_LEVELS = {
+    "disable_all": "ORT_DISABLE_ALL",
+    "default": "ORT_ENABLE_ALL",
+}
+
+
+class RunnerUnavailable(Exception):
+    """A runtime, provider or device that is not there; the report says it was skipped."""
+
+
+@dataclass
+class Runner:
+    """Something that maps input tensors to a list of numpy outputs, with a label."""
+
+    runtime: str
+    device: str
+    provider: str | None
+    optimization: str | None
+    output_names: list[str]
+    call: Any
+
+    def run(self, inputs: Sequence[Any]) -> list[np.ndarray]:
+        return self.call(inputs)
+
+
+def check_onnx_external_data(path: str) -> None:
+    """Before ORT reads anything: refuse escaping locations, and name a missing side file."""
+    from exportcheck.readers.onnx_reader import (
+        check_external_location,
+        external_data_location,
+        iter_graphs,
+        load_model,
+    )
+
+    model = load_model(path)
+    for graph, _ in iter_graphs(model.graph, "main"):
+        for tensor in graph.initializer:
+            if tensor.data_location != 1:
+                continue
+            location = external_data_location(tensor) or ""
+            resolved = check_external_location(path, location, tensor.name)
+            if not os.path.isfile(resolved):
+                raise MissingExternalDataError(
+                    f"external data file {location!r} (tensor {tensor.name!r}) is missing; "
+                    "the model cannot run",
+                    subject=path,
+                )
+
+
+def onnx_runner(path: str, device: str, optimization: str) -> Runner:
+    import onnxruntime as ort
+
+    provider = "CUDAExecutionProvider" if device == "cuda" else "CPUExecutionProvider"
+    if provider not in ort.get_available_providers():
+        raise RunnerUnavailable(
+            f"{provider} is not available in this onnxruntime "
+            f"({ort.__version__}; install onnxruntime-gpu for CUDA)"
+        )
+    options = ort.SessionOptions()
+    options.graph_optimization_level = getattr(
+        ort.GraphOptimizationLevel, OPTIMIZATION_LEVELS[optimization]
+    )
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(path, sess_options=options, providers=[provider])
+    except Exception as error:
+        text = str(error).strip().splitlines()
+        raise UnreadableArtifactError(
+            f"onnxruntime cannot load the model: {text[0] if text else type(error).__name__}",
+            subject=path,
+        ) from None
+    names = [i.name for i in session.get_inputs()]
+    outputs = [o.name for o in session.get_outputs()]
+
+    def call(inputs: Sequence[Any]) -> list[np.ndarray]:
+        if len(inputs) != len(names):
+            raise ValueError(f"the model takes {len(names)} input(s), {len(inputs)} given")
+        feed = {name: to_numpy(x) for name, x in zip(names, inputs)}
+        return [np.asarray(v) for v in session.run(outputs, feed)]
+
+    return Runner("onnxruntime", device, provider, optimization, outputs, call)
+
+
+def torch_runner(path: str, kind: str, device: str) -> Runner:
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RunnerUnavailable("CUDA is not available to torch")
+    if kind == "torchscript":
+        from exportcheck.readers.torchscript_reader import load_archive
+
+        module = load_archive(path)
+        module = module.to(device)
+    else:
+        from exportcheck.readers.exported_program_reader import load_program
+
+        program = load_program(path)
+        module = program.module()
+        if device != "cpu":
+            module = module.to(device)
+
+    def call(inputs: Sequence[Any]) -> list[np.ndarray]:
+        moved = [x.to(device) for x in inputs]
+        with torch.inference_mode():
+            return [to_numpy(t) for t in flatten(module(*moved))]
+
+    return Runner("torch", device, None, None, [], call)
+
+
+def pytorch_runner(model: Any, device: str) -> Runner:
+    """The eval-mode model itself (the caller holds it in eval mode)."""
+    import torch
+
+    def call(inputs: Sequence[Any]) -> list[np.ndarray]:
+        moved = [x.to(device) for x in inputs]
+        with torch.inference_mode():
+            return [to_numpy(t) for t in flatten(model(*moved))]
+
+    return Runner("torch", device, None, None, [], call)

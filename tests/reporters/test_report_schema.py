@@ -1,0 +1,90 @@
+"""The JSON report's schema: a valid 2020-12 schema that matches what Report.to_dict() writes."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+import exportcheck
+from exportcheck.report import Report
+from exportcheck.reporters.json_format import render_json
+
+SCHEMA_PATH = Path(exportcheck.__file__).parent / "schemas" / "report.schema.json"
+
+
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.Draft202012Validator:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def test_json_report_validates(
+    validator: jsonschema.Draft202012Validator, sample_report: Report
+) -> None:
+    validator.validate(json.loads(render_json(sample_report)))
+
+
+def test_schema_covers_every_key_and_nothing_else(
+    validator: jsonschema.Draft202012Validator, samples: dict[str, Report]
+) -> None:
+    schema = validator.schema
+    data = samples["comparisons"].to_dict()
+    assert set(schema["required"]) == set(schema["properties"]) == set(data)
+    defs = schema["$defs"]
+    assert set(defs["comparison"]["required"]) == set(data["comparisons"][0])
+    assert set(defs["metrics"]["required"]) == set(data["comparisons"][0]["metrics"])
+    assert set(defs["tolerance"]["required"]) == set(data["comparisons"][0]["tolerance"])
+    finding = samples["findings"].to_dict()["findings"][3]
+    assert set(defs["finding"]["properties"]) == set(finding)
+    assert set(defs["location"]["required"]) == set(finding["location"])
+    errors = samples["skipped_and_errors"].to_dict()
+    assert set(defs["skipped"]["required"]) == set(errors["skipped"][0])
+    assert set(defs["inputProblem"]["required"]) == set(errors["errors"][0])
+
+
+def _mutations() -> list[tuple[str, Any]]:
+    def extra_key(d: dict[str, Any]) -> None:
+        d["surprise"] = 1
+
+    def bad_severity(d: dict[str, Any]) -> None:
+        d["findings"][0]["severity"] = "fatal"
+
+    def missing_location(d: dict[str, Any]) -> None:
+        del d["findings"][0]["location"]
+
+    def bad_fail_on(d: dict[str, Any]) -> None:
+        d["fail_on"] = "critical"
+
+    def extra_summary_key(d: dict[str, Any]) -> None:
+        d["summary"]["fatal"] = 0
+
+    def extra_location_key(d: dict[str, Any]) -> None:
+        d["findings"][0]["location"]["line"] = 3
+
+    return [
+        ("extra_key", extra_key),
+        ("bad_severity", bad_severity),
+        ("missing_location", missing_location),
+        ("bad_fail_on", bad_fail_on),
+        ("extra_summary_key", extra_summary_key),
+        ("extra_location_key", extra_location_key),
+    ]
+
+
+@pytest.mark.parametrize(("name", "mutate"), _mutations(), ids=[m[0] for m in _mutations()])
+def test_schema_rejects_other_shapes(
+    validator: jsonschema.Draft202012Validator,
+    samples: dict[str, Report],
+    name: str,
+    mutate: Any,
+) -> None:
+    data = copy.deepcopy(samples["findings"].to_dict())
+    validator.validate(data)
+    mutate(data)
+    assert not validator.is_valid(data), name

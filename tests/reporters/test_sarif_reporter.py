@@ -1,0 +1,193 @@
+"""SARIF 2.1.0: valid against the schema, the whole rule catalogue, one result per finding."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import jsonschema
+import pytest
+
+from exportcheck import __version__
+from exportcheck.report import Report
+from exportcheck.reporters.sarif import artifact_uri, render_sarif
+from exportcheck.rules import RULES
+from exportcheck.rules.base import DOC_SECTIONS
+
+# Hand-written subset of the OASIS SARIF 2.1.0 schema (the official file is not available
+# offline); see its description.
+SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-2.1.0-subset.schema.json").read_text())
+
+
+def sarif(report: Report) -> dict[str, Any]:
+    return json.loads(render_sarif(report))
+
+
+def run_of(report: Report) -> dict[str, Any]:
+    (run,) = sarif(report)["runs"]
+    return run
+
+
+def uris(log: dict[str, Any]) -> list[str]:
+    found = []
+
+    def walk(value: object) -> None:
+        if isinstance(value, dict):
+            if "artifactLocation" in value:
+                found.append(value["artifactLocation"]["uri"])
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(log)
+    return found
+
+
+def test_schema_is_a_valid_draft7_schema() -> None:
+    jsonschema.Draft7Validator.check_schema(SCHEMA)
+
+
+def test_validates_against_sarif_schema(sample_report: Report) -> None:
+    log = sarif(sample_report)
+    jsonschema.Draft7Validator(SCHEMA).validate(log)
+    assert log["$schema"] == "https://json.schemastore.org/sarif-2.1.0.json"
+    assert log["version"] == "2.1.0"
+
+
+def test_uris_are_relative_references_or_file_uris(sample_report: Report) -> None:
+    for uri in uris(sarif(sample_report)):
+        parts = urlsplit(uri)
+        assert parts.scheme in ("", "file"), uri
+        assert " " not in uri and "\\" not in uri
+
+
+def test_driver_lists_every_rule_with_its_documentation(samples: dict[str, Report]) -> None:
+    driver = run_of(samples["clean"])["tool"]["driver"]
+    assert driver["name"] == "exportcheck"
+    assert driver["version"] == __version__
+    assert [r["id"] for r in driver["rules"]] == [rule.slug for rule in RULES]
+    levels = {"error": "error", "warning": "warning", "info": "note"}
+    for descriptor, rule in zip(driver["rules"], RULES):
+        assert descriptor["shortDescription"]["text"] == rule.summary
+        assert descriptor["fullDescription"]["text"] == rule.doc()
+        assert descriptor["help"]["text"] == rule.doc()
+        markdown = descriptor["help"]["markdown"].splitlines()
+        for section in DOC_SECTIONS:
+            heading = markdown.index(f"**{section}**")
+            # dedented, so Markdown does not read the section body as a code block
+            assert markdown[heading + 1] == ""
+            assert markdown[heading + 2] and not markdown[heading + 2].startswith(" ")
+        assert descriptor["defaultConfiguration"]["level"] == levels[rule.severity.label]
+        assert descriptor["properties"]["code"] == rule.code
+
+
+def test_one_result_per_finding_with_rule_index(samples: dict[str, Report]) -> None:
+    report = samples["findings"]
+    run = run_of(report)
+    results = run["results"]
+    assert len(results) == len(report.findings)
+    rules = run["tool"]["driver"]["rules"]
+    for result, finding in zip(results, report.findings):
+        assert result["ruleId"] == finding.rule
+        assert rules[result["ruleIndex"]]["id"] == finding.rule
+        assert result["message"]["text"] == finding.message
+        assert result["properties"]["code"] == finding.code
+    assert [r["level"] for r in results] == ["error", "warning", "note", "error", "error"]
+
+
+def test_artifact_finding_locations(samples: dict[str, Report]) -> None:
+    result = run_of(samples["findings"])["results"][0]
+    (location,) = result["locations"]
+    assert location["physicalLocation"]["artifactLocation"]["uri"] == "models/encoder.onnx"
+    module, node = location["logicalLocations"]
+    assert module == {"name": "dropout", "fullyQualifiedName": "encoder.dropout", "kind": "module"}
+    assert node["fullyQualifiedName"] == "main_graph//encoder/dropout/Dropout"
+    assert node["kind"] == "member"
+    assert node["properties"] == {"opType": "Dropout"}
+
+
+def test_target_subjects(samples: dict[str, Report]) -> None:
+    file_target = run_of(samples["findings"])["results"][4]["locations"][0]
+    assert file_target["physicalLocation"]["artifactLocation"]["uri"] == "train.py"
+    assert file_target["logicalLocations"][0] == {
+        "name": "build",
+        "fullyQualifiedName": "train.py:build",
+        "kind": "function",
+    }
+    module_target = run_of(samples["odd_paths"])["results"][0]["locations"][0]
+    assert "physicalLocation" not in module_target
+    assert module_target["logicalLocations"][0]["fullyQualifiedName"] == "pkg.models:build"
+
+
+@pytest.mark.parametrize(
+    ("path", "uri"),
+    [
+        ("models/encoder.onnx", "models/encoder.onnx"),
+        ("models\\encoder.onnx", "models/encoder.onnx"),
+        ("/abs/dir/model.onnx", "file:///abs/dir/model.onnx"),
+        ("C:\\models\\net.onnx", "file:///C:/models/net.onnx"),
+        ("my dir/we:ird.onnx", "my%20dir/we%3Aird.onnx"),
+        ("we:ird.onnx", "we%3Aird.onnx"),
+        ("100%.onnx", "100%25.onnx"),
+    ],
+)
+def test_artifact_uri(path: str, uri: str) -> None:
+    assert artifact_uri(path) == uri
+
+
+def test_suppressed_finding_keeps_its_result(samples: dict[str, Report]) -> None:
+    results = run_of(samples["findings"])["results"]
+    suppressed = [r for r in results if "suppressions" in r]
+    assert len(suppressed) == 1
+    assert suppressed[0]["ruleId"] == "training-batchnorm"
+    assert suppressed[0]["suppressions"] == [
+        {
+            "kind": "external",
+            "status": "accepted",
+            "justification": "known issue | tracked in #12",
+            "properties": {"entry": 0},
+        }
+    ]
+
+
+def test_invocation_success_and_exit_code(samples: dict[str, Report]) -> None:
+    (invocation,) = run_of(samples["clean"])["invocations"]
+    assert invocation == {"executionSuccessful": True, "exitCode": 0}
+    (invocation,) = run_of(samples["findings"])["invocations"]
+    assert invocation["executionSuccessful"] is True
+    assert invocation["exitCode"] == 1
+
+
+def test_input_errors_become_error_notifications(samples: dict[str, Report]) -> None:
+    run = run_of(samples["skipped_and_errors"])
+    (invocation,) = run["invocations"]
+    assert invocation["executionSuccessful"] is False
+    assert invocation["exitCode"] == 2
+    notes = invocation["toolExecutionNotifications"]
+    errors = [n for n in notes if n["level"] == "error"]
+    assert [n["message"]["text"] for n in errors] == [
+        "broken.onnx: not an ONNX model (protobuf parse failed)",
+        "missing.pt: no such file or directory",
+    ]
+    assert errors[0]["properties"]["error"] == "UnreadableArtifactError"
+    assert errors[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == (
+        "broken.onnx"
+    )
+    skipped = [n for n in notes if n["level"] == "note"]
+    assert len(skipped) == 2
+    assert "no CUDA device" in skipped[0]["message"]["text"]
+    (unused,) = invocation["toolConfigurationNotifications"]
+    assert unused["level"] == "warning"
+    assert "random-op" in unused["message"]["text"]
+    assert run["results"] == []
+
+
+def test_comparisons_are_counted_in_run_properties(samples: dict[str, Report]) -> None:
+    run = run_of(samples["comparisons"])
+    assert run["properties"]["comparisons"] == {"total": 3, "passed": 1, "failed": 2}
+    assert [r["ruleId"] for r in run["results"]] == ["output-mismatch"]
+    assert run["properties"]["failOn"] == "error"
