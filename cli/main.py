@@ -54,7 +54,7 @@ def run_guarded(action: Callable[[], int]) -> None:
         fail(str(error), error.exit_code)
     except KeyboardInterrupt:
         fail("interrupted", EXIT_INTERRUPTED)
-    except typer.Exit:
+    except (typer.Exit, typer.BadParameter):
         raise
     except Exception as error:  # the one place an unexpected failure becomes a message
         if os.environ.get("EXPORTCHECK_DEBUG"):
@@ -67,6 +67,18 @@ def run_guarded(action: Callable[[], int]) -> None:
         )
     else:
         raise typer.Exit(code)
+
+
+def check_report_options(format_name: str, fail_on: str, outputs: list[str] | None) -> None:
+    """Usage errors before any work starts."""
+    from exportcheck.reporters import REPORTERS
+
+    check_choice(format_name, list(REPORTERS), "--format")
+    check_choice(fail_on, FAIL_ON_CHOICES, "--fail-on")
+    for spec in outputs or []:
+        name, sep, path = spec.partition("=")
+        if sep and name in REPORTERS and not path:
+            raise typer.BadParameter(f"{spec!r} names no file", param_hint="--output")
 
 
 def check_choice(value: str, choices: tuple[str, ...] | list[str], option: str) -> str:
@@ -132,7 +144,7 @@ def inspect_command(
     fail_on: FailOnOption = "error",
 ) -> None:
     """Read exported artifacts (never their weights) and report training-mode leftovers."""
-    check_choice(fail_on, FAIL_ON_CHOICES, "--fail-on")
+    check_report_options(format_name, fail_on, output)
 
     def action() -> int:
         from exportcheck.inspection import inspect
@@ -279,7 +291,7 @@ def validate_command(
     fail_on: FailOnOption = "error",
 ) -> None:
     """Export the eval-mode model to every format and prove each artifact computes the same."""
-    check_choice(fail_on, FAIL_ON_CHOICES, "--fail-on")
+    check_report_options(format_name, fail_on, output)
     check_choice(device, ("cpu", "cuda", "all"), "--device")
 
     def action() -> int:
@@ -328,7 +340,7 @@ def compare_command(
     fail_on: FailOnOption = "error",
 ) -> None:
     """Check a file someone else exported against the eval-mode model."""
-    check_choice(fail_on, FAIL_ON_CHOICES, "--fail-on")
+    check_report_options(format_name, fail_on, output)
     check_choice(device, ("cpu", "cuda", "all"), "--device")
 
     def action() -> int:
@@ -369,7 +381,7 @@ def audit_command(
     fail_on: FailOnOption = "error",
 ) -> None:
     """Audit the model's modules (and probe its eval-mode behaviour) without exporting."""
-    check_choice(fail_on, FAIL_ON_CHOICES, "--fail-on")
+    check_report_options(format_name, fail_on, output)
     check_choice(device, ("cpu", "cuda", "all"), "--device")
 
     def action() -> int:

@@ -34,13 +34,21 @@ class Arg:
         return cls(source=source)
 
     def truthy(self) -> bool | None:
-        """True/False for a constant, None when the value is only known at run time."""
+        """True/False for a scalar constant; None when it is only known at run time or is not
+        a scalar (a malformed graph)."""
         if not self.constant:
             return None
         value = self.value
-        if hasattr(value, "item") and getattr(value, "size", 1) == 1:
+        if hasattr(value, "item") and hasattr(value, "size"):
+            if value.size != 1:
+                return None
             value = value.item()
-        return bool(value)
+        elif isinstance(value, (list, tuple)):
+            return None
+        try:
+            return bool(value)
+        except (TypeError, ValueError):
+            return None
 
 
 @dataclass(frozen=True)

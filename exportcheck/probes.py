@@ -142,10 +142,9 @@ def companions(inputs: Sequence[Any], count: int, seed: int) -> tuple[Any, ...]:
     for x in inputs:
         shape = (count, *x.shape[1:])
         if x.is_floating_point():
-            sample = (
-                torch.randn(shape, generator=generator).to(x.dtype) * (x.float().std() + 1e-3)
-                + x.float().mean()
-            )
+            sample = torch.randn(shape, generator=generator) * (
+                (float(x.float().std()) if x.numel() > 1 else 1.0) + 1e-3
+            ) + float(x.float().mean())
             made.append(sample.to(device=x.device, dtype=x.dtype))
         else:
             low, high = int(x.min()), int(x.max()) + 1

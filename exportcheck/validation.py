@@ -236,6 +236,20 @@ def check_runner(
         first = runner.run(ctx.inputs)
         second = runner.run(ctx.inputs)
     except Exception as error:
+        if runner.device != "cpu" and runner.runtime == "torch":
+            # Tracing and torch.export bake the export device into constants (LSTM initial
+            # states, views): an artifact exported on the CPU is not expected to run there.
+            outcome.skipped.append(
+                Skipped(
+                    ctx.subject,
+                    f"compare on {runner.device}",
+                    f"{label}: the artifact, exported on cpu, does not run on "
+                    f"{runner.device}: {_one_line(error)}",
+                    artifact_format,
+                    runner.device,
+                )
+            )
+            return outcome
         outcome.findings.append(
             _finding(
                 OutputMismatch,
@@ -409,9 +423,14 @@ def check_artifact(
             )
             continue
         ctx.progress(f"{ctx.subject}: compare {fmt} on {label}")
-        part = check_runner(
-            ctx, runner, artifact=artifact_label, artifact_format=fmt, dynamic_batch=dynamic_batch
-        )
+        with tf32(ctx.allow_tf32) if runner.device == "cuda" else contextlib.nullcontext():
+            part = check_runner(
+                ctx,
+                runner,
+                artifact=artifact_label,
+                artifact_format=fmt,
+                dynamic_batch=dynamic_batch,
+            )
         outcome.comparisons += part.comparisons
         outcome.findings += part.findings
         outcome.skipped += part.skipped

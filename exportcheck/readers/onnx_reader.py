@@ -26,17 +26,20 @@ from exportcheck.graphview import (
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 _SUBGRAPH_TYPES = (AttributeProto.GRAPH, AttributeProto.GRAPHS)
 _EXTERNAL = TensorProto.EXTERNAL
+_SCALAR_INPUTS = frozenset({"ratio", "training_mode"})
 
 
 @dataclass
 class _Scope:
-    """Names a scope defines: initializers, Constant outputs and graph inputs, plus its parent."""
+    """Names a scope defines: initializers, Constant outputs, graph inputs and other node
+    outputs (which hide an outer definition of the same name), plus its parent."""
 
     name: str
     parent: _Scope | None
     initializers: dict[str, TensorProto] = field(default_factory=dict)
     constants: dict[str, NodeProto] = field(default_factory=dict)
     inputs: set[str] = field(default_factory=set)
+    computed: set[str] = field(default_factory=set)
     nodes: Any = ()
     opsets: dict[str, int] = field(default_factory=dict)
 
@@ -81,19 +84,29 @@ def load_model(path: str) -> onnx.ModelProto:
     return model
 
 
+def _text(value: str | bytes) -> str:
+    """A protobuf string field as text: protobuf hands back bytes where a file's is not UTF-8."""
+    return value if isinstance(value, str) else value.decode("utf-8", "backslashreplace")
+
+
 def external_data_location(tensor: TensorProto) -> str | None:
     for entry in tensor.external_data:
-        if entry.key == "location":
-            return entry.value
+        if _text(entry.key) == "location":
+            return _text(entry.value)
     return None
 
 
 def check_external_location(path: str, location: str, tensor_name: str) -> str:
     """Returns the side file's absolute path, or refuses a location outside the model's folder."""
     base = os.path.dirname(os.path.abspath(path))
+    if not location or "\0" in location:
+        raise UnsafeExternalDataError(
+            f"external data of tensor {tensor_name!r} has no usable location ({location!r}); "
+            "refused",
+            subject=path,
+        )
     if (
-        not location
-        or os.path.isabs(location)
+        os.path.isabs(location)
         or location.startswith(("/", "\\"))
         or (len(location) > 1 and location[1] == ":")
     ):
@@ -164,11 +177,12 @@ def _tensor_arg(tensor: TensorProto, source: str) -> Arg:
 def _constant_node_value(node: NodeProto) -> Arg:
     source = f"Constant {node.name!r}"
     for attr in node.attribute:
-        if attr.name == "value" and attr.type == AttributeProto.TENSOR and not attr.ref_attr_name:
+        name = _text(attr.name)
+        if name == "value" and attr.type == AttributeProto.TENSOR and not attr.ref_attr_name:
             if attr.t.data_location == _EXTERNAL:
                 return Arg.dynamic("Constant with external data")
             return _tensor_arg(attr.t, source)
-        if attr.name == "value" or attr.name.startswith("value_"):
+        if name == "value" or name.startswith("value_"):
             return _attribute_arg(attr, source)
     return Arg.dynamic(f"Constant {node.name!r} without a value")
 
@@ -188,6 +202,8 @@ def resolve_value(name: str, scope: _Scope) -> Arg:
         if name in current.inputs:
             where = "graph input" if current.parent is None else f"input of scope {current.name}"
             return Arg.dynamic(f"{where} {name!r}")
+        if name in current.computed:
+            break
         current = current.parent
     return Arg.dynamic(f"computed value {name!r}")
 
@@ -197,19 +213,23 @@ def module_path_of(node: NodeProto) -> str | None:
     for prop in node.metadata_props:
         if prop.key == "pkg.torch.onnx.name_scopes":
             try:
-                scopes = ast.literal_eval(prop.value)
-            except (ValueError, SyntaxError):
+                scopes = ast.literal_eval(_text(prop.value))
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                break
+            # Metadata is free text: anything but a list of names is ignored, not trusted.
+            if not isinstance(scopes, (list, tuple)) or not all(isinstance(s, str) for s in scopes):
                 break
             modules = [s for s in scopes[:-1] if s]
             return modules[-1] if modules else None
     for prop in node.metadata_props:
         if prop.key == "namespace":
-            names = [part.split(":", 1)[0].strip() for part in prop.value.split("/")]
+            names = [part.split(":", 1)[0].strip() for part in _text(prop.value).split("/")]
             modules = [n for n in names[1:-1] if n]
             return modules[-1] if modules else None
-    if node.name.startswith("/"):
+    node_name = _text(node.name)
+    if node_name.startswith("/"):
         path = ""
-        for segment in node.name.strip("/").split("/")[:-1]:
+        for segment in node_name.strip("/").split("/")[:-1]:
             if path and not segment.startswith(path + "."):
                 path = f"{path}.{segment}"
             else:
@@ -226,25 +246,32 @@ def _opset_versions(model: onnx.ModelProto) -> dict[str, int]:
 
 
 def _node_view(node: NodeProto, scope: _Scope, index: GraphIndex) -> NodeView:
-    domain = node.domain if node.domain not in _DEFAULT_DOMAINS else ""
-    op = node.op_type if not domain else f"{domain}::{node.op_type}"
-    names = _input_names(node.op_type, domain, scope.opsets.get(domain, 1))
+    op_type, domain = _text(node.op_type), _text(node.domain)
+    domain = domain if domain not in _DEFAULT_DOMAINS else ""
+    op = op_type if not domain else f"{domain}::{op_type}"
+    names = _input_names(op_type, domain, scope.opsets.get(domain, 1))
+    inputs, outputs = tuple(map(_text, node.input)), tuple(map(_text, node.output))
     args: dict[str, Arg] = {}
-    for position, value in enumerate(node.input):
+    for position, value in enumerate(inputs):
         if not value:
             continue
         key = names[position] if position < len(names) else f"input{position}"
-        args[key] = resolve_value(value, scope)
+        arg = resolve_value(value, scope)
+        if key in _SCALAR_INPUTS and arg.constant and getattr(arg.value, "size", 1) != 1:
+            # ONNX declares these scalars; a tensor of another shape has no one truth value.
+            shape = tuple(getattr(arg.value, "shape", ()))
+            arg = Arg.dynamic(f"{arg.source}, a tensor of shape {shape} where a scalar belongs")
+        args[key] = arg
     for attr in node.attribute:
         if attr.type not in _SUBGRAPH_TYPES:
-            args.setdefault(attr.name, _attribute_arg(attr, "attribute"))
+            args.setdefault(_text(attr.name), _attribute_arg(attr, "attribute"))
     return NodeView(
         kind=ArtifactKind.ONNX,
         scope=scope.name,
-        name=node.name or f"{node.op_type}({', '.join(node.output)})",
+        name=_text(node.name) or f"{op_type}({', '.join(outputs)})",
         op=op,
-        inputs=tuple(node.input),
-        outputs=tuple(node.output),
+        inputs=inputs,
+        outputs=outputs,
         args=args,
         module=module_path_of(node),
         graph=index,
@@ -307,13 +334,16 @@ def read_onnx(path: str, wanted: frozenset[str]) -> ArtifactView:
         index = _scope_index(scope)
         hits: list[NodeProto] = []
         constants = scope.constants
+        computed = scope.computed
         for node in graph.node:
             node_count += 1
             op_type = node.op_type
             if op_type in wanted_types:
                 hits.append(node)
-            elif op_type == "Constant" and len(node.output) == 1:
+            if op_type == "Constant" and len(node.output) == 1:
                 constants[node.output[0]] = node
+            else:
+                computed.update(node.output)
             for attr in node.attribute:
                 if attr.type == AttributeProto.GRAPH:
                     sub = attr.g

@@ -1,0 +1,78 @@
+"""Layering: the library never imports the CLI stack; light commands never import torch."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LIBRARY = ROOT / "exportcheck"
+FORBIDDEN_IN_LIBRARY = ("typer", "rich.console", "click")
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("path", sorted(LIBRARY.rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))
+def test_library_does_not_import_cli_stack(path):
+    if path.name == "__main__.py":
+        return
+    for name in imported_modules(path):
+        assert not any(name == f or name.startswith(f + ".") for f in FORBIDDEN_IN_LIBRARY), (
+            f"{path.relative_to(ROOT)} imports {name}"
+        )
+
+
+def test_library_never_prints():
+    for path in LIBRARY.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        calls = [
+            n for n in ast.walk(tree)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("print", "exit")
+        ]
+        assert not calls, f"{path.relative_to(ROOT)} calls print/exit"
+
+
+def modules_loaded_by(args: list[str]) -> set[str]:
+    probe = (
+        "import sys, atexit\n"
+        "atexit.register(lambda: sys.__stderr__.write('\\nLOADED ' + ' '.join(sorted(sys.modules)) + '\\n'))\n"
+        "sys.argv = ['exportcheck'] + sys.argv[1:]\n"
+        "from exportcheck.cli.main import main\n"
+        "main()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=120)
+    line = next(line for line in result.stderr.splitlines() if line.startswith("LOADED "))
+    return set(line.split()[1:])
+
+
+@pytest.mark.parametrize("args", [["--help"], ["rules"], ["explain", "training-dropout"]])
+def test_light_commands_import_neither_torch_nor_onnxruntime(args):
+    loaded = modules_loaded_by(args)
+    assert "torch" not in loaded
+    assert "onnxruntime" not in loaded
+
+
+def test_inspecting_onnx_never_imports_torch(sample_exports):
+    loaded = modules_loaded_by(["inspect", sample_exports[("cnn", "train", "onnx")], "--fail-on", "never"])
+    assert "onnx" in loaded
+    assert "torch" not in loaded
+    assert "onnxruntime" not in loaded
+
+
+def test_python_dash_m_runs_the_cli():
+    result = subprocess.run([sys.executable, "-m", "exportcheck", "--version"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and "exportcheck" in result.stdout
