@@ -1,16 +1,17 @@
-"""The Typer application behind the `exportcheck` command."""
+"""The Typer application behind the `exportcheck` command: parse, call the library, render."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from exportcheck import __version__
-from exportcheck.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, ExportcheckError, OutputError
+from exportcheck.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, ExportcheckError
 from exportcheck.report import FAIL_ON_CHOICES, Report
 
 app = typer.Typer(
@@ -22,7 +23,7 @@ app = typer.Typer(
 )
 
 FormatOption = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--format", "-f", help="Report format on stdout: text, json, junit, sarif, markdown."
     ),
@@ -36,8 +37,52 @@ OutputOption = Annotated[
     ),
 ]
 FailOnOption = Annotated[
-    str,
+    str | None,
     typer.Option("--fail-on", help="Exit 1 on findings at or above: error, warning, info, never."),
+]
+ConfigOption = Annotated[
+    str | None,
+    typer.Option("--config", help="Settings file (default: [tool.exportcheck] in pyproject.toml)."),
+]
+FormatsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--formats",
+        help="Export formats, comma-separated or repeated (default: all): onnx, "
+        "onnx-legacy, torchscript-trace, torchscript-script, exported-program.",
+    ),
+]
+DeviceOption = Annotated[
+    str | None, typer.Option("--device", help="cpu, cuda or all (default: all available).")
+]
+InputShapeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--input-shape", help="Example input shape like 1x3x224x224 or 2x128:int64 (repeatable)."
+    ),
+]
+InputsOption = Annotated[
+    str | None, typer.Option("--inputs", help="Example inputs: .pt (weights_only) or .npz.")
+]
+RtolOption = Annotated[
+    float | None, typer.Option("--rtol", help="Relative tolerance (default per dtype).")
+]
+AtolOption = Annotated[
+    float | None, typer.Option("--atol", help="Absolute tolerance (default per dtype).")
+]
+Tf32Option = Annotated[
+    bool | None, typer.Option("--allow-tf32/--no-tf32", help="Let the CUDA reference use TF32.")
+]
+JobsOption = Annotated[
+    int | None,
+    typer.Option("--jobs", "-j", min=1, help="Targets validated in parallel worker processes."),
+]
+TimeoutOption = Annotated[
+    float | None,
+    typer.Option("--timeout", min=0.0, help="Seconds allowed per target (runs it in a worker)."),
+]
+ShardOption = Annotated[
+    str | None, typer.Option("--shard", help="i/n: only this CI matrix job's share of the targets.")
 ]
 
 
@@ -61,24 +106,11 @@ def run_guarded(action: Callable[[], int]) -> None:
             raise
         detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
         fail(
-            f"internal error: {type(error).__name__}: {detail} "
-            "(set EXPORTCHECK_DEBUG=1 for a traceback)",
+            f"internal error: {type(error).__name__}: {detail} (set EXPORTCHECK_DEBUG=1 for a traceback)",
             EXIT_INTERNAL,
         )
     else:
         raise typer.Exit(code)
-
-
-def check_report_options(format_name: str, fail_on: str, outputs: list[str] | None) -> None:
-    """Usage errors before any work starts."""
-    from exportcheck.reporters import REPORTERS
-
-    check_choice(format_name, list(REPORTERS), "--format")
-    check_choice(fail_on, FAIL_ON_CHOICES, "--fail-on")
-    for spec in outputs or []:
-        name, sep, path = spec.partition("=")
-        if sep and name in REPORTERS and not path:
-            raise typer.BadParameter(f"{spec!r} names no file", param_hint="--output")
 
 
 def check_choice(value: str, choices: tuple[str, ...] | list[str], option: str) -> str:
@@ -87,30 +119,76 @@ def check_choice(value: str, choices: tuple[str, ...] | list[str], option: str) 
     return value
 
 
-def emit(report: Report, format_name: str, outputs: list[str] | None) -> None:
-    """Renders the report in every requested format and writes each where asked."""
-    from exportcheck.output import write_atomic
-    from exportcheck.reporters import REPORTERS, render
+def settings_for(config: str | None, **overrides: Any) -> Any:
+    """Settings from the config file, then the flags given; usage errors before any work."""
+    from exportcheck.config import load_settings
+    from exportcheck.reporters import REPORTERS
 
-    check_choice(format_name, list(REPORTERS), "--format")
+    if overrides.get("format") is not None:
+        check_choice(overrides["format"], list(REPORTERS), "--format")
+    if overrides.get("fail_on") is not None:
+        check_choice(overrides["fail_on"], FAIL_ON_CHOICES, "--fail-on")
+    if overrides.get("device") is not None:
+        check_choice(overrides["device"], ("cpu", "cuda", "all"), "--device")
+    try:
+        return load_settings(config, overrides=overrides)
+    except ExportcheckError as error:
+        fail(str(error), error.exit_code)
+
+
+def output_targets(format_name: str, outputs: list[str] | None) -> list[tuple[str, str | None]]:
+    from exportcheck.reporters import REPORTERS
+
     targets: list[tuple[str, str | None]] = []
     for spec in outputs or []:
         name, sep, path = spec.partition("=")
         if sep and name in REPORTERS:
+            if not path:
+                raise typer.BadParameter(f"{spec!r} names no file", param_hint="--output")
             targets.append((name, path))
         else:
             targets.append((format_name, spec))
-    if not any(path for _, path in targets if _ == format_name) or not targets:
-        if not any(fmt == format_name for fmt, _ in targets):
-            targets.insert(0, (format_name, None))
+    if not any(fmt == format_name for fmt, _ in targets):
+        targets.insert(0, (format_name, None))
+    return targets
+
+
+def emit(report: Report, targets: list[tuple[str, str | None]]) -> None:
+    from exportcheck.output import write_atomic
+    from exportcheck.reporters import render
+
     for fmt, path in targets:
         text = render(report, fmt)
         if path is None:
             sys.stdout.write(text)
         else:
-            if not path:
-                raise OutputError("empty path after FORMAT=", subject="--output")
             write_atomic(path, text)
+
+
+def finish(report: Report, settings: Any, outputs: list[str] | None) -> int:
+    from exportcheck.policy import apply_policy
+
+    report = apply_policy(report, settings)
+    for problem in report.errors:
+        typer.echo(f"exportcheck: error: {problem.subject}: {problem.message}", err=True)
+    emit(report, output_targets(settings.format, outputs))
+    return report.exit_code()
+
+
+def split_formats(values: list[str] | None) -> tuple[str, ...] | None:
+    if not values:
+        return None
+    return tuple(part.strip() for value in values for part in value.split(",") if part.strip())
+
+
+def run_with_progress(action: Callable[[Callable[[str], None] | None], Report]) -> Report:
+    """A rich status line on a terminal; nothing extra when stderr is not a TTY."""
+    if not sys.stderr.isatty():
+        return action(None)
+    from rich.console import Console
+
+    with Console(stderr=True).status("starting") as status:
+        return action(lambda step: status.update(step))
 
 
 def version_callback(value: bool) -> None:
@@ -139,19 +217,244 @@ def inspect_command(
             help="Artifact files or directories (.onnx, .pt, .pth, .ts, .torchscript, .pt2)."
         ),
     ],
-    format_name: FormatOption = "text",
+    format_name: FormatOption = None,
     output: OutputOption = None,
-    fail_on: FailOnOption = "error",
+    fail_on: FailOnOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """Read exported artifacts (never their weights) and report training-mode leftovers."""
-    check_report_options(format_name, fail_on, output)
+    settings = settings_for(config, format=format_name, fail_on=fail_on)
+    output_targets(settings.format, output)
 
     def action() -> int:
         from exportcheck.inspection import inspect
 
-        return finish(inspect(paths, fail_on=fail_on), format_name, output)
+        return finish(inspect(paths, fail_on=settings.fail_on), settings, output)
 
     run_guarded(action)
+
+
+def _validation_options(settings: Any) -> dict[str, Any]:
+    from exportcheck.validation import Tolerances
+
+    return dict(
+        formats=settings.formats,
+        devices=settings.device,
+        tolerances=Tolerances(settings.rtol, settings.atol, dict(settings.output_tolerances)),
+        allow_tf32=settings.allow_tf32,
+    )
+
+
+@app.command("validate")
+def validate_command(
+    targets: Annotated[
+        list[str],
+        typer.Argument(
+            help="file.py:callable, package.module:callable, or a directory of .py files with build()."
+        ),
+    ],
+    formats: FormatsOption = None,
+    device: DeviceOption = None,
+    input_shape: InputShapeOption = None,
+    inputs: InputsOption = None,
+    rtol: RtolOption = None,
+    atol: AtolOption = None,
+    out_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--out-dir",
+            help="Keep the exported artifacts here (default: a temporary folder, removed).",
+        ),
+    ] = None,
+    allow_tf32: Tf32Option = None,
+    probes: Annotated[
+        bool, typer.Option("--probes/--no-probes", help="Run the behavioural probes.")
+    ] = True,
+    jobs: JobsOption = None,
+    timeout: TimeoutOption = None,
+    shard: ShardOption = None,
+    format_name: FormatOption = None,
+    output: OutputOption = None,
+    fail_on: FailOnOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Export the eval-mode model to every format and prove each artifact computes the same."""
+    settings = settings_for(
+        config,
+        format=format_name,
+        fail_on=fail_on,
+        device=device,
+        rtol=rtol,
+        atol=atol,
+        formats=split_formats(formats),
+        allow_tf32=allow_tf32,
+        jobs=jobs,
+        timeout=timeout,
+    )
+    output_targets(settings.format, output)
+
+    def action() -> int:
+        from exportcheck.parallel import run_targets
+
+        options = _validation_options(settings)
+        report = run_with_progress(
+            lambda update: run_targets(
+                targets,
+                jobs=settings.jobs,
+                timeout=settings.timeout,
+                shard=shard,
+                progress=update,
+                command="validate",
+                input_shapes=tuple(input_shape or ()),
+                inputs_file=inputs,
+                fail_on=settings.fail_on,
+                out_dir=out_dir,
+                probes=probes,
+                **options,
+            )
+        )
+        return finish(report, settings, output)
+
+    run_guarded(action)
+
+
+@app.command("compare")
+def compare_command(
+    artifact: Annotated[
+        str, typer.Argument(help="An exported file (.onnx, TorchScript .pt, .pt2).")
+    ],
+    against: Annotated[
+        str,
+        typer.Option("--against", help="The model: file.py:callable or package.module:callable."),
+    ],
+    device: DeviceOption = None,
+    input_shape: InputShapeOption = None,
+    inputs: InputsOption = None,
+    rtol: RtolOption = None,
+    atol: AtolOption = None,
+    allow_tf32: Tf32Option = None,
+    format_name: FormatOption = None,
+    output: OutputOption = None,
+    fail_on: FailOnOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Check a file someone else exported against the eval-mode model."""
+    settings = settings_for(
+        config,
+        format=format_name,
+        fail_on=fail_on,
+        device=device,
+        rtol=rtol,
+        atol=atol,
+        allow_tf32=allow_tf32,
+    )
+    output_targets(settings.format, output)
+
+    def action() -> int:
+        from exportcheck.validation import compare_target
+
+        options = _validation_options(settings)
+        options.pop("formats")
+        report = run_with_progress(
+            lambda update: compare_target(
+                artifact,
+                against,
+                input_shapes=tuple(input_shape or ()),
+                inputs_file=inputs,
+                progress=update,
+                fail_on=settings.fail_on,
+                **options,
+            )
+        )
+        return finish(report, settings, output)
+
+    run_guarded(action)
+
+
+@app.command("audit")
+def audit_command(
+    targets: Annotated[
+        list[str], typer.Argument(help="file.py:callable, package.module:callable, or a directory.")
+    ],
+    input_shape: InputShapeOption = None,
+    inputs: InputsOption = None,
+    device: Annotated[
+        str | None, typer.Option("--device", help="cpu, cuda or all (default: cpu).")
+    ] = None,
+    probes: Annotated[
+        bool, typer.Option("--probes/--no-probes", help="Also run the behavioural probes.")
+    ] = True,
+    jobs: JobsOption = None,
+    timeout: TimeoutOption = None,
+    shard: ShardOption = None,
+    format_name: FormatOption = None,
+    output: OutputOption = None,
+    fail_on: FailOnOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Audit the model's modules (and probe its eval-mode behaviour) without exporting."""
+    settings = settings_for(
+        config,
+        format=format_name,
+        fail_on=fail_on,
+        device=device or "cpu",
+        jobs=jobs,
+        timeout=timeout,
+    )
+    output_targets(settings.format, output)
+
+    def action() -> int:
+        from exportcheck.parallel import run_targets
+
+        report = run_with_progress(
+            lambda update: run_targets(
+                targets,
+                jobs=settings.jobs,
+                timeout=settings.timeout,
+                shard=shard,
+                progress=update,
+                command="audit",
+                input_shapes=tuple(input_shape or ()),
+                inputs_file=inputs,
+                fail_on=settings.fail_on,
+                probes=probes,
+                devices=settings.device,
+            )
+        )
+        return finish(report, settings, output)
+
+    run_guarded(action)
+
+
+@app.command("config")
+def config_command(
+    config: ConfigOption = None,
+    format_name: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
+) -> None:
+    """Print the effective settings and where each came from."""
+    check_choice(format_name, ("text", "json"), "--format")
+    settings = settings_for(config)
+    values = settings.to_dict()
+    if format_name == "json":
+        typer.echo(
+            json.dumps(
+                {
+                    "config_file": settings.config_file,
+                    "settings": {
+                        k: {"value": v, "source": settings.source(k.replace("-", "_"))}
+                        for k, v in values.items()
+                    },
+                },
+                indent=2,
+            )
+        )
+        return
+    typer.echo(f"config file: {settings.config_file or '(none found)'}")
+    width = max(len(k) for k in values)
+    for key, value in values.items():
+        typer.echo(
+            f"{key.ljust(width)}  {json.dumps(value)}  ({settings.source(key.replace('-', '_'))})"
+        )
 
 
 @app.command("rules")
@@ -163,8 +466,6 @@ def rules_command(
 
     check_choice(format_name, ("text", "json"), "--format")
     if format_name == "json":
-        import json
-
         rows = [
             {
                 "slug": r.slug,
@@ -180,8 +481,7 @@ def rules_command(
     width = max(len(r.slug) for r in RULES)
     for rule in RULES:
         typer.echo(
-            f"{rule.code}  {rule.slug.ljust(width)}  {rule.severity.label:<7}  "
-            f"{rule.stage:<7}  {rule.summary}"
+            f"{rule.code}  {rule.slug.ljust(width)}  {rule.severity.label:<7}  {rule.stage:<7}  {rule.summary}"
         )
 
 
@@ -197,210 +497,6 @@ def explain_command(rule: Annotated[str, typer.Argument(help="A rule slug or cod
         return
     typer.echo(f"{found.code} {found.slug} ({found.severity.label}, {found.stage} stage)\n")
     typer.echo(found.doc())
-
-
-FormatsOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--formats",
-        help="Export formats, comma-separated or repeated (default: all): "
-        "onnx, onnx-legacy, torchscript-trace, torchscript-script, exported-program.",
-    ),
-]
-DeviceOption = Annotated[
-    str, typer.Option("--device", help="cpu, cuda or all (default: all that are available).")
-]
-InputShapeOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--input-shape", help="Example input shape like 1x3x224x224 or 2x128:int64 (repeatable)."
-    ),
-]
-InputsOption = Annotated[
-    str | None,
-    typer.Option("--inputs", help="Example inputs file: .pt (loaded weights_only) or .npz."),
-]
-RtolOption = Annotated[
-    float | None, typer.Option("--rtol", help="Relative tolerance (default per dtype).")
-]
-AtolOption = Annotated[
-    float | None, typer.Option("--atol", help="Absolute tolerance (default per dtype).")
-]
-
-
-def split_formats(values: list[str] | None) -> list[str] | None:
-    if not values:
-        return None
-    return [part.strip() for value in values for part in value.split(",") if part.strip()]
-
-
-def progress_printer() -> tuple[object, object]:
-    """A rich status line on a terminal; nothing when stderr is not a TTY."""
-    if not sys.stderr.isatty():
-        return None, None
-    from rich.console import Console
-
-    status = Console(stderr=True).status("starting")
-    return status, lambda step: status.update(step)
-
-
-def run_with_progress(action: Callable[[object], Report]) -> Report:
-    status, update = progress_printer()
-    if status is None:
-        return action(None)
-    with status:  # type: ignore[attr-defined]
-        return action(update)
-
-
-def finish(report: Report, format_name: str, output: list[str] | None) -> int:
-    for problem in report.errors:
-        typer.echo(f"exportcheck: error: {problem.subject}: {problem.message}", err=True)
-    emit(report, format_name, output)
-    return report.exit_code()
-
-
-@app.command("validate")
-def validate_command(
-    targets: Annotated[
-        list[str],
-        typer.Argument(
-            help="file.py:callable, package.module:callable, or a directory of .py files with build()."
-        ),
-    ],
-    formats: FormatsOption = None,
-    device: DeviceOption = "all",
-    input_shape: InputShapeOption = None,
-    inputs: InputsOption = None,
-    rtol: RtolOption = None,
-    atol: AtolOption = None,
-    out_dir: Annotated[
-        str | None,
-        typer.Option(
-            "--out-dir",
-            help="Keep the exported artifacts here (default: a temporary folder, removed).",
-        ),
-    ] = None,
-    allow_tf32: Annotated[
-        bool, typer.Option("--allow-tf32", help="Let the CUDA reference use TF32.")
-    ] = False,
-    probes: Annotated[
-        bool, typer.Option("--probes/--no-probes", help="Run the behavioural probes.")
-    ] = True,
-    format_name: FormatOption = "text",
-    output: OutputOption = None,
-    fail_on: FailOnOption = "error",
-) -> None:
-    """Export the eval-mode model to every format and prove each artifact computes the same."""
-    check_report_options(format_name, fail_on, output)
-    check_choice(device, ("cpu", "cuda", "all"), "--device")
-
-    def action() -> int:
-        from exportcheck.validation import validate_targets
-
-        report = run_with_progress(
-            lambda update: validate_targets(
-                targets,
-                input_shapes=input_shape or (),
-                inputs_file=inputs,
-                fail_on=fail_on,
-                progress=update,
-                formats=split_formats(formats),
-                devices=device,
-                rtol=rtol,
-                atol=atol,
-                out_dir=out_dir,
-                allow_tf32=allow_tf32,
-                probes=probes,
-            )
-        )
-        return finish(report, format_name, output)
-
-    run_guarded(action)
-
-
-@app.command("compare")
-def compare_command(
-    artifact: Annotated[
-        str, typer.Argument(help="An exported file (.onnx, TorchScript .pt, .pt2).")
-    ],
-    against: Annotated[
-        str,
-        typer.Option("--against", help="The model: file.py:callable or package.module:callable."),
-    ],
-    device: DeviceOption = "all",
-    input_shape: InputShapeOption = None,
-    inputs: InputsOption = None,
-    rtol: RtolOption = None,
-    atol: AtolOption = None,
-    allow_tf32: Annotated[
-        bool, typer.Option("--allow-tf32", help="Let the CUDA reference use TF32.")
-    ] = False,
-    format_name: FormatOption = "text",
-    output: OutputOption = None,
-    fail_on: FailOnOption = "error",
-) -> None:
-    """Check a file someone else exported against the eval-mode model."""
-    check_report_options(format_name, fail_on, output)
-    check_choice(device, ("cpu", "cuda", "all"), "--device")
-
-    def action() -> int:
-        from exportcheck.validation import compare_target
-
-        report = run_with_progress(
-            lambda update: compare_target(
-                artifact,
-                against,
-                input_shapes=input_shape or (),
-                inputs_file=inputs,
-                devices=device,
-                rtol=rtol,
-                atol=atol,
-                allow_tf32=allow_tf32,
-                progress=update,
-                fail_on=fail_on,
-            )
-        )
-        return finish(report, format_name, output)
-
-    run_guarded(action)
-
-
-@app.command("audit")
-def audit_command(
-    targets: Annotated[
-        list[str], typer.Argument(help="file.py:callable, package.module:callable, or a directory.")
-    ],
-    input_shape: InputShapeOption = None,
-    inputs: InputsOption = None,
-    device: DeviceOption = "cpu",
-    probes: Annotated[
-        bool, typer.Option("--probes/--no-probes", help="Also run the behavioural probes.")
-    ] = True,
-    format_name: FormatOption = "text",
-    output: OutputOption = None,
-    fail_on: FailOnOption = "error",
-) -> None:
-    """Audit the model's modules (and probe its eval-mode behaviour) without exporting."""
-    check_report_options(format_name, fail_on, output)
-    check_choice(device, ("cpu", "cuda", "all"), "--device")
-
-    def action() -> int:
-        from exportcheck.validation import audit_targets
-
-        report = run_with_progress(
-            lambda update: audit_targets(
-                targets,
-                input_shapes=input_shape or (),
-                inputs_file=inputs,
-                fail_on=fail_on,
-                probes=probes,
-                devices=device,
-                progress=update,
-            )
-        )
-        return finish(report, format_name, output)
-
-    run_guarded(action)
 
 
 def main() -> None:

@@ -37,7 +37,9 @@ def detect_kind(path: str) -> ArtifactKind:
             subject=path,
         )
     if not os.path.isfile(path):
-        raise UnreadableArtifactError("no such file", subject=path)
+        # A folder or a FIFO named like a model is never opened (a FIFO would block).
+        cause = "not a regular file" if os.path.exists(path) else "no such file"
+        raise UnreadableArtifactError(cause, subject=path)
     if kind is ArtifactKind.ONNX:
         return kind
     names = _zip_names(path)

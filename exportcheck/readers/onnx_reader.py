@@ -26,7 +26,6 @@ from exportcheck.graphview import (
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 _SUBGRAPH_TYPES = (AttributeProto.GRAPH, AttributeProto.GRAPHS)
 _EXTERNAL = TensorProto.EXTERNAL
-_SCALAR_INPUTS = frozenset({"ratio", "training_mode"})
 
 
 @dataclass
@@ -256,12 +255,7 @@ def _node_view(node: NodeProto, scope: _Scope, index: GraphIndex) -> NodeView:
         if not value:
             continue
         key = names[position] if position < len(names) else f"input{position}"
-        arg = resolve_value(value, scope)
-        if key in _SCALAR_INPUTS and arg.constant and getattr(arg.value, "size", 1) != 1:
-            # ONNX declares these scalars; a tensor of another shape has no one truth value.
-            shape = tuple(getattr(arg.value, "shape", ()))
-            arg = Arg.dynamic(f"{arg.source}, a tensor of shape {shape} where a scalar belongs")
-        args[key] = arg
+        args[key] = resolve_value(value, scope)
     for attr in node.attribute:
         if attr.type not in _SUBGRAPH_TYPES:
             args.setdefault(_text(attr.name), _attribute_arg(attr, "attribute"))

@@ -10,7 +10,9 @@ How a Report maps onto test cases (classname is always the subject):
   ``<system-out>``. It did not fail the build, yet stays visible; reporting it as skipped would
   claim that a check did not run;
 - a comparison: a case named ``"<artifact> <runtime> <output>"``, failing with the metrics and the
-  tolerance in its message when the comparison did not pass;
+  tolerance in its message when the comparison did not pass, unless the numeric finding that
+  judges that artifact (output-mismatch, runtime-nondeterminism, nonfinite-output) is suppressed
+  (then skipped, with the reason) or below ``fail_on`` (then passing, metrics in the output);
 - a step that did not run (``report.skipped``): a skipped case named ``"skipped <step>"``;
 - an input error: a case named ``"input"`` with an ``<error>``;
 - a subject with no findings, comparisons or input errors: one passing case ``"exportcheck"``.
@@ -155,10 +157,36 @@ def _add_findings(suite: _Suite, findings: Iterable[Finding], failing: set[Findi
             suite.passed(name, _finding_body(finding))
 
 
-def _add_comparisons(suite: _Suite, comparisons: Iterable[Comparison]) -> None:
+_NUMERIC_RULES = frozenset({"output-mismatch", "runtime-nondeterminism", "nonfinite-output"})
+
+
+def _verdicts(findings: Iterable[Finding], failing: set[Finding]) -> dict[str | None, Finding]:
+    """Per artifact, the numeric finding that judges its failed comparisons: a failing one
+    first, else a suppressed one."""
+    verdicts: dict[str | None, Finding] = {}
+    for finding in findings:
+        if finding.rule not in _NUMERIC_RULES:
+            continue
+        current = verdicts.get(finding.location.artifact)
+        if current is None or (finding in failing and current not in failing):
+            verdicts[finding.location.artifact] = finding
+    return verdicts
+
+
+def _add_comparisons(
+    suite: _Suite,
+    comparisons: Iterable[Comparison],
+    verdicts: dict[str | None, Finding],
+    failing: set[Finding],
+) -> None:
     for comparison in comparisons:
         name = f"{comparison.artifact_label} {comparison.runtime_label} {comparison.output}"
+        verdict = verdicts.get(comparison.artifact)
         if comparison.passed:
+            suite.passed(name, _comparison_body(comparison))
+        elif verdict is not None and verdict.suppressed is not None and verdict not in failing:
+            suite.skip(name, f"suppressed: {verdict.suppressed.reason}")
+        elif verdict is not None and verdict not in failing:
             suite.passed(name, _comparison_body(comparison))
         else:
             suite.fail(
@@ -182,7 +210,7 @@ def render_junit(report: Report) -> str:
         for problem in errors:
             suite.error("input", problem.error, problem.message)
         _add_findings(suite, findings, failing)
-        _add_comparisons(suite, comparisons)
+        _add_comparisons(suite, comparisons, _verdicts(findings, failing), failing)
         for skip in (s for s in report.skipped if s.subject == subject):
             where = f" {skip.artifact}" if skip.artifact else ""
             device = f" on {skip.device}" if skip.device else ""

@@ -1,0 +1,305 @@
+"""Project settings from `[tool.exportcheck]` in pyproject.toml or a `--config` file, overridden
+by command-line flags, with the source of every value kept for `exportcheck config`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from exportcheck.comparison import Tolerance
+from exportcheck.errors import ConfigError
+from exportcheck.findings import Severity
+from exportcheck.report import FAIL_ON_CHOICES
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+DEFAULT_SOURCE = "default"
+SCALAR_KEYS = (
+    "fail-on",
+    "format",
+    "formats",
+    "device",
+    "rtol",
+    "atol",
+    "select",
+    "ignore-rules",
+    "allow-tf32",
+    "jobs",
+    "timeout",
+)
+TABLE_KEYS = ("output-tolerances", "severity", "ignore")
+IGNORE_KEYS = ("rule", "reason", "subject", "module", "node")
+
+
+@dataclass(frozen=True)
+class IgnoreEntry:
+    """A reviewed finding to accept: a rule, optional globs, and the mandatory reason."""
+
+    index: int
+    rule: str
+    reason: str
+    subject: str | None = None
+    module: str | None = None
+    node: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "entry": self.index,
+            "rule": self.rule,
+            "reason": self.reason,
+            "subject": self.subject,
+            "module": self.module,
+            "node": self.node,
+        }
+
+
+@dataclass(frozen=True)
+class Settings:
+    fail_on: str = "error"
+    format: str = "text"
+    formats: tuple[str, ...] | None = None
+    device: str = "all"
+    rtol: float | None = None
+    atol: float | None = None
+    allow_tf32: bool = False
+    jobs: int = 1
+    timeout: float | None = None
+    select: tuple[str, ...] | None = None
+    ignore_rules: tuple[str, ...] = ()
+    output_tolerances: Mapping[str, Tolerance] = field(default_factory=dict)
+    severity: Mapping[str, Severity] = field(default_factory=dict)
+    ignore: tuple[IgnoreEntry, ...] = ()
+    sources: Mapping[str, str] = field(default_factory=dict)
+    config_file: str | None = None
+
+    def source(self, key: str) -> str:
+        return self.sources.get(key, DEFAULT_SOURCE)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fail-on": self.fail_on,
+            "format": self.format,
+            "formats": list(self.formats) if self.formats else None,
+            "device": self.device,
+            "rtol": self.rtol,
+            "atol": self.atol,
+            "allow-tf32": self.allow_tf32,
+            "jobs": self.jobs,
+            "timeout": self.timeout,
+            "select": list(self.select) if self.select is not None else None,
+            "ignore-rules": list(self.ignore_rules),
+            "output-tolerances": {
+                k: {"rtol": v.rtol, "atol": v.atol} for k, v in self.output_tolerances.items()
+            },
+            "severity": {k: v.label for k, v in self.severity.items()},
+            "ignore": [e.to_dict() for e in self.ignore],
+        }
+
+
+def find_pyproject(start: str) -> str | None:
+    folder = os.path.abspath(start)
+    while True:
+        candidate = os.path.join(folder, "pyproject.toml")
+        if os.path.isfile(candidate):
+            return candidate
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except OSError as error:
+        raise ConfigError(f"cannot read config ({error.strerror})", subject=path) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"invalid TOML: {error}", subject=path) from None
+
+
+def read_table(
+    config_path: str | None, cwd: str | None = None
+) -> tuple[dict[str, Any], str | None]:
+    """The `[tool.exportcheck]` table (or a config file's top level) and where it came from."""
+    if config_path is not None:
+        data = _read_toml(config_path)
+        table = data.get("tool", {}).get("exportcheck", data) if "tool" in data else data
+        return dict(table), config_path
+    pyproject = find_pyproject(cwd or os.getcwd())
+    if pyproject is None:
+        return {}, None
+    table = _read_toml(pyproject).get("tool", {}).get("exportcheck")
+    return (dict(table), pyproject) if table is not None else ({}, None)
+
+
+def _rule_slug(name: Any, where: str, origin: str) -> str:
+    from exportcheck.rules import get_rule
+
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}: expected a rule name, got {name!r}", subject=origin)
+    try:
+        return get_rule(name).slug
+    except KeyError:
+        raise ConfigError(f"{where}: unknown rule {name!r}", subject=origin) from None
+
+
+def _number(value: Any, key: str, origin: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ConfigError(f"{key} must be a non-negative number, got {value!r}", subject=origin)
+    return float(value)
+
+
+def _choice(value: Any, key: str, choices: tuple[str, ...], origin: str) -> str:
+    if value not in choices:
+        raise ConfigError(
+            f"{key} must be one of {', '.join(choices)}, got {value!r}", subject=origin
+        )
+    return value
+
+
+def parse_table(table: Mapping[str, Any], origin: str) -> dict[str, Any]:
+    """Validated settings from one table; an unknown key is an error that names it."""
+    from exportcheck.exporters import FORMATS
+    from exportcheck.reporters import REPORTERS
+
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in SCALAR_KEYS + TABLE_KEYS:
+            raise ConfigError(
+                f"unknown key {key!r} in [tool.exportcheck] (known: {', '.join(SCALAR_KEYS + TABLE_KEYS)})",
+                subject=origin,
+            )
+        if key == "fail-on":
+            values["fail_on"] = _choice(value, key, FAIL_ON_CHOICES, origin)
+        elif key == "format":
+            values["format"] = _choice(value, key, tuple(REPORTERS), origin)
+        elif key == "formats":
+            if not isinstance(value, list) or not value:
+                raise ConfigError("formats must be a non-empty list", subject=origin)
+            values["formats"] = tuple(_choice(v, "formats", FORMATS, origin) for v in value)
+        elif key == "device":
+            values["device"] = _choice(value, key, ("cpu", "cuda", "all"), origin)
+        elif key in ("rtol", "atol"):
+            values[key] = _number(value, key, origin)
+        elif key == "allow-tf32":
+            if not isinstance(value, bool):
+                raise ConfigError("allow-tf32 must be true or false", subject=origin)
+            values["allow_tf32"] = value
+        elif key == "jobs":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError("jobs must be a positive integer", subject=origin)
+            values["jobs"] = value
+        elif key == "timeout":
+            values["timeout"] = _number(value, key, origin) or None
+        elif key == "select":
+            values["select"] = tuple(
+                _rule_slug(v, "select", origin) for v in _list(value, key, origin)
+            )
+        elif key == "ignore-rules":
+            values["ignore_rules"] = tuple(
+                _rule_slug(v, "ignore-rules", origin) for v in _list(value, key, origin)
+            )
+        elif key == "output-tolerances":
+            values["output_tolerances"] = _output_tolerances(value, origin)
+        elif key == "severity":
+            values["severity"] = _severities(value, origin)
+        elif key == "ignore":
+            values["ignore"] = _ignores(value, origin)
+    return values
+
+
+def _list(value: Any, key: str, origin: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{key} must be a list", subject=origin)
+    return value
+
+
+def _output_tolerances(value: Any, origin: str) -> dict[str, Tolerance]:
+    if not isinstance(value, dict):
+        raise ConfigError(
+            "output-tolerances must be a table of output name = {rtol, atol}", subject=origin
+        )
+    result = {}
+    for name, spec in value.items():
+        if not isinstance(spec, dict) or not spec or set(spec) - {"rtol", "atol"}:
+            raise ConfigError(f"output-tolerances.{name} takes rtol and atol", subject=origin)
+        result[name] = Tolerance(
+            rtol=_number(spec.get("rtol", 0.0), f"output-tolerances.{name}.rtol", origin),
+            atol=_number(spec.get("atol", 0.0), f"output-tolerances.{name}.atol", origin),
+            source=f"output-tolerances.{name} in {os.path.basename(origin)}",
+        )
+    return result
+
+
+def _severities(value: Any, origin: str) -> dict[str, Severity]:
+    if not isinstance(value, dict):
+        raise ConfigError("severity must be a table of rule = level", subject=origin)
+    result = {}
+    for name, level in value.items():
+        slug = _rule_slug(name, "severity", origin)
+        try:
+            result[slug] = Severity.parse(str(level))
+        except ValueError as error:
+            raise ConfigError(f"severity.{name}: {error}", subject=origin) from None
+    return result
+
+
+def _ignores(value: Any, origin: str) -> tuple[IgnoreEntry, ...]:
+    if not isinstance(value, list):
+        raise ConfigError(
+            "ignore must be an array of tables ([[tool.exportcheck.ignore]])", subject=origin
+        )
+    entries = []
+    for index, entry in enumerate(value, start=1):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"ignore entry #{index} must be a table", subject=origin)
+        unknown = set(entry) - set(IGNORE_KEYS)
+        if unknown:
+            raise ConfigError(
+                f"ignore entry #{index}: unknown key {sorted(unknown)[0]!r}", subject=origin
+            )
+        reason = entry.get("reason")
+        if not isinstance(reason, str) or not reason.strip():
+            raise ConfigError(f"ignore entry #{index} needs a non-empty reason", subject=origin)
+        if "rule" not in entry:
+            raise ConfigError(f"ignore entry #{index} needs a rule", subject=origin)
+        for key in ("subject", "module", "node"):
+            if key in entry and not isinstance(entry[key], str):
+                raise ConfigError(
+                    f"ignore entry #{index}: {key} must be a string pattern", subject=origin
+                )
+        entries.append(
+            IgnoreEntry(
+                index,
+                _rule_slug(entry["rule"], f"ignore entry #{index}", origin),
+                reason.strip(),
+                entry.get("subject"),
+                entry.get("module"),
+                entry.get("node"),
+            )
+        )
+    return tuple(entries)
+
+
+def load_settings(
+    config_path: str | None = None,
+    *,
+    cwd: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """File settings, then command-line overrides (None means the flag was not given)."""
+    table, origin = read_table(config_path, cwd)
+    values = parse_table(table, origin) if origin else {}
+    sources = {key: origin for key in values} if origin else {}
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = value
+            sources[key] = "command line"
+    return Settings(**values, sources=sources, config_file=origin)

@@ -1,0 +1,314 @@
+"""Runs many targets: a stable shard of them, each in its own worker process when asked."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from exportcheck.errors import EXIT_INTERNAL, ExportcheckError, InputSpecError, TargetTimeoutError
+from exportcheck.report import Report, input_problem, merge_reports
+
+Progress = Callable[[str], None]
+
+COMMANDS = {"validate": "validate_targets", "audit": "audit_targets"}
+_SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+# A terminated worker gets this long to go before it is killed.
+_GRACE_S = 5.0
+
+
+class WorkerCrashError(ExportcheckError):
+    """A target's worker process ended without a report: a segfault, os._exit, the OOM killer,
+    or an exception that escaped the command."""
+
+    exit_code = EXIT_INTERNAL
+
+
+def parse_shard(shard: str) -> tuple[int, int]:
+    """`"i/n"` -> (i, n), with 1 <= i <= n."""
+    match = _SHARD.match(shard)
+    if not match:
+        raise InputSpecError(
+            f"malformed shard {shard!r} (expected i/n, e.g. 2/4)", subject="--shard"
+        )
+    index, count = int(match.group(1)), int(match.group(2))
+    if not 1 <= index <= count:
+        raise InputSpecError(
+            f"shard {shard!r} is out of range (i/n needs 1 <= i <= n)", subject="--shard"
+        )
+    return index, count
+
+
+def select_shard(specs: list[str], shard: str | None) -> list[str]:
+    """The targets of shard `i/n`: every n-th of the sorted list, from the i-th on, so the n
+    shards are disjoint, cover every target, and do not depend on the order they were given."""
+    if shard is None:
+        return list(specs)
+    index, count = parse_shard(shard)
+    return sorted(specs)[index - 1 :: count]
+
+
+def run_targets(
+    specs: Sequence[str],
+    *,
+    jobs: int = 1,
+    timeout: float | None = None,
+    shard: str | None = None,
+    progress: Progress | None = None,
+    command: str = "validate",
+    **options: Any,
+) -> Report:
+    """Runs `command` ("validate" or "audit") on every target of the shard and merges the
+    reports in target order. With `jobs` > 1 or a `timeout`, each target runs in its own
+    spawned process, so a crash or a hang costs that target only."""
+    if command not in COMMANDS:
+        raise ValueError(f"unknown command {command!r} (choose from {', '.join(COMMANDS)})")
+    if jobs < 1:
+        raise InputSpecError(f"must be at least 1, got {jobs}", subject="--jobs")
+    if timeout is not None and not timeout > 0:
+        raise InputSpecError(
+            f"must be a positive number of seconds, got {timeout}", subject="--timeout"
+        )
+    if shard is not None:
+        parse_shard(shard)
+    from exportcheck.targets import expand_targets
+
+    targets = select_shard(expand_targets(specs), shard)
+    notify = progress or _quiet
+    if jobs == 1 and timeout is None:
+        reports = _run_in_process(command, targets, options, notify)
+    else:
+        reports = _run_in_workers(command, targets, options, notify, jobs, timeout)
+    return merge_reports(reports, fail_on=options.get("fail_on", "error"))
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def _command(command: str) -> Callable[..., Report]:
+    from exportcheck import validation
+
+    return getattr(validation, COMMANDS[command])
+
+
+def _run_in_process(
+    command: str, targets: list[str], options: dict[str, Any], notify: Progress
+) -> list[Report]:
+    run = _command(command)
+    total = len(targets)
+    reports = []
+    for index, spec in enumerate(targets):
+        prefix = f"[{index}/{total}] "
+        reports.append(run([spec], progress=lambda step, p=prefix: notify(p + step), **options))
+        notify(f"[{index + 1}/{total}] done {spec}")
+    return reports
+
+
+def _worker(
+    command: str, spec: str, options: dict[str, Any], conn: Any, scratch: str, threads: int
+) -> None:
+    """One target in a spawned process; sends ("progress", step)..., then ("report", Report)
+    or ("error", one line) to the parent."""
+    # The parent decides when a worker stops: Ctrl-C reaches the whole process group.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The parent's stdout carries the report; whatever the user's code prints goes to stderr.
+    with contextlib.suppress(OSError):
+        os.dup2(2, 1)
+    # Scratch files live where the parent removes them, even after a kill.
+    tempfile.tempdir = scratch
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+        report = _command(command)(
+            [spec], progress=lambda step: conn.send(("progress", step)), **options
+        )
+        conn.send(("report", report))
+    except BaseException as error:  # a worker reports what escaped instead of dying with it
+        with contextlib.suppress(Exception):
+            conn.send(("error", _one_line(error)))
+    finally:
+        conn.close()
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+@dataclass
+class _Worker:
+    """A running target: its process, the reading end of its pipe, and what it sent so far."""
+
+    index: int
+    spec: str
+    process: Any
+    conn: Any
+    scratch: str
+    timeout: float | None
+    deadline: float | None
+    report: Report | None = None
+    error: str | None = None
+    eof: bool = False
+    stopped: bool = False
+
+
+def _run_in_workers(
+    command: str,
+    targets: list[str],
+    options: dict[str, Any],
+    notify: Progress,
+    jobs: int,
+    timeout: float | None,
+) -> list[Report]:
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    # Forking a process that has loaded torch is unsafe (threads, CUDA); spawn starts clean.
+    context = multiprocessing.get_context("spawn")
+    fail_on = options.get("fail_on", "error")
+    total = len(targets)
+    reports: list[Report | None] = [None] * total
+    pending = list(enumerate(targets))
+    pending.reverse()
+    running: list[_Worker] = []
+    finished = 0
+    # Each worker's torch gets its share of the cores instead of all of them.
+    threads = max(1, (os.cpu_count() or 1) // max(1, min(jobs, total)))
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                index, spec = pending.pop()
+                running.append(_start(context, command, index, spec, options, threads, timeout))
+            deadlines = [w.deadline for w in running if w.deadline is not None]
+            wait(
+                [w.conn for w in running] + [w.process.sentinel for w in running],
+                timeout=max(0.0, min(deadlines) - time.monotonic()) if deadlines else None,
+            )
+            for worker in list(running):
+                prefix = f"[{finished}/{total}] "
+                outcome = _outcome(worker, fail_on, lambda step, p=prefix: notify(p + step))
+                if outcome is None:
+                    continue
+                verb, report = outcome
+                if verb == "done":
+                    # A worker that sent its report is only shutting down: let it.
+                    worker.process.join(_GRACE_S)
+                _stop([worker])
+                running.remove(worker)
+                reports[worker.index] = report
+                finished += 1
+                notify(f"[{finished}/{total}] {verb} {worker.spec}")
+    finally:
+        _stop(running)
+    return [r for r in reports if r is not None]
+
+
+def _start(
+    context: Any,
+    command: str,
+    index: int,
+    spec: str,
+    options: dict[str, Any],
+    threads: int,
+    timeout: float | None,
+) -> _Worker:
+    scratch = tempfile.mkdtemp(prefix="exportcheck-worker-")
+    reader, writer = context.Pipe(duplex=False)
+    process = context.Process(
+        target=_worker,
+        args=(command, spec, options, writer, scratch, threads),
+        name=f"exportcheck-worker-{index + 1}",
+    )
+    try:
+        process.start()
+    except BaseException:
+        reader.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    finally:
+        # The parent keeps only the reading end, so a dead worker reads as end of file.
+        writer.close()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    return _Worker(index, spec, process, reader, scratch, timeout, deadline)
+
+
+def _outcome(worker: _Worker, fail_on: str, forward: Progress) -> tuple[str, Report] | None:
+    """("done" | "failed" | "crashed" | "timed out", report) once the worker is over; None while it runs."""
+    # Read the exit status before draining the pipe: a worker that sends its report and exits
+    # in between must not look like a crash.
+    exited = worker.process.exitcode is not None
+    while not worker.eof and worker.report is None and worker.error is None:
+        try:
+            if not worker.conn.poll():
+                break
+            kind, payload = worker.conn.recv()
+        except (EOFError, OSError):
+            worker.eof = True
+            break
+        except Exception as error:  # a message that does not unpickle here
+            worker.error = f"unreadable result: {_one_line(error)}"
+            break
+        if kind == "progress":
+            forward(payload)
+        elif kind == "report":
+            worker.report = payload
+        else:
+            worker.error = payload
+    if worker.report is not None:
+        return "done", worker.report
+    if worker.error is not None:
+        message = f"worker raised {worker.error}"
+        return "failed", _problem(worker, fail_on, WorkerCrashError(message, subject=worker.spec))
+    if exited or worker.eof:
+        worker.process.join(_GRACE_S)
+        message = f"worker crashed ({_exit_status(worker.process)})"
+        return "crashed", _problem(worker, fail_on, WorkerCrashError(message, subject=worker.spec))
+    if worker.deadline is not None and time.monotonic() >= worker.deadline:
+        message = f"timed out after {worker.timeout:g} s"
+        return "timed out", _problem(
+            worker, fail_on, TargetTimeoutError(message, subject=worker.spec)
+        )
+    return None
+
+
+def _exit_status(process: Any) -> str:
+    code = process.exitcode
+    if code is None:
+        return "still running"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"exit code {code}, {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+def _problem(worker: _Worker, fail_on: str, error: ExportcheckError) -> Report:
+    return Report(
+        subjects=(worker.spec,), errors=(input_problem(worker.spec, error),), fail_on=fail_on
+    )
+
+
+def _stop(workers: Sequence[_Worker]) -> None:
+    """Ends the workers' processes (terminate, then kill) and removes their scratch folders."""
+    workers = [w for w in workers if not w.stopped]
+    for worker in workers:
+        if worker.process.is_alive():
+            worker.process.terminate()
+    give_up = time.monotonic() + _GRACE_S
+    for worker in workers:
+        worker.process.join(max(0.0, give_up - time.monotonic()))
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join()
+        worker.conn.close()
+        worker.process.close()
+        shutil.rmtree(worker.scratch, ignore_errors=True)
+        worker.stopped = True

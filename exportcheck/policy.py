@@ -1,0 +1,48 @@
+"""Applies a team's policy to a report: rule selection, severity overrides, reasoned suppressions."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import replace
+
+from exportcheck.config import IgnoreEntry, Settings
+from exportcheck.findings import Finding, Suppression
+from exportcheck.report import Report
+
+
+def _matches(pattern: str | None, value: str | None) -> bool:
+    if pattern is None:
+        return True
+    return value is not None and fnmatch.fnmatchcase(value, pattern)
+
+
+def entry_matches(entry: IgnoreEntry, finding: Finding) -> bool:
+    return (
+        entry.rule == finding.rule
+        and _matches(entry.subject, finding.subject)
+        and _matches(entry.module, finding.location.module)
+        and _matches(entry.node, finding.location.node)
+    )
+
+
+def apply_policy(report: Report, settings: Settings) -> Report:
+    """The report as the team's settings judge it; suppressed findings stay, marked."""
+    used: set[int] = set()
+    findings: list[Finding] = []
+    for finding in report.findings:
+        if settings.select is not None and finding.rule not in settings.select:
+            continue
+        if finding.rule in settings.ignore_rules:
+            continue
+        if finding.rule in settings.severity:
+            finding = replace(finding, severity=settings.severity[finding.rule])
+        for entry in settings.ignore:
+            if entry_matches(entry, finding):
+                used.add(entry.index)
+                finding = replace(finding, suppressed=Suppression(entry.reason, entry.index))
+                break
+        findings.append(finding)
+    unused = tuple(entry.to_dict() for entry in settings.ignore if entry.index not in used)
+    return replace(
+        report, findings=tuple(findings), unused_suppressions=unused, fail_on=settings.fail_on
+    )

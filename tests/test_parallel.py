@@ -1,0 +1,189 @@
+"""Sharding and worker processes: same findings as in-process, a crash or a hang costs one target."""
+
+from __future__ import annotations
+
+import glob
+import multiprocessing
+import os
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from exportcheck.errors import EXIT_INTERNAL, EXIT_TIMEOUT, InputSpecError
+from exportcheck.parallel import run_targets, select_shard
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = str(ROOT / "sample_models")
+CNN = f"{SAMPLES}/cnn.py:build"
+FAST = {"formats": ["onnx-legacy", "torchscript-trace"], "devices": "cpu"}
+
+
+def write_target(folder: Path, name: str, body: str) -> str:
+    path = folder / f"{name}.py"
+    path.write_text(textwrap.dedent(body))
+    return f"{path}:build"
+
+
+def finding_keys(report):
+    return {(f.subject, f.rule, f.location.module, f.severity) for f in report.findings}
+
+
+def no_workers_left() -> bool:
+    return not multiprocessing.active_children()
+
+
+# --- select_shard ---------------------------------------------------------------------------
+
+SPECS = [f"models/m{i:02d}.py:build" for i in range(11)]
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 11, 13])
+def test_shards_are_disjoint_and_cover_everything(count):
+    shards = [select_shard(SPECS, f"{i}/{count}") for i in range(1, count + 1)]
+    everything = [spec for shard in shards for spec in shard]
+    assert sorted(everything) == sorted(SPECS)
+    assert len(everything) == len(set(everything))
+
+
+def test_shards_do_not_depend_on_the_order_given():
+    shuffled = SPECS[5:] + SPECS[:5]
+    shuffled.reverse()
+    for i in (1, 2, 3):
+        assert select_shard(shuffled, f"{i}/3") == select_shard(SPECS, f"{i}/3")
+    assert select_shard(SPECS, "2/3") == sorted(SPECS)[1::3]
+
+
+def test_no_shard_keeps_every_target_in_order():
+    assert select_shard(SPECS[::-1], None) == SPECS[::-1]
+
+
+@pytest.mark.parametrize("shard", ["0/2", "3/2", "a/b", "1", "", "1/0", "-1/2", "1/2/3"])
+def test_malformed_shards_are_refused(shard):
+    with pytest.raises(InputSpecError) as caught:
+        select_shard(SPECS, shard)
+    assert caught.value.subject == "--shard"
+
+
+def test_run_targets_refuses_bad_settings_before_any_work():
+    with pytest.raises(InputSpecError, match="--shard"):
+        run_targets(["does/not/exist.py:build"], shard="3/2")
+    with pytest.raises(InputSpecError, match="--jobs"):
+        run_targets(["does/not/exist.py:build"], jobs=0)
+    with pytest.raises(InputSpecError, match="--timeout"):
+        run_targets(["does/not/exist.py:build"], timeout=0)
+
+
+def test_shards_of_a_directory_run_disjoint_targets_that_cover_it():
+    subjects = [
+        run_targets([SAMPLES], shard=f"{i}/3", command="audit", probes=False).subjects
+        for i in (1, 2, 3)
+    ]
+    everything = [s for part in subjects for s in part]
+    assert len(everything) == len(set(everything)) == 7
+    assert all(subjects)
+
+
+# --- worker processes -----------------------------------------------------------------------
+
+
+def test_two_jobs_find_what_one_job_finds():
+    steps: list[str] = []
+    serial = run_targets([SAMPLES], **FAST)
+    started = time.monotonic()
+    parallel = run_targets([SAMPLES], jobs=2, progress=steps.append, **FAST)
+    elapsed = time.monotonic() - started
+    assert parallel.subjects == serial.subjects  # target order, whatever finished first
+    assert len(serial.subjects) == 7
+    assert finding_keys(parallel) == finding_keys(serial)
+    assert parallel.findings  # the bad samples do find something
+    assert not parallel.errors
+    assert parallel.exit_code() == serial.exit_code() == 1
+    done = [s for s in steps if " done " in s]
+    assert [s.split()[0] for s in done] == [f"[{k}/7]" for k in range(1, 8)]
+    assert {s.split()[-1] for s in done} == set(serial.subjects)
+    assert len(steps) > len(done)  # the workers' own steps came through too
+    assert no_workers_left()
+    assert elapsed < 60
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ("import os\ndef build():\n    os._exit(7)\n", "exit code 7"),
+        (
+            "import ctypes\ndef build():\n    ctypes.string_at(0)\n",
+            "exit code -11, SIGSEGV",
+        ),
+    ],
+    ids=["os-exit", "segfault"],
+)
+def test_a_crashing_worker_costs_its_target_only(tmp_path, body, status):
+    crasher = write_target(tmp_path, "crasher", body)
+    report = run_targets([crasher, CNN], jobs=2, **FAST)
+    assert report.subjects == (crasher, CNN)
+    [problem] = report.errors
+    assert problem.subject == crasher
+    assert problem.message == f"worker crashed ({status})"
+    assert problem.exit_code == EXIT_INTERNAL
+    assert report.exit_code() == EXIT_INTERNAL
+    assert any(c.subject == CNN for c in report.comparisons)  # the other target was validated
+    assert no_workers_left()
+
+
+def test_a_hanging_target_times_out_quickly(tmp_path):
+    sleeper = write_target(tmp_path, "sleeper", "import time\ndef build():\n    time.sleep(60)\n")
+    started = time.monotonic()
+    report = run_targets([sleeper], timeout=3, **FAST)
+    elapsed = time.monotonic() - started
+    [problem] = report.errors
+    assert (problem.subject, problem.message) == (sleeper, "timed out after 3 s")
+    assert problem.exit_code == EXIT_TIMEOUT == report.exit_code()
+    assert problem.error == "TargetTimeoutError"
+    assert elapsed < 20
+    assert no_workers_left()
+
+
+def test_interrupting_the_parent_ends_every_worker(tmp_path):
+    sleepers = [
+        write_target(tmp_path, f"sleeper{i}", "import time\ndef build():\n    time.sleep(60)\n")
+        for i in (1, 2)
+    ]
+    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "exportcheck-worker-*")))
+    seen: list[str] = []
+
+    def interrupt(step: str) -> None:
+        seen.append(step)
+        if len(seen) == 2:  # both workers are building
+            raise KeyboardInterrupt
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_targets(sleepers, jobs=2, progress=interrupt, **FAST)
+    assert time.monotonic() - started < 20
+    assert no_workers_left()
+    after = set(glob.glob(os.path.join(tempfile.gettempdir(), "exportcheck-worker-*")))
+    assert after <= before  # scratch folders removed
+
+
+def test_workers_keep_the_parents_stdout_for_the_report(tmp_path, capfd):
+    chatty = write_target(
+        tmp_path,
+        "chatty",
+        f"""\
+        import sys
+        sys.path.insert(0, {SAMPLES!r})
+        import cnn
+
+        def build():
+            print("hello from build")
+            return cnn.build()
+        """,
+    )
+    report = run_targets([chatty], timeout=60, **FAST)
+    assert not report.errors
+    out, err = capfd.readouterr()
+    assert "hello from build" not in out
+    assert "hello from build" in err

@@ -1,0 +1,105 @@
+"""The integration recipes in docs/ci.md, tried as a new user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from tests.conftest import ROOT, SAMPLES
+
+EXPORTCHECK = [sys.executable, "-m", "exportcheck"]
+SARIF_SCHEMA = ROOT / "tests" / "reporters" / "data" / "sarif-2.1.0-subset.schema.json"
+
+
+def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def workflow_validate_command(shard: str) -> list[str]:
+    workflow = yaml.safe_load((ROOT / "docs" / "examples" / "github-workflow.yml").read_text())
+    steps = workflow["jobs"]["exportcheck"]["steps"]
+    script = next(s["run"] for s in steps if s.get("name") == "Validate")
+    line = next(line for line in script.splitlines() if line.strip().startswith("exportcheck validate"))
+    words = line.replace("${{ matrix.shard }}", shard).split()
+    return [*EXPORTCHECK, *words[1:]]
+
+
+def make_project(tmp_path: Path) -> Path:
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(SAMPLES / "bad_functional_dropout.py", models / "tagger.py")
+    shutil.copy(SAMPLES / "custom_mode_layer.py", models / "scaler.py")
+    (tmp_path / "reports").mkdir()
+    return tmp_path
+
+
+def test_ci_run_fails_then_passes_after_a_reasoned_suppression(tmp_path):
+    project = make_project(tmp_path)
+    command = workflow_validate_command("1/1") + ["--formats", "onnx-legacy,torchscript-trace"]
+    failed = run(command, project)
+    assert failed.returncode == 1, failed.stderr
+
+    suites = ET.parse(project / "reports" / "exportcheck.xml").getroot()
+    failures = [f for f in suites.iter("failure")]
+    assert any(f.get("type") == "training-dropout" and "block" in (f.text or "") + (f.get("message") or "")
+               for f in failures)
+    names = " ".join(case.get("name", "") for case in suites.iter("testcase"))
+    assert "training-dropout" in names and "block" in names
+
+    sarif = json.loads((project / "reports" / "exportcheck.sarif").read_text())
+    jsonschema.validate(sarif, json.loads(SARIF_SCHEMA.read_text()))
+    assert "| error |" in (project / "reports" / "summary.md").read_text()
+
+    rules = sorted({f.get("type") for f in failures})
+    entries = "".join(
+        f'[[tool.exportcheck.ignore]]\nrule = "{rule}"\nsubject = "models/tagger.py:*"\n'
+        f'reason = "tagger samples on purpose (MC dropout), reviewed in ML-142"\n'
+        for rule in rules
+    )
+    (project / "pyproject.toml").write_text("[tool.exportcheck]\n" + entries)
+    passed = run(command, project)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    suites = ET.parse(project / "reports" / "exportcheck.xml").getroot()
+    assert not list(suites.iter("failure"))
+    skipped = [s.get("message", "") for s in suites.iter("skipped")]
+    assert any("MC dropout" in message for message in skipped)
+    sarif = json.loads((project / "reports" / "exportcheck.sarif").read_text())
+    jsonschema.validate(sarif, json.loads(SARIF_SCHEMA.read_text()))
+    assert all(r.get("suppressions") for r in sarif["runs"][0]["results"] if r["level"] == "error")
+
+
+def test_pre_commit_hook_entry_checks_changed_model_files(tmp_path, sample_exports):
+    [hook] = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    assert hook["id"] == "exportcheck-inspect"
+    import re
+
+    pattern = re.compile(hook["files"])
+    train = tmp_path / "train.onnx"
+    clean = tmp_path / "clean.pt2"
+    shutil.copy(sample_exports[("cnn", "train", "onnx")], train)
+    shutil.copy(sample_exports[("cnn", "eval", "exported-program")], clean)
+    assert pattern.search(train.name) and pattern.search(clean.name) and not pattern.search("notes.txt")
+    entry = hook["entry"].split()
+    assert entry[0] == "exportcheck"
+    assert run([*EXPORTCHECK, *entry[1:], str(train), str(clean)], tmp_path).returncode == 1
+    assert run([*EXPORTCHECK, *entry[1:], str(clean)], tmp_path).returncode == 0
+
+
+def test_documented_settings_example_is_valid(tmp_path):
+    text = (ROOT / "docs" / "ci.md").read_text()
+    block = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "pyproject.toml").write_text(block)
+    result = run([*EXPORTCHECK, "config"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "reviewed 2026-11" in result.stdout
+    assert os.fspath(tmp_path / "pyproject.toml") in result.stdout
