@@ -156,6 +156,25 @@ def companions(inputs: Sequence[Any], count: int, seed: int) -> tuple[Any, ...]:
     return tuple(made)
 
 
+def _probe_finding(
+    rule: Any, message: str, subject: str, device: str, key: tuple[str, int] | None
+) -> Finding:
+    module = _label(key)
+    return Finding(
+        rule=rule.slug,
+        code=rule.code,
+        severity=rule.severity,
+        message=f"{message}; first differing module: {module or 'unknown'}",
+        subject=subject,
+        location=Location(
+            scope=f"pytorch eval ({device})",
+            node=module,
+            op_type="forward",
+            module=key[0] if key and key[0] else None,
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class ProbeOutcome:
     findings: tuple[Finding, ...]
@@ -191,23 +210,13 @@ def run_probes(
             for k, tensors in rec_a.records
             if k in later and _outputs_differ(tensors, later[k], tolerance) is not None
         )
-        module = _label(key)
         findings.append(
-            Finding(
-                rule=NondeterministicEval.slug,
-                code=NondeterministicEval.code,
-                severity=NondeterministicEval.severity,
-                message=(
-                    f"two eval-mode forwards of the same input differ by up to {gap:.3g}{where}; "
-                    f"first differing module: {module or 'unknown'}"
-                ),
-                subject=subject,
-                location=Location(
-                    scope=f"pytorch eval ({device})",
-                    node=module,
-                    op_type="forward",
-                    module=key[0] if key and key[0] else None,
-                ),
+            _probe_finding(
+                NondeterministicEval,
+                f"two eval-mode forwards of the same input differ by up to {gap:.3g}{where}",
+                subject,
+                device,
+                key,
             )
         )
 
@@ -274,7 +283,6 @@ def run_probes(
                 )
             )
         else:
-            module = _label(key)
             base_text = (
                 "alone"
                 if base_label == "alone"
@@ -282,21 +290,12 @@ def run_probes(
             )
             compared = f"sample 0 {base_text}" + (f" and {label}" if base_label == "alone" else "")
             findings.append(
-                Finding(
-                    rule=BatchDependentEval.slug,
-                    code=BatchDependentEval.code,
-                    severity=BatchDependentEval.severity,
-                    message=(
-                        f"{compared} differ by up to {gap:.3g}{where}; "
-                        f"first differing module: {module or 'unknown'}"
-                    ),
-                    subject=subject,
-                    location=Location(
-                        scope=f"pytorch eval ({device})",
-                        node=module,
-                        op_type="forward",
-                        module=key[0] if key and key[0] else None,
-                    ),
+                _probe_finding(
+                    BatchDependentEval,
+                    f"{compared} differ by up to {gap:.3g}{where}",
+                    subject,
+                    device,
+                    key,
                 )
             )
     return ProbeOutcome(tuple(findings), tuple(skipped))

@@ -495,6 +495,24 @@ def _relabel(finding: Finding, artifact: str | None) -> Finding:
     return replace(finding, location=replace(finding.location, artifact=artifact))
 
 
+def probe_on_devices(
+    ctx: _Context, devices: Sequence[str], tolerance: Tolerance | None
+) -> tuple[list[Finding], list[Skipped]]:
+    """Both behavioural probes on each device, on the eval-mode copies the context holds."""
+    findings: list[Finding] = []
+    skipped: list[Skipped] = []
+    for device in devices:
+        ctx.progress(f"{ctx.subject}: probes on {device}")
+        device_inputs = tuple(x.to(device) for x in ctx.inputs)
+        with tf32(ctx.allow_tf32) if device == "cuda" else contextlib.nullcontext():
+            outcome = run_probes(
+                ctx.model_on(device), device_inputs, ctx.subject, device, tolerance
+            )
+        findings += outcome.findings
+        skipped += outcome.skipped
+    return findings, skipped
+
+
 def reference_findings(ctx: _Context, device: str = "cpu") -> list[Finding]:
     """NaN/Inf in the eval-mode reference itself: nothing downstream can be proven for them."""
     findings = []
@@ -580,15 +598,9 @@ def validate(
         model.eval()
         findings += reference_findings(ctx)
         if probes:
-            for device in usable:
-                ctx.progress(f"{subject}: probes on {device}")
-                device_inputs = tuple(x.to(device) for x in inputs)
-                with tf32(allow_tf32) if device == "cuda" else contextlib.nullcontext():
-                    outcome = run_probes(
-                        ctx.model_on(device), device_inputs, subject, device, tol.probe_tolerance()
-                    )
-                findings += outcome.findings
-                skipped += outcome.skipped
+            found, missed = probe_on_devices(ctx, usable, tol.probe_tolerance())
+            findings += found
+            skipped += missed
         comparisons += _cross_device(ctx, usable)
         with _artifact_folder(out_dir) as folder:
             stem = _safe_stem(subject)
@@ -714,6 +726,38 @@ def _is_dynamic(path: str, kind: Any) -> bool:
     )
 
 
+def _for_each_target(
+    specs: Sequence[str],
+    input_shapes: Sequence[str],
+    inputs_file: str | None,
+    fail_on: str,
+    progress: Progress | None,
+    check: Callable[[Any], Report],
+) -> Report:
+    """Builds each target and checks it; a target that cannot be built or run becomes a report
+    error and the others go on."""
+    from exportcheck.report import merge_reports
+    from exportcheck.targets import build_target, expand_targets
+
+    reports: list[Report] = []
+    for spec in expand_targets(specs):
+        try:
+            (progress or _quiet_progress)(f"{spec}: build")
+            reports.append(check(build_target(spec, input_shapes, inputs_file)))
+        except InputError as error:
+            problem = input_problem(spec, error)
+            reports.append(Report(subjects=(spec,), errors=(problem,), fail_on=fail_on))
+        except MemoryError:
+            problem = input_problem(
+                spec,
+                ModelRunError(
+                    "out of memory: the model is too large for this machine", subject=spec
+                ),
+            )
+            reports.append(Report(subjects=(spec,), errors=(problem,), fail_on=fail_on))
+    return merge_reports(reports, fail_on=fail_on)
+
+
 def validate_targets(
     specs: Sequence[str],
     *,
@@ -723,30 +767,50 @@ def validate_targets(
     progress: Progress | None = None,
     **options: Any,
 ) -> Report:
-    """Validates every target; a target that cannot be built becomes a report error."""
-    from exportcheck.report import merge_reports
-    from exportcheck.targets import build_target, expand_targets
+    """Validates every target (`file.py:callable`, `package.module:callable`, directories)."""
+    return _for_each_target(
+        specs,
+        input_shapes,
+        inputs_file,
+        fail_on,
+        progress,
+        lambda target: validate(
+            target.model,
+            target.inputs,
+            subject=target.label,
+            progress=progress,
+            fail_on=fail_on,
+            **options,
+        ),
+    )
 
-    reports: list[Report] = []
-    for spec in expand_targets(specs):
-        try:
-            (progress or _quiet_progress)(f"{spec}: build")
-            target = build_target(spec, input_shapes, inputs_file)
-            reports.append(
-                validate(
-                    target.model,
-                    target.inputs,
-                    subject=spec,
-                    progress=progress,
-                    fail_on=fail_on,
-                    **options,
-                )
-            )
-        except InputError as error:
-            reports.append(
-                Report(subjects=(spec,), errors=(input_problem(spec, error),), fail_on=fail_on)
-            )
-    return merge_reports(reports, fail_on=fail_on)
+
+def audit_model(
+    model: Any,
+    inputs: tuple[Any, ...],
+    *,
+    subject: str = "model",
+    probes: bool = True,
+    devices: str | Sequence[str] | None = "cpu",
+    fail_on: str = "error",
+) -> Report:
+    """The module audit and, with inputs, the behavioural probes; nothing is exported."""
+    findings = audit_findings(model, subject)
+    skipped: list[Skipped] = []
+    if probes:
+        usable, missing = resolve_devices(devices)
+        skipped += [Skipped(subject, f"{d} probes", why, device=d) for d, why in missing]
+        ctx = _Context(model, inputs, subject, Tolerances(), False, _quiet_progress)
+        with preserved(model):
+            model.eval()
+            ctx.reference("cpu", inputs)
+            found, missed = probe_on_devices(ctx, usable, None)
+        findings += found
+        skipped += missed
+        ctx.models.clear()
+    return Report(
+        subjects=(subject,), findings=tuple(findings), skipped=tuple(skipped), fail_on=fail_on
+    )
 
 
 def audit_targets(
@@ -759,52 +823,22 @@ def audit_targets(
     devices: str | Sequence[str] | None = "cpu",
     progress: Progress | None = None,
 ) -> Report:
-    """The audit (and probes) alone, without exporting."""
-    from exportcheck.report import merge_reports
-    from exportcheck.targets import build_target, expand_targets
-
-    reports: list[Report] = []
-    for spec in expand_targets(specs):
-        try:
-            target = build_target(spec, input_shapes, inputs_file)
-            findings = audit_findings(target.model, spec)
-            skipped: list[Skipped] = []
-            if probes:
-                usable, missing = resolve_devices(devices)
-                skipped += [Skipped(spec, f"{d} probes", why, device=d) for d, why in missing]
-                with preserved(target.model):
-                    target.model.eval()
-                    ctx = _Context(
-                        target.model,
-                        target.inputs,
-                        spec,
-                        Tolerances(),
-                        False,
-                        progress or _quiet_progress,
-                    )
-                    ctx.reference("cpu", target.inputs)
-                    for device in usable:
-                        outcome = run_probes(
-                            ctx.model_on(device),
-                            tuple(x.to(device) for x in target.inputs),
-                            spec,
-                            device,
-                        )
-                        findings += outcome.findings
-                        skipped += outcome.skipped
-            reports.append(
-                Report(
-                    subjects=(spec,),
-                    findings=tuple(findings),
-                    skipped=tuple(skipped),
-                    fail_on=fail_on,
-                )
-            )
-        except InputError as error:
-            reports.append(
-                Report(subjects=(spec,), errors=(input_problem(spec, error),), fail_on=fail_on)
-            )
-    return merge_reports(reports, fail_on=fail_on)
+    """The audit (and probes) alone for every target, without exporting."""
+    return _for_each_target(
+        specs,
+        input_shapes,
+        inputs_file,
+        fail_on,
+        progress,
+        lambda target: audit_model(
+            target.model,
+            target.inputs,
+            subject=target.label,
+            probes=probes,
+            devices=devices,
+            fail_on=fail_on,
+        ),
+    )
 
 
 def compare_target(
