@@ -116,8 +116,8 @@ def _run_in_process(
 def _worker(
     command: str, spec: str, options: dict[str, Any], conn: Any, scratch: str, threads: int
 ) -> None:
-    """One target in a spawned process; sends ("progress", step)..., then ("report", Report)
-    or ("error", one line) to the parent."""
+    """One target in a spawned process; sends ("started", None) once imported, ("progress",
+    step)..., then ("report", Report) or ("error", one line) to the parent."""
     # The parent decides when a worker stops: Ctrl-C reaches the whole process group.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The parent's stdout carries the report; whatever the user's code prints goes to stderr.
@@ -129,9 +129,9 @@ def _worker(
         import torch
 
         torch.set_num_threads(threads)
-        report = _command(command)(
-            [spec], progress=lambda step: conn.send(("progress", step)), **options
-        )
+        run = _command(command)
+        conn.send(("started", None))
+        report = run([spec], progress=lambda step: conn.send(("progress", step)), **options)
         conn.send(("report", report))
     except BaseException as error:  # a worker reports what escaped instead of dying with it
         with contextlib.suppress(Exception):
@@ -262,7 +262,10 @@ def _outcome(worker: _Worker, fail_on: str, forward: Progress) -> tuple[str, Rep
         except Exception as error:  # a message that does not unpickle here
             worker.error = f"unreadable result: {_one_line(error)}"
             break
-        if kind == "progress":
+        if kind == "started" and worker.timeout is not None:
+            # The target's time starts now, not while Python and torch were importing.
+            worker.deadline = time.monotonic() + worker.timeout
+        elif kind == "progress":
             forward(payload)
         elif kind == "report":
             worker.report = payload

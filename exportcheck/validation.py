@@ -638,8 +638,16 @@ def validate(
 
 
 def _safe_stem(subject: str) -> str:
-    base = os.path.basename(subject.replace(":", "_")) or "model"
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in base)
+    """A file name per subject: readable, and distinct for same-named files in other folders."""
+    import hashlib
+
+    path, _, attribute = subject.rpartition(":") if ":" in subject else (subject, "", "")
+    base = os.path.splitext(os.path.basename(path))[0] or "model"
+    if attribute and attribute != "build":
+        base = f"{base}-{attribute}"
+    digest = hashlib.sha1(subject.encode()).hexdigest()[:8]
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in base)
+    return f"{safe}-{digest}"
 
 
 @contextlib.contextmanager

@@ -27,7 +27,11 @@ def test_inspect_train_export_exits_1_and_names_modules(sample_exports):
 
 
 def test_inspect_clean_eval_export_exits_0(sample_exports):
-    result = invoke("inspect", sample_exports[("cnn", "eval", "onnx")], sample_exports[("cnn", "eval", "exported-program")])
+    result = invoke(
+        "inspect",
+        sample_exports[("cnn", "eval", "onnx")],
+        sample_exports[("cnn", "eval", "exported-program")],
+    )
     assert result.exit_code == 0, result.output
 
 
@@ -41,7 +45,15 @@ def test_inspect_directory_recurses(sample_exports):
 def test_json_shape_is_the_documented_contract(sample_exports):
     result = invoke("inspect", sample_exports[("cnn", "train", "onnx")], "--format", "json")
     report = json.loads(result.stdout)
-    assert {"findings", "summary", "exit_code", "version", "comparisons", "skipped", "errors"} <= set(report)
+    assert {
+        "findings",
+        "summary",
+        "exit_code",
+        "version",
+        "comparisons",
+        "skipped",
+        "errors",
+    } <= set(report)
     finding = report["findings"][0]
     assert set(finding) >= {"rule", "code", "severity", "message", "subject", "location"}
     assert set(finding["location"]) == {"artifact", "scope", "node", "op_type", "module"}
@@ -49,14 +61,18 @@ def test_json_shape_is_the_documented_contract(sample_exports):
     assert report["exit_code"] == 1 == result.exit_code
 
 
-@pytest.mark.parametrize(("fail_on", "code"), [("error", 0), ("warning", 1), ("info", 1), ("never", 0)])
+@pytest.mark.parametrize(
+    ("fail_on", "code"), [("error", 0), ("warning", 1), ("info", 1), ("never", 0)]
+)
 def test_fail_on_threshold(tmp_path, fail_on, code):
     import onnx
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
         [helper.make_node("RandomNormal", [], ["y"], shape=[2], name="noise")],
-        "g", [], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+        "g",
+        [],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
     )
     path = tmp_path / "random.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
@@ -73,13 +89,19 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path):
         result = invoke("inspect", str(path))
         assert result.exit_code == 2
         lines = [line for line in result.stderr.splitlines() if line.strip()]
-        assert len(lines) == 1 and lines[0].startswith("exportcheck: error: ") and str(path) in lines[0]
+        assert (
+            len(lines) == 1
+            and lines[0].startswith("exportcheck: error: ")
+            and str(path) in lines[0]
+        )
 
 
 def test_good_files_are_still_inspected_beside_a_bad_one(tmp_path, sample_exports):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not a model")
-    result = invoke("inspect", str(bad), sample_exports[("cnn", "train", "onnx")], "--format", "json")
+    result = invoke(
+        "inspect", str(bad), sample_exports[("cnn", "train", "onnx")], "--format", "json"
+    )
     assert result.exit_code == 2
     report = json.loads(result.stdout)
     assert any(f["rule"] == "training-dropout" for f in report["findings"])
@@ -90,7 +112,9 @@ def test_output_file_and_several_formats(tmp_path, sample_exports):
     path = sample_exports[("cnn", "train", "onnx")]
     out = tmp_path / "report.json"
     junit = tmp_path / "report.xml"
-    result = invoke("inspect", path, "--format", "json", "--output", str(out), "--output", f"junit={junit}")
+    result = invoke(
+        "inspect", path, "--format", "json", "--output", str(out), "--output", f"junit={junit}"
+    )
     assert result.exit_code == 1
     assert json.loads(out.read_text())["findings"]
     assert junit.read_text().startswith("<?xml")
@@ -98,7 +122,12 @@ def test_output_file_and_several_formats(tmp_path, sample_exports):
 
 
 def test_output_into_missing_folder_is_an_input_error(tmp_path, sample_exports):
-    result = invoke("inspect", sample_exports[("cnn", "eval", "onnx")], "--output", str(tmp_path / "no" / "r.txt"))
+    result = invoke(
+        "inspect",
+        sample_exports[("cnn", "eval", "onnx")],
+        "--output",
+        str(tmp_path / "no" / "r.txt"),
+    )
     assert result.exit_code == 2
     assert "output folder does not exist" in result.stderr
 
@@ -138,8 +167,16 @@ def test_version():
 def test_validate_known_bad_model_exits_1(tmp_path):
     from tests.conftest import SAMPLES
 
-    result = invoke("validate", f"{SAMPLES / 'bad_functional_dropout.py'}:build", "--device", "cpu",
-                    "--formats", "onnx-legacy", "--format", "json")
+    result = invoke(
+        "validate",
+        f"{SAMPLES / 'bad_functional_dropout.py'}:build",
+        "--device",
+        "cpu",
+        "--formats",
+        "onnx-legacy",
+        "--format",
+        "json",
+    )
     assert result.exit_code == 1
     report = json.loads(result.stdout)
     assert {"nondeterministic-eval", "training-dropout"} <= {f["rule"] for f in report["findings"]}
@@ -150,10 +187,20 @@ def test_validate_clean_model_exits_0_and_keeps_artifacts(tmp_path):
     from tests.conftest import SAMPLES
 
     out = tmp_path / "artifacts"
-    result = invoke("validate", str(SAMPLES / "custom_mode_layer.py"), "--device", "cpu",
-                    "--formats", "onnx-legacy,torchscript-trace", "--out-dir", str(out))
+    result = invoke(
+        "validate",
+        str(SAMPLES / "custom_mode_layer.py"),
+        "--device",
+        "cpu",
+        "--formats",
+        "onnx-legacy,torchscript-trace",
+        "--out-dir",
+        str(out),
+    )
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["custom_mode_layer.py.legacy.onnx", "custom_mode_layer.py.trace.pt"]
+    names = sorted(p.name for p in out.iterdir())
+    assert [n.split("-")[0] for n in names] == ["custom_mode_layer", "custom_mode_layer"]
+    assert names[0].endswith(".legacy.onnx") and names[1].endswith(".trace.pt")
 
 
 def test_validate_target_errors_exit_2(tmp_path):
@@ -193,8 +240,16 @@ def test_compare_train_mode_export_is_attributed(tmp_path, sample_exports):
     model.train()
     model.dropout.eval()
     torch.jit.trace(model, inputs, check_trace=False).save(str(tmp_path / "bn-train.pt"))
-    result = invoke("compare", str(tmp_path / "bn-train.pt"), "--against", f"{SAMPLES / 'cnn.py'}:build",
-                    "--device", "cpu", "--format", "json")
+    result = invoke(
+        "compare",
+        str(tmp_path / "bn-train.pt"),
+        "--against",
+        f"{SAMPLES / 'cnn.py'}:build",
+        "--device",
+        "cpu",
+        "--format",
+        "json",
+    )
     assert result.exit_code == 1
     mismatch = [f for f in json.loads(result.stdout)["findings"] if f["rule"] == "output-mismatch"]
     assert mismatch and "training mode" in mismatch[0]["message"]

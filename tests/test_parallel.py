@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import glob
 import multiprocessing
 import os
-import tempfile
+import signal
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -84,6 +85,8 @@ def test_shards_of_a_directory_run_disjoint_targets_that_cover_it():
     everything = [s for part in subjects for s in part]
     assert len(everything) == len(set(everything)) == 7
     assert all(subjects)
+    empty = run_targets([SAMPLES], shard="8/8", command="audit", probes=False)
+    assert (empty.subjects, empty.exit_code()) == ((), 0)  # more CI jobs than targets
 
 
 # --- worker processes -----------------------------------------------------------------------
@@ -110,23 +113,24 @@ def test_two_jobs_find_what_one_job_finds():
 
 
 @pytest.mark.parametrize(
-    ("body", "status"),
+    ("body", "message"),
     [
-        ("import os\ndef build():\n    os._exit(7)\n", "exit code 7"),
+        ("import os\ndef build():\n    os._exit(7)\n", "worker crashed (exit code 7)"),
         (
             "import ctypes\ndef build():\n    ctypes.string_at(0)\n",
-            "exit code -11, SIGSEGV",
+            "worker crashed (exit code -11, SIGSEGV)",
         ),
+        ("def build():\n    raise SystemExit(5)\n", "worker raised SystemExit: 5"),
     ],
-    ids=["os-exit", "segfault"],
+    ids=["os-exit", "segfault", "system-exit"],
 )
-def test_a_crashing_worker_costs_its_target_only(tmp_path, body, status):
+def test_a_crashing_worker_costs_its_target_only(tmp_path, body, message):
     crasher = write_target(tmp_path, "crasher", body)
     report = run_targets([crasher, CNN], jobs=2, **FAST)
     assert report.subjects == (crasher, CNN)
     [problem] = report.errors
     assert problem.subject == crasher
-    assert problem.message == f"worker crashed ({status})"
+    assert problem.message == message
     assert problem.exit_code == EXIT_INTERNAL
     assert report.exit_code() == EXIT_INTERNAL
     assert any(c.subject == CNN for c in report.comparisons)  # the other target was validated
@@ -146,26 +150,63 @@ def test_a_hanging_target_times_out_quickly(tmp_path):
     assert no_workers_left()
 
 
-def test_interrupting_the_parent_ends_every_worker(tmp_path):
+INTERRUPTED = """\
+import multiprocessing, sys
+from exportcheck.parallel import run_targets
+
+def progress(step):
+    pids = " ".join(str(p.pid) for p in multiprocessing.active_children())
+    print(f"{step} | {pids}", file=sys.stderr, flush=True)
+
+if __name__ == "__main__":
+    try:
+        run_targets(sys.argv[1:], jobs=2, progress=progress, devices="cpu")
+    except KeyboardInterrupt:
+        sys.exit(130)
+"""
+
+
+def test_ctrl_c_ends_every_worker_and_reraises(tmp_path):
     sleepers = [
         write_target(tmp_path, f"sleeper{i}", "import time\ndef build():\n    time.sleep(60)\n")
         for i in (1, 2)
     ]
-    before = set(glob.glob(os.path.join(tempfile.gettempdir(), "exportcheck-worker-*")))
-    seen: list[str] = []
-
-    def interrupt(step: str) -> None:
-        seen.append(step)
-        if len(seen) == 2:  # both workers are building
-            raise KeyboardInterrupt
-
-    started = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        run_targets(sleepers, jobs=2, progress=interrupt, **FAST)
-    assert time.monotonic() - started < 20
-    assert no_workers_left()
-    after = set(glob.glob(os.path.join(tempfile.gettempdir(), "exportcheck-worker-*")))
-    assert after <= before  # scratch folders removed
+    script = tmp_path / "interrupted.py"
+    script.write_text(INTERRUPTED)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, str(script), *sleepers],
+        cwd=ROOT,
+        env={**os.environ, "TMPDIR": str(scratch)},
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a process group of its own, as a terminal's Ctrl-C reaches
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        building: set[str] = set()
+        while len(building) < 2:
+            line = proc.stderr.readline()
+            assert line, "the run ended before both workers were building"
+            step, _, pids = line.partition(" | ")
+            if step.endswith(": build"):
+                building.add(step)
+                workers = [int(pid) for pid in pids.split()]
+        assert len(workers) == 2
+        started = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130  # KeyboardInterrupt reached the caller
+    assert time.monotonic() - started < 10
+    for pid in workers:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert not list(scratch.iterdir())  # the workers' scratch folders are gone
 
 
 def test_workers_keep_the_parents_stdout_for_the_report(tmp_path, capfd):
@@ -182,7 +223,8 @@ def test_workers_keep_the_parents_stdout_for_the_report(tmp_path, capfd):
             return cnn.build()
         """,
     )
-    report = run_targets([chatty], timeout=60, **FAST)
+    report = run_targets([chatty], timeout=60, command="audit", probes=False)
+    assert report.subjects == (chatty,)
     assert not report.errors
     out, err = capfd.readouterr()
     assert "hello from build" not in out

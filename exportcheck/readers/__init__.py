@@ -22,8 +22,8 @@ def _zip_names(path: str) -> list[str]:
     try:
         with zipfile.ZipFile(path) as archive:
             return archive.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError):
-        return []
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError):
+        return []  # NotImplementedError: a zip version or feature zipfile does not read
 
 
 def detect_kind(path: str) -> ArtifactKind:

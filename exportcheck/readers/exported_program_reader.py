@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 import zipfile
 from typing import Any
 
 from exportcheck.errors import UnreadableArtifactError
 from exportcheck.graphview import Arg, ArtifactKind, ArtifactView, GraphIndex, NodeView
+
+
+class _Held(logging.Filter):
+    """Keeps torch.export's log records instead of letting them reach stderr."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.records.append(record)
+        return False
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def load_program(path: str) -> Any:
@@ -16,15 +33,22 @@ def load_program(path: str) -> Any:
         raise UnreadableArtifactError(
             "not a torch.export archive (.pt2 files are zip archives)", subject=path
         )
+    # torch.export.load logs a damaged archive's traceback as a warning, then raises an error
+    # that only says "check the warnings above": hold the log, report its cause in one line.
+    logger, held = logging.getLogger("torch.export"), _Held()
+    logger.addFilter(held)
     try:
         return torch.export.load(path)
     except Exception as exc:
-        cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        logged = [r.exc_info[1] for r in held.records if r.exc_info and r.exc_info[1]]
+        cause = _first_line(logged[-1] if logged else exc)
         raise UnreadableArtifactError(
             f"cannot load as a torch.export program: {cause} (saved by another torch "
             "version, or not an ExportedProgram?)",
             subject=path,
         ) from None
+    finally:
+        logger.removeFilter(held)
 
 
 def op_key(target: Any) -> str | None:
