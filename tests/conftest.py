@@ -20,7 +20,9 @@ SAMPLE_NAMES = sorted(
 def sample_expected(name: str) -> dict:
     tree = ast.parse((SAMPLES / f"{name}.py").read_text())
     for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "EXPECTED" for t in node.targets):
+        if isinstance(node, ast.Assign) and any(
+            getattr(t, "id", None) == "EXPECTED" for t in node.targets
+        ):
             return ast.literal_eval(node.value)
     raise AssertionError(f"{name} declares no EXPECTED")
 
@@ -45,7 +47,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def sample_exports(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str, str], str | None]:
+def sample_exports(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[tuple[str, str, str], str | None]:
     """(sample, mode, format) -> artifact path, or None where the exporter refused."""
     from exportcheck.exporters import FORMATS, SUFFIXES, ExportFailed, export_one
 
@@ -58,7 +62,9 @@ def sample_exports(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, 
             for fmt in FORMATS:
                 path = str(folder / f"{name}.{mode}{SUFFIXES[fmt]}")
                 try:
-                    exports[(name, mode, fmt)] = export_one(model, inputs, fmt, path, dynamic_batch=True).path
+                    exports[(name, mode, fmt)] = export_one(
+                        model, inputs, fmt, path, dynamic_batch=True
+                    ).path
                 except ExportFailed:
                     exports[(name, mode, fmt)] = None
     return exports

@@ -25,7 +25,9 @@ def imported_modules(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("path", sorted(LIBRARY.rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "path", sorted(LIBRARY.rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT))
+)
 def test_library_does_not_import_cli_stack(path):
     if path.name == "__main__.py":
         return
@@ -39,8 +41,11 @@ def test_library_never_prints():
     for path in LIBRARY.rglob("*.py"):
         tree = ast.parse(path.read_text())
         calls = [
-            n for n in ast.walk(tree)
-            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("print", "exit")
+            n
+            for n in ast.walk(tree)
+            if isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Name)
+            and n.func.id in ("print", "exit")
         ]
         assert not calls, f"{path.relative_to(ROOT)} calls print/exit"
 
@@ -53,7 +58,9 @@ def modules_loaded_by(args: list[str]) -> set[str]:
         "from exportcheck.cli.main import main\n"
         "main()\n"
     )
-    result = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=120
+    )
     line = next(line for line in result.stderr.splitlines() if line.startswith("LOADED "))
     return set(line.split()[1:])
 
@@ -66,13 +73,19 @@ def test_light_commands_import_neither_torch_nor_onnxruntime(args):
 
 
 def test_inspecting_onnx_never_imports_torch(sample_exports):
-    loaded = modules_loaded_by(["inspect", sample_exports[("cnn", "train", "onnx")], "--fail-on", "never"])
+    loaded = modules_loaded_by(
+        ["inspect", sample_exports[("cnn", "train", "onnx")], "--fail-on", "never"]
+    )
     assert "onnx" in loaded
     assert "torch" not in loaded
     assert "onnxruntime" not in loaded
 
 
 def test_python_dash_m_runs_the_cli():
-    result = subprocess.run([sys.executable, "-m", "exportcheck", "--version"], capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "exportcheck", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0 and "exportcheck" in result.stdout

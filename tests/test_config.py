@@ -23,7 +23,9 @@ def write(tmp_path, text):
     return path
 
 
-def finding(rule="training-dropout", module="block", subject="models/a.py:build", severity=Severity.ERROR):
+def finding(
+    rule="training-dropout", module="block", subject="models/a.py:build", severity=Severity.ERROR
+):
     return Finding(rule, "EC101", severity, "msg", subject, Location(module=module, node="n1"))
 
 
@@ -56,7 +58,10 @@ def test_config_file_found_from_a_subfolder(tmp_path):
         ("rtol = -1\n", "rtol must be a non-negative number"),
         ('select = ["no-such-rule"]\n', "unknown rule 'no-such-rule'"),
         ('[[tool.exportcheck.ignore]]\nrule = "random-op"\n', "needs a non-empty reason"),
-        ('[[tool.exportcheck.ignore]]\nrule = "random-op"\nreason = "x"\nwhere = "y"\n', "unknown key 'where'"),
+        (
+            '[[tool.exportcheck.ignore]]\nrule = "random-op"\nreason = "x"\nwhere = "y"\n',
+            "unknown key 'where'",
+        ),
         ('[tool.exportcheck.severity]\nrandom-op = "fatal"\n', "unknown severity"),
         ("rtol = \n", "invalid TOML"),
     ],
@@ -85,8 +90,13 @@ def test_suppression_marks_and_unused_entries_are_reported(tmp_path):
 
 
 def test_suppression_globs_must_all_match(tmp_path):
-    write(tmp_path, '[[tool.exportcheck.ignore]]\nrule = "training-dropout"\nmodule = "head"\nreason = "r"\n')
-    report = apply_policy(Report(findings=(finding(module="block"),)), load_settings(cwd=str(tmp_path)))
+    write(
+        tmp_path,
+        '[[tool.exportcheck.ignore]]\nrule = "training-dropout"\nmodule = "head"\nreason = "r"\n',
+    )
+    report = apply_policy(
+        Report(findings=(finding(module="block"),)), load_settings(cwd=str(tmp_path))
+    )
     assert report.findings[0].suppressed is None and report.exit_code() == 1
 
 
@@ -114,12 +124,16 @@ def test_config_command_prints_sources(tmp_path, monkeypatch):
 def test_cli_reports_config_errors_as_input_errors(tmp_path, sample_exports):
     config = tmp_path / "bad.toml"
     config.write_text('colour = "blue"\n')
-    result = runner.invoke(app, ["inspect", sample_exports[("cnn", "eval", "onnx")], "--config", str(config)])
+    result = runner.invoke(
+        app, ["inspect", sample_exports[("cnn", "eval", "onnx")], "--config", str(config)]
+    )
     assert result.exit_code == 2 and "unknown key 'colour'" in result.stderr
 
 
 def test_fail_on_from_config_applies_to_inspect(tmp_path, sample_exports):
     config = tmp_path / "c.toml"
     config.write_text('fail-on = "never"\n')
-    result = runner.invoke(app, ["inspect", sample_exports[("cnn", "train", "onnx")], "--config", str(config)])
+    result = runner.invoke(
+        app, ["inspect", sample_exports[("cnn", "train", "onnx")], "--config", str(config)]
+    )
     assert result.exit_code == 0

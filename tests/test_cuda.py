@@ -43,13 +43,17 @@ def test_tf32_is_restored_after_validation():
 def test_probes_tolerate_cuda_noise(name):
     model, inputs = build_sample(name)
     report = exportcheck.validate(model, inputs, formats=["torchscript-trace"], devices="cuda")
-    assert not [f for f in report.findings if f.rule in ("batch-dependent-eval", "nondeterministic-eval")]
+    assert not [
+        f for f in report.findings if f.rule in ("batch-dependent-eval", "nondeterministic-eval")
+    ]
 
 
 def test_probes_catch_batch_statistics_on_cuda():
     model, inputs = build_sample("bad_batchnorm_no_running_stats")
     report = exportcheck.validate(model, inputs, formats=["torchscript-trace"], devices="cuda")
-    assert any(f.rule == "batch-dependent-eval" and f.location.module == "bn" for f in report.findings)
+    assert any(
+        f.rule == "batch-dependent-eval" and f.location.module == "bn" for f in report.findings
+    )
 
 
 def test_user_model_stays_on_cpu():

@@ -82,7 +82,9 @@ def test_traced_module_keeps_training_constants_after_eval(sample_exports):
     graph = traced.inlined_graph
     dropout = next(n for n in graph.nodes() if n.kind() == "aten::dropout")
     assert dropout.namedInput("train").toIValue() is True
-    view = read_torchscript(sample_exports[("cnn", "train", "torchscript-trace")], frozenset({"aten::batch_norm"}))
+    view = read_torchscript(
+        sample_exports[("cnn", "train", "torchscript-trace")], frozenset({"aten::batch_norm"})
+    )
     batch_norm = view.nodes[0]
     assert batch_norm.arg("training").value is True
     assert batch_norm.arg("cudnn_enabled") is not None
@@ -92,7 +94,9 @@ def test_scripted_training_argument_resolves_from_saved_flags(sample_exports):
     from exportcheck.readers.torchscript_reader import read_torchscript
 
     for mode, expected in (("train", True), ("eval", False)):
-        view = read_torchscript(sample_exports[("cnn", mode, "torchscript-script")], frozenset({"aten::dropout"}))
+        view = read_torchscript(
+            sample_exports[("cnn", mode, "torchscript-script")], frozenset({"aten::dropout"})
+        )
         [dropout] = view.nodes
         assert dropout.arg("train").value is expected
         assert dropout.arg("train").source == "module flag dropout.training"
@@ -114,4 +118,6 @@ def test_exported_program_reports_buffers_and_args(sample_exports):
 
 def test_lstm_dropout_between_layers_is_found(sample_exports):
     findings = inspect_artifact(sample_exports[("lstm", "train", "torchscript-trace")])
-    assert any(f.rule == "training-dropout" and f.location.op_type == "aten::lstm" for f in findings)
+    assert any(
+        f.rule == "training-dropout" and f.location.op_type == "aten::lstm" for f in findings
+    )

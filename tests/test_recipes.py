@@ -29,7 +29,9 @@ def workflow_validate_command(shard: str) -> list[str]:
     workflow = yaml.safe_load((ROOT / "docs" / "examples" / "github-workflow.yml").read_text())
     steps = workflow["jobs"]["exportcheck"]["steps"]
     script = next(s["run"] for s in steps if s.get("name") == "Validate")
-    line = next(line for line in script.splitlines() if line.strip().startswith("exportcheck validate"))
+    line = next(
+        line for line in script.splitlines() if line.strip().startswith("exportcheck validate")
+    )
     words = line.replace("${{ matrix.shard }}", shard).split()
     return [*EXPORTCHECK, *words[1:]]
 
@@ -51,8 +53,10 @@ def test_ci_run_fails_then_passes_after_a_reasoned_suppression(tmp_path):
 
     suites = ET.parse(project / "reports" / "exportcheck.xml").getroot()
     failures = [f for f in suites.iter("failure")]
-    assert any(f.get("type") == "training-dropout" and "block" in (f.text or "") + (f.get("message") or "")
-               for f in failures)
+    assert any(
+        f.get("type") == "training-dropout" and "block" in (f.text or "") + (f.get("message") or "")
+        for f in failures
+    )
     names = " ".join(case.get("name", "") for case in suites.iter("testcase"))
     assert "training-dropout" in names and "block" in names
 
@@ -88,7 +92,11 @@ def test_pre_commit_hook_entry_checks_changed_model_files(tmp_path, sample_expor
     clean = tmp_path / "clean.pt2"
     shutil.copy(sample_exports[("cnn", "train", "onnx")], train)
     shutil.copy(sample_exports[("cnn", "eval", "exported-program")], clean)
-    assert pattern.search(train.name) and pattern.search(clean.name) and not pattern.search("notes.txt")
+    assert (
+        pattern.search(train.name)
+        and pattern.search(clean.name)
+        and not pattern.search("notes.txt")
+    )
     entry = hook["entry"].split()
     assert entry[0] == "exportcheck"
     assert run([*EXPORTCHECK, *entry[1:], str(train), str(clean)], tmp_path).returncode == 1

@@ -12,7 +12,7 @@ import exportcheck
 from exportcheck.errors import InputSpecError, ModelRunError, TargetError
 from exportcheck.modes import eval_mode
 from exportcheck.targets import build_target, inputs_from_shapes, parse_shape
-from tests.conftest import SAMPLES, SAMPLE_NAMES, build_sample, sample_expected
+from tests.conftest import SAMPLE_NAMES, SAMPLES, build_sample, sample_expected
 
 
 def errors_by_rule(report, subject):
@@ -39,12 +39,20 @@ def test_clean_models_pass_every_comparison(demo_report):
     compared = [c for c in demo_report.comparisons if c.subject in clean]
     assert compared and all(c.passed for c in compared)
     formats = {c.artifact_format for c in compared}
-    assert formats == {"onnx", "onnx-legacy", "torchscript-trace", "torchscript-script", "exported-program"}
+    assert formats == {
+        "onnx",
+        "onnx-legacy",
+        "torchscript-trace",
+        "torchscript-script",
+        "exported-program",
+    }
 
 
 def test_onnx_is_compared_at_both_optimization_levels_and_two_batch_sizes(demo_report):
     subject = f"{SAMPLES / 'cnn'}.py:build"
-    onnx = [c for c in demo_report.comparisons if c.subject == subject and c.artifact_format == "onnx"]
+    onnx = [
+        c for c in demo_report.comparisons if c.subject == subject and c.artifact_format == "onnx"
+    ]
     assert {c.optimization for c in onnx} == {"disable_all", "default"}
     assert {c.batch_size for c in onnx} == {4, 5}
 
@@ -53,7 +61,10 @@ def test_training_dropout_shows_only_with_optimizations_off(demo_report):
     """ORT's default level deletes a training Dropout; ORT_DISABLE_ALL runs it."""
     subject = f"{SAMPLES / 'bad_functional_dropout'}.py:build"
     unstable = [
-        f for f in demo_report.findings if f.subject == subject and f.rule == "runtime-nondeterminism"
+        f
+        for f in demo_report.findings
+        if f.subject == subject
+        and f.rule == "runtime-nondeterminism"
         and "onnxruntime" in f.message
     ]
     assert unstable and all("disable_all" in f.message for f in unstable)
@@ -95,7 +106,9 @@ def test_train_mode_export_is_attributed_to_training_mode(tmp_path):
     model.train()
     model.dropout.eval()
     artifact = tmp_path / "cnn-bn-train.legacy.onnx"
-    torch.onnx.export(model, inputs, str(artifact), dynamo=False, training=torch.onnx.TrainingMode.PRESERVE)
+    torch.onnx.export(
+        model, inputs, str(artifact), dynamo=False, training=torch.onnx.TrainingMode.PRESERVE
+    )
     fresh, inputs = build_sample("cnn")
     report = exportcheck.compare(artifact, fresh, inputs, devices="cpu")
     rules = {f.rule for f in report.findings}
@@ -107,8 +120,14 @@ def test_train_mode_export_is_attributed_to_training_mode(tmp_path):
 
 def test_tolerance_override_is_recorded_and_rejudges(demo_report):
     model, inputs = build_sample("transformer")
-    report = exportcheck.validate(model, inputs, formats=["exported-program"], devices="cpu", rtol=0.0, atol=0.0)
-    tolerances = {(c.tolerance.rtol, c.tolerance.atol, c.tolerance.source) for c in report.comparisons if c.run == "compare"}
+    report = exportcheck.validate(
+        model, inputs, formats=["exported-program"], devices="cpu", rtol=0.0, atol=0.0
+    )
+    tolerances = {
+        (c.tolerance.rtol, c.tolerance.atol, c.tolerance.source)
+        for c in report.comparisons
+        if c.run == "compare"
+    }
     assert tolerances == {(0.0, 0.0, "command line")}
     failing = [c for c in report.comparisons if not c.passed]
     assert failing, "a zero tolerance must catch the ~1e-7 noise of a transformer export"
@@ -131,14 +150,18 @@ def test_probes_tolerate_noise_but_catch_batch_statistics():
 def test_stale_batchnorm_statistics_are_warned():
     model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
     report = exportcheck.audit(model)
-    assert [f.location.module for f in report.findings if f.rule == "stale-batchnorm-stats"] == ["1"]
+    assert [f.location.module for f in report.findings if f.rule == "stale-batchnorm-stats"] == [
+        "1"
+    ]
     assert report.ok  # a warning does not fail at the default --fail-on error
 
 
 def test_custom_mode_dependent_module_is_listed():
     model, _ = build_sample("custom_mode_layer")
     report = exportcheck.audit(model)
-    assert [f.location.module for f in report.findings if f.rule == "mode-dependent-module"] == ["mode_scale"]
+    assert [f.location.module for f in report.findings if f.rule == "mode-dependent-module"] == [
+        "mode_scale"
+    ]
 
 
 def test_nan_outputs_are_a_finding_not_a_crash():
@@ -146,7 +169,9 @@ def test_nan_outputs_are_a_finding_not_a_crash():
         def forward(self, x):
             return x / torch.zeros_like(x) * 0
 
-    report = exportcheck.validate(Nan(), (torch.randn(2, 3),), formats=["torchscript-trace"], devices="cpu")
+    report = exportcheck.validate(
+        Nan(), (torch.randn(2, 3),), formats=["torchscript-trace"], devices="cpu"
+    )
     assert any(f.rule == "nonfinite-output" for f in report.findings)
 
 
@@ -166,7 +191,9 @@ def test_unexportable_format_is_skipped_with_the_exporters_reason():
                 return x * 2
             return x - 1
 
-    report = exportcheck.validate(DataDependent(), (torch.ones(2, 3),), formats=["exported-program"], devices="cpu")
+    report = exportcheck.validate(
+        DataDependent(), (torch.ones(2, 3),), formats=["exported-program"], devices="cpu"
+    )
     [skip] = [s for s in report.skipped if s.step == "export exported-program"]
     assert skip.reason
 
@@ -209,4 +236,6 @@ def test_input_shapes_and_files(tmp_path):
 def test_input_shape_that_does_not_fit_the_model():
     model = nn.Linear(4, 2)
     with pytest.raises(ModelRunError):
-        exportcheck.validate(model, inputs_from_shapes(["2x7"]), devices="cpu", formats=["onnx-legacy"])
+        exportcheck.validate(
+            model, inputs_from_shapes(["2x7"]), devices="cpu", formats=["onnx-legacy"]
+        )
