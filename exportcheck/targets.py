@@ -109,6 +109,17 @@ def _sys_path(folder: str) -> Iterator[None]:
             sys.path.remove(folder)
 
 
+@contextlib.contextmanager
+def _no_bytecode() -> Iterator[None]:
+    """Importing a target must not leave `__pycache__` folders in the user's tree."""
+    previous = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True
+    try:
+        yield
+    finally:
+        sys.dont_write_bytecode = previous
+
+
 def _import_file(path: str, spec: str) -> Any:
     if not os.path.isfile(path):
         raise TargetError(f"file {path!r} does not exist", subject=spec)
@@ -119,7 +130,7 @@ def _import_file(path: str, spec: str) -> Any:
     if module_spec is None or module_spec.loader is None:
         raise TargetError(f"cannot import {path!r}", subject=spec)
     module = importlib.util.module_from_spec(module_spec)
-    with _sys_path(os.path.dirname(absolute)):
+    with _sys_path(os.path.dirname(absolute)), _no_bytecode():
         try:
             module_spec.loader.exec_module(module)
         except SyntaxError as error:
@@ -135,7 +146,8 @@ def _import_file(path: str, spec: str) -> Any:
 
 def _import_module(name: str, spec: str) -> Any:
     try:
-        return importlib.import_module(name)
+        with _no_bytecode():
+            return importlib.import_module(name)
     except ModuleNotFoundError as error:
         raise TargetError(f"module {error.name!r} not found", subject=spec) from None
     except Exception as error:

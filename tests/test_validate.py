@@ -239,3 +239,64 @@ def test_input_shape_that_does_not_fit_the_model():
         exportcheck.validate(
             model, inputs_from_shapes(["2x7"]), devices="cpu", formats=["onnx-legacy"]
         )
+
+
+def test_validation_writes_nothing_into_the_users_folder(tmp_path):
+    import shutil
+
+    shutil.copy(SAMPLES / "cnn.py", tmp_path / "cnn.py")
+    shutil.copy(SAMPLES / "_common.py", tmp_path / "_common.py")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    report = exportcheck.validate(
+        *build_sample("custom_mode_layer"), formats=["onnx-legacy"], devices="cpu"
+    )
+    target = build_target(f"{tmp_path / 'cnn.py'}:build")
+    exportcheck.validate(target.model, target.inputs, formats=["torchscript-trace"], devices="cpu")
+    assert report.ok
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_out_of_memory_is_a_clear_input_error(tmp_path):
+    from exportcheck.validation import validate_targets
+
+    script = tmp_path / "huge.py"
+    script.write_text("def build():\n    raise MemoryError()\n")
+    report = validate_targets([f"{script}:build"], devices="cpu")
+    [problem] = report.errors
+    assert "MemoryError" in problem.message or "out of memory" in problem.message
+    assert report.exit_code() == 2
+
+
+def _external_model(tmp_path, location):
+    import onnx
+
+    model, inputs = build_sample("custom_mode_layer")
+    model.eval()
+    path = tmp_path / "model.onnx"
+    torch.onnx.export(model, inputs, str(path), dynamo=False)
+    proto = onnx.load(str(path))
+    onnx.save_model(
+        proto, str(path), save_as_external_data=True, location="weights.bin", size_threshold=0
+    )
+    proto = onnx.load(str(path), load_external_data=False)
+    for tensor in proto.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = location
+    onnx.save_model(proto, str(path))
+    return path, inputs
+
+
+def test_compare_refuses_missing_and_escaping_external_data(tmp_path):
+    from exportcheck.errors import MissingExternalDataError, UnsafeExternalDataError
+
+    path, inputs = _external_model(tmp_path, "weights.bin")
+    model, _ = build_sample("custom_mode_layer")
+    assert exportcheck.compare(path, model, inputs, devices="cpu").ok
+    (tmp_path / "weights.bin").rename(tmp_path / "elsewhere.bin")
+    with pytest.raises(MissingExternalDataError, match="weights.bin"):
+        exportcheck.compare(path, model, inputs, devices="cpu")
+    for location in ("../elsewhere.bin", str(tmp_path / "elsewhere.bin")):
+        path, inputs = _external_model(tmp_path, location)
+        with pytest.raises(UnsafeExternalDataError):
+            exportcheck.compare(path, model, inputs, devices="cpu")
