@@ -86,8 +86,13 @@ ShardOption = Annotated[
 ]
 
 
+def one_line(message: str) -> str:
+    """Paths may hold newlines; an error must stay one line."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def fail(message: str, code: int) -> None:
-    typer.echo(f"exportcheck: error: {message}", err=True)
+    typer.echo(f"exportcheck: error: {one_line(message)}", err=True)
     raise typer.Exit(code)
 
 
@@ -170,7 +175,9 @@ def finish(report: Report, settings: Any, outputs: list[str] | None) -> int:
 
     report = apply_policy(report, settings)
     for problem in report.errors:
-        typer.echo(f"exportcheck: error: {problem.subject}: {problem.message}", err=True)
+        typer.echo(
+            f"exportcheck: error: {one_line(f'{problem.subject}: {problem.message}')}", err=True
+        )
     emit(report, output_targets(settings.format, outputs))
     return report.exit_code()
 
