@@ -78,52 +78,111 @@ def _quiet() -> Iterator[None]:
         logger.setLevel(previous)
 
 
-def _batch_dims(inputs: Sequence[Any], dynamic: bool) -> Any:
+def _batch_dims(inputs: Sequence[Any]) -> Any:
+    """Dim 0 of every tensor input left to torch.export to decide: dynamic where the model
+    allows it, specialized (without failing) where it does not, e.g. for a batch of one."""
     import torch
 
-    if not dynamic:
-        return None
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    return tuple({0: batch} if getattr(x, "dim", lambda: 0)() > 0 else None for x in inputs)
+    auto = getattr(torch.export.Dim, "AUTO", None) or torch.export.Dim("batch", min=1, max=4096)
+    return tuple({0: auto} if getattr(x, "dim", lambda: 0)() > 0 else None for x in inputs)
 
 
-def export_one(
-    model: Any, inputs: tuple[Any, ...], fmt: str, path: str, *, dynamic_batch: bool
-) -> Exported:
-    """One export of `model` as it is (the caller has put it in eval mode)."""
+def program_batch_is_dynamic(program: Any) -> bool:
+    """Whether every user input of an ExportedProgram kept a symbolic batch dimension."""
     import torch
 
-    try:
+    user_inputs = set(program.graph_signature.user_inputs)
+    shapes = [
+        node.meta["val"].shape
+        for node in program.graph_module.graph.nodes
+        if node.op == "placeholder"
+        and node.name in user_inputs
+        and "val" in node.meta
+        and hasattr(node.meta["val"], "shape")
+        and len(node.meta["val"].shape) > 0
+    ]
+    return bool(shapes) and all(isinstance(shape[0], torch.SymInt) for shape in shapes)
+
+
+def onnx_batch_is_dynamic(path: str) -> bool:
+    """Whether every graph input of an ONNX file has a symbolic first dimension."""
+    from exportcheck.readers.onnx_reader import load_model
+
+    graph = load_model(path).graph
+    initializers = {t.name for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializers]
+    return bool(inputs) and all(
+        i.type.tensor_type.shape.dim and not i.type.tensor_type.shape.dim[0].HasField("dim_value")
+        for i in inputs
+    )
+
+
+class Exporter:
+    """Exports one eval-mode model to each format. The torch.export program is made once and
+    serves both the dynamo ONNX exporter and the .pt2 archive."""
+
+    def __init__(self, model: Any, inputs: tuple[Any, ...]) -> None:
+        self.model = model
+        self.inputs = inputs
+        self._program: Any = None
+        self._program_error: str | None = None
+
+    def program(self) -> Any:
+        import torch
+
+        if self._program is None and self._program_error is None:
+            try:
+                with _quiet():
+                    self._program = torch.export.export(
+                        self.model, self.inputs, dynamic_shapes=_batch_dims(self.inputs)
+                    )
+            except Exception as error:
+                self._program_error = _first_line(error)
+        if self._program is None:
+            raise ExportFailed(self._program_error or "torch.export failed")
+        return self._program
+
+    def export(self, fmt: str, path: str) -> Exported:
+        """One artifact; an exporter's refusal becomes ExportFailed with its reason."""
+        try:
+            exported = self._export(fmt, path)
+        except ExportFailed:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
+        except Exception as error:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise ExportFailed(_first_line(error)) from None
+        return exported
+
+    def _export(self, fmt: str, path: str) -> Exported:
+        import torch
+
+        names = input_names(len(self.inputs))
+        if fmt == "exported-program":
+            program = self.program()
+            with _quiet():
+                torch.export.save(program, path)
+            return Exported(fmt, path, program_batch_is_dynamic(program))
+        if fmt == "onnx":
+            try:
+                source = self.program()
+            except ExportFailed:
+                source = self.model  # the dynamo exporter has fallbacks of its own
+            with _quiet():
+                onnx_program = torch.onnx.export(
+                    source, self.inputs, dynamo=True, input_names=names, verbose=False
+                )
+                onnx_program.save(path)
+            return Exported(fmt, path, onnx_batch_is_dynamic(path))
         with _quiet():
-            if fmt == "onnx":
-                try:
-                    program = torch.onnx.export(
-                        model,
-                        inputs,
-                        dynamo=True,
-                        input_names=input_names(len(inputs)),
-                        dynamic_shapes=_batch_dims(inputs, dynamic_batch),
-                        verbose=False,
-                    )
-                except Exception:
-                    if not dynamic_batch:
-                        raise
-                    dynamic_batch = False
-                    program = torch.onnx.export(
-                        model,
-                        inputs,
-                        dynamo=True,
-                        input_names=input_names(len(inputs)),
-                        verbose=False,
-                    )
-                program.save(path)
-            elif fmt == "onnx-legacy":
-                names = input_names(len(inputs))
+            if fmt == "onnx-legacy":
 
                 def legacy(axes: dict[str, dict[int, str]] | None) -> None:
                     torch.onnx.export(
-                        model,
-                        inputs,
+                        self.model,
+                        self.inputs,
                         path,
                         dynamo=False,
                         input_names=names,
@@ -133,36 +192,20 @@ def export_one(
                     )
 
                 try:
-                    legacy({n: {0: "batch"} for n in names} if dynamic_batch else None)
+                    legacy({n: {0: "batch"} for n in names})
+                    return Exported(fmt, path, True)
                 except Exception:
-                    if not dynamic_batch:
-                        raise
-                    dynamic_batch = False
                     legacy(None)
-            elif fmt == "torchscript-trace":
-                traced = torch.jit.trace(model, inputs, check_trace=False)
-                traced.save(path)
-                dynamic_batch = True
-            elif fmt == "torchscript-script":
-                torch.jit.script(model).save(path)
-                dynamic_batch = True
-            elif fmt == "exported-program":
-                try:
-                    program = torch.export.export(
-                        model, inputs, dynamic_shapes=_batch_dims(inputs, dynamic_batch)
-                    )
-                except Exception:
-                    if not dynamic_batch:
-                        raise
-                    dynamic_batch = False
-                    program = torch.export.export(model, inputs)
-                torch.export.save(program, path)
-            else:
-                raise ExportFailed(f"unknown format {fmt!r}")
-    except ExportFailed:
-        raise
-    except Exception as error:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        raise ExportFailed(_first_line(error)) from None
-    return Exported(fmt, path, dynamic_batch)
+                    return Exported(fmt, path, False)
+            if fmt == "torchscript-trace":
+                torch.jit.trace(self.model, self.inputs, check_trace=False).save(path)
+                return Exported(fmt, path, True)
+            if fmt == "torchscript-script":
+                torch.jit.script(self.model).save(path)
+                return Exported(fmt, path, True)
+        raise ExportFailed(f"unknown format {fmt!r}")
+
+
+def export_one(model: Any, inputs: tuple[Any, ...], fmt: str, path: str) -> Exported:
+    """One export of `model` as it is (the caller has put it in eval mode)."""
+    return Exporter(model, inputs).export(fmt, path)

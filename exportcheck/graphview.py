@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -51,22 +51,60 @@ class Arg:
             return None
 
 
-@dataclass(frozen=True)
 class NodeView:
-    """One operator in one scope of an artifact, with arguments read by schema name."""
+    """One operator in one scope of an artifact, with arguments read by schema name.
 
-    kind: ArtifactKind
-    scope: str
-    name: str
-    op: str
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
-    args: Mapping[str, Arg] = field(default_factory=dict)
-    module: str | None = None
-    graph: GraphIndex | None = field(default=None, compare=False, repr=False)
+    Readers may pass `inputs`, `outputs` and `module` as zero-argument callables: a graph with
+    a million nodes and tens of thousands of matches then pays only for what rules read.
+    """
+
+    __slots__ = ("kind", "scope", "name", "op", "_inputs", "_outputs", "args", "_module", "graph")
+
+    def __init__(
+        self,
+        kind: ArtifactKind,
+        scope: str,
+        name: str,
+        op: str,
+        inputs: tuple[str, ...] | Callable[[], tuple[str, ...]],
+        outputs: tuple[str, ...] | Callable[[], tuple[str, ...]],
+        args: Mapping[str, Arg] | None = None,
+        module: str | None | Callable[[], str | None] = None,
+        graph: GraphIndex | None = None,
+    ) -> None:
+        self.kind = kind
+        self.scope = scope
+        self.name = name
+        self.op = op
+        self._inputs = inputs
+        self._outputs = outputs
+        self.args: Mapping[str, Arg] = args if args is not None else {}
+        self._module = module
+        self.graph = graph
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        if callable(self._inputs):
+            self._inputs = self._inputs()
+        return self._inputs
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        if callable(self._outputs):
+            self._outputs = self._outputs()
+        return self._outputs
+
+    @property
+    def module(self) -> str | None:
+        if callable(self._module):
+            self._module = self._module()
+        return self._module
 
     def arg(self, name: str) -> Arg | None:
         return self.args.get(name)
+
+    def __repr__(self) -> str:
+        return f"NodeView({self.kind.value} {self.scope}::{self.name} {self.op})"
 
 
 class GraphIndex:

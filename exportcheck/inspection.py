@@ -85,12 +85,15 @@ def findings_for_view(view: ArtifactView, subject: str, rules: Sequence[Rule]) -
 
 
 def inspect_artifact(
-    path: PathLike, subject: str | None = None, rules: Sequence[Rule] | None = None
+    path: PathLike,
+    subject: str | None = None,
+    rules: Sequence[Rule] | None = None,
+    loaded: object = None,
 ) -> list[Finding]:
     """Findings for one artifact file; raises an InputError for a file that cannot be read."""
     active = tuple(rules) if rules is not None else graph_rules()
     path = os.fspath(path)
-    view = read_artifact(path, wanted_ops(active))
+    view = read_artifact(path, wanted_ops(active), loaded)
     return findings_for_view(view, subject or path, active)
 
 

@@ -96,23 +96,29 @@ def onnx_runner(path: str, device: str, optimization: str) -> Runner:
     return Runner("onnxruntime", device, provider, optimization, outputs, call)
 
 
-def torch_runner(path: str, kind: str, device: str) -> Runner:
+def load_torch_artifact(path: str, kind: str) -> Any:
+    """A TorchScript module or an ExportedProgram, loaded on the CPU."""
+    if kind == "torchscript":
+        from exportcheck.readers.torchscript_reader import load_archive
+
+        return load_archive(path)
+    from exportcheck.readers.exported_program_reader import load_program
+
+    return load_program(path)
+
+
+def torch_runner(path: str, kind: str, device: str, loaded: Any = None) -> Runner:
+    """Runs a TorchScript archive or ExportedProgram in torch. `loaded` (CPU) is reused on the
+    CPU; another device gets its own copy, since moving a ScriptModule moves it in place."""
     import torch
 
     if device == "cuda" and not torch.cuda.is_available():
         raise RunnerUnavailable("CUDA is not available to torch")
-    if kind == "torchscript":
-        from exportcheck.readers.torchscript_reader import load_archive
-
-        module = load_archive(path)
+    if loaded is None or device != "cpu":
+        loaded = load_torch_artifact(path, kind)
+    module = loaded.to(device) if kind == "torchscript" else loaded.module()
+    if kind != "torchscript" and device != "cpu":
         module = module.to(device)
-    else:
-        from exportcheck.readers.exported_program_reader import load_program
-
-        program = load_program(path)
-        module = program.module()
-        if device != "cpu":
-            module = module.to(device)
 
     def call(inputs: Sequence[Any]) -> list[np.ndarray]:
         moved = [x.to(device) for x in inputs]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import gc
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -17,7 +16,7 @@ import numpy as np
 from exportcheck.comparison import Comparison, OutputMetrics, Tolerance
 from exportcheck.devices import resolve_devices, tf32
 from exportcheck.errors import InputError, ModelRunError
-from exportcheck.exporters import FORMATS, SUFFIXES, ExportFailed, export_one
+from exportcheck.exporters import FORMATS, SUFFIXES, Exporter, ExportFailed, onnx_batch_is_dynamic
 from exportcheck.findings import Finding, Location
 from exportcheck.inspection import inspect_artifact
 from exportcheck.modes import batch_statistics_mode, preserved
@@ -30,6 +29,7 @@ from exportcheck.runners import (
     Runner,
     RunnerUnavailable,
     check_onnx_external_data,
+    load_torch_artifact,
     onnx_runner,
     pytorch_runner,
     torch_runner,
@@ -373,7 +373,7 @@ def attribution(ctx: _Context, runner: Runner, actual: list[np.ndarray], *, unst
 
 
 def runners_for(
-    path: str, kind: str, devices: Sequence[str]
+    path: str, kind: str, devices: Sequence[str], loaded: Any = None
 ) -> Iterator[tuple[Runner | None, str, str | None]]:
     """(runner, label, reason-if-unavailable) for every configuration an artifact runs in."""
     for device in devices:
@@ -387,7 +387,7 @@ def runners_for(
         else:
             label = f"torch {device}"
             try:
-                yield torch_runner(path, kind, device), label, None
+                yield torch_runner(path, kind, device, loaded), label, None
             except RunnerUnavailable as why:
                 yield None, label, str(why)
 
@@ -412,9 +412,11 @@ def check_artifact(
     """Static rules, then every runtime configuration, for one artifact file."""
     outcome = _ArtifactOutcome()
     ctx.progress(f"{ctx.subject}: inspect {fmt}")
-    for finding in inspect_artifact(path, subject=ctx.subject):
+    kind = _artifact_kind(fmt)
+    loaded = load_torch_artifact(path, kind) if kind != "onnx" else None
+    for finding in inspect_artifact(path, subject=ctx.subject, loaded=loaded):
         outcome.findings.append(_relabel(finding, artifact_label))
-    for runner, label, reason in runners_for(path, _artifact_kind(fmt), devices):
+    for runner, label, reason in runners_for(path, kind, devices, loaded):
         if runner is None:
             outcome.skipped.append(
                 Skipped(
@@ -603,12 +605,13 @@ def validate(
             skipped += missed
         comparisons += _cross_device(ctx, usable)
         with _artifact_folder(out_dir) as folder:
+            exporter = Exporter(model, inputs)
             stem = _safe_stem(subject)
             for fmt in chosen:
                 path = os.path.join(folder, stem + SUFFIXES[fmt])
                 ctx.progress(f"{subject}: export {fmt}")
                 try:
-                    exported = export_one(model, inputs, fmt, path, dynamic_batch=True)
+                    exported = exporter.export(fmt, path)
                 except ExportFailed as why:
                     skipped.append(Skipped(subject, f"export {fmt}", str(why), fmt))
                     continue
@@ -626,7 +629,6 @@ def validate(
                 findings += outcome.findings
                 comparisons += outcome.comparisons
                 skipped += outcome.skipped
-                gc.collect()
     ctx.models.clear()
     return Report(
         subjects=(subject,),
@@ -705,7 +707,7 @@ def compare(
             path,
             kind.value,
             usable,
-            dynamic_batch=_is_dynamic(path, kind),
+            dynamic_batch=kind is ArtifactKind.ONNX and onnx_batch_is_dynamic(path),
             artifact_label=path,
         )
     ctx.models.clear()
@@ -715,22 +717,6 @@ def compare(
         comparisons=tuple(outcome.comparisons),
         skipped=tuple(skipped + outcome.skipped),
         fail_on=fail_on,
-    )
-
-
-def _is_dynamic(path: str, kind: Any) -> bool:
-    from exportcheck.graphview import ArtifactKind
-
-    if kind is not ArtifactKind.ONNX:
-        return False
-    from exportcheck.readers.onnx_reader import load_model
-
-    graph = load_model(path).graph
-    initializers = {t.name for t in graph.initializer}
-    inputs = [i for i in graph.input if i.name not in initializers]
-    return bool(inputs) and all(
-        i.type.tensor_type.shape.dim and not i.type.tensor_type.shape.dim[0].HasField("dim_value")
-        for i in inputs
     )
 
 

@@ -51,7 +51,7 @@ def sample_exports(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[tuple[str, str, str], str | None]:
     """(sample, mode, format) -> artifact path, or None where the exporter refused."""
-    from exportcheck.exporters import FORMATS, SUFFIXES, ExportFailed, export_one
+    from exportcheck.exporters import FORMATS, SUFFIXES, Exporter, ExportFailed
 
     folder = tmp_path_factory.mktemp("exports")
     exports: dict[tuple[str, str, str], str | None] = {}
@@ -59,12 +59,11 @@ def sample_exports(
         for mode in ("train", "eval"):
             model, inputs = build_sample(name)
             model.train(mode == "train")
+            exporter = Exporter(model, inputs)
             for fmt in FORMATS:
                 path = str(folder / f"{name}.{mode}{SUFFIXES[fmt]}")
                 try:
-                    exports[(name, mode, fmt)] = export_one(
-                        model, inputs, fmt, path, dynamic_batch=True
-                    ).path
+                    exports[(name, mode, fmt)] = exporter.export(fmt, path).path
                 except ExportFailed:
                     exports[(name, mode, fmt)] = None
     return exports

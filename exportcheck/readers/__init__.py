@@ -64,8 +64,11 @@ def detect_kind(path: str) -> ArtifactKind:
     )
 
 
-def read_artifact(path: str, wanted: frozenset[str]) -> ArtifactView:
-    """Reads one artifact file read-only; bad files raise an InputError naming file and cause."""
+def read_artifact(path: str, wanted: frozenset[str], loaded: object = None) -> ArtifactView:
+    """Reads one artifact file read-only; bad files raise an InputError naming file and cause.
+
+    `loaded` is the torch object a caller already loaded from `path` (a ScriptModule or an
+    ExportedProgram), so that one load serves the reader and the runner."""
     kind = detect_kind(path)
     if kind is ArtifactKind.ONNX:
         from exportcheck.readers.onnx_reader import read_onnx
@@ -74,9 +77,9 @@ def read_artifact(path: str, wanted: frozenset[str]) -> ArtifactView:
     if kind is ArtifactKind.TORCHSCRIPT:
         from exportcheck.readers.torchscript_reader import read_torchscript
 
-        return read_torchscript(path, wanted)
+        return read_torchscript(path, wanted, loaded)
     if kind is ArtifactKind.EXPORTED_PROGRAM:
         from exportcheck.readers.exported_program_reader import read_exported_program
 
-        return read_exported_program(path, wanted)
+        return read_exported_program(path, wanted, loaded)
     raise UnreadableArtifactError(f"no reader for {kind}", subject=path)  # pragma: no cover

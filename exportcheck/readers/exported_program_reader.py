@@ -98,10 +98,10 @@ def _view(node: Any, scope: str, index: GraphIndex | None) -> NodeView:
     )
 
 
-def read_exported_program(path: str, wanted: frozenset[str]) -> ArtifactView:
+def read_exported_program(path: str, wanted: frozenset[str], program: Any = None) -> ArtifactView:
     import torch
 
-    program = load_program(path)
+    program = program if program is not None else load_program(path)
     views: list[NodeView] = []
     node_count = 0
     scope_count = 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ast
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -24,23 +23,98 @@ from exportcheck.graphview import (
 )
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
-_SUBGRAPH_TYPES = (AttributeProto.GRAPH, AttributeProto.GRAPHS)
+# Plain ints: reading AttributeProto.GRAPH goes through protobuf's enum wrapper on every access.
+_GRAPH = int(AttributeProto.GRAPH)
+_GRAPHS = int(AttributeProto.GRAPHS)
+_SUBGRAPH_TYPES = (_GRAPH, _GRAPHS)
 _EXTERNAL = TensorProto.EXTERNAL
 
 
-@dataclass
 class _Scope:
-    """Names a scope defines: initializers, Constant outputs, graph inputs and other node
-    outputs (which hide an outer definition of the same name), plus its parent."""
+    """One graph or function body: the names it defines (initializers, Constant outputs, inputs,
+    other node outputs, which hide an outer definition of the same name) and its parent.
 
-    name: str
-    parent: _Scope | None
-    initializers: dict[str, TensorProto] = field(default_factory=dict)
-    constants: dict[str, NodeProto] = field(default_factory=dict)
-    inputs: set[str] = field(default_factory=set)
-    computed: set[str] = field(default_factory=set)
-    nodes: Any = ()
-    opsets: dict[str, int] = field(default_factory=dict)
+    A large model has tens of thousands of If/Loop bodies, so everything but the walk's own
+    bookkeeping is built on first use: the name, the input set, the initializer table.
+    """
+
+    __slots__ = (
+        "_name",
+        "parent",
+        "graph",
+        "opsets",
+        "constants",
+        "_initializers",
+        "_inputs",
+        "_computed",
+        "index",
+        "resolved",
+        "_label",
+    )
+
+    def __init__(
+        self,
+        graph: Any,
+        parent: _Scope | None,
+        opsets: dict[str, int],
+        name: str | None = None,
+        label: tuple[Any, str, int | None] | None = None,
+    ) -> None:
+        self.graph = graph
+        self.parent = parent
+        self.opsets = opsets
+        self._name = name
+        self._label = label
+        self.constants: dict[str, NodeProto] = {}
+        self._initializers: dict[str, TensorProto] | None = None
+        self._inputs: set[str] | None = None
+        self._computed: set[str] | None = None
+        self.index: GraphIndex | None = None
+        self.resolved: dict[str, Arg] = {}
+
+    @property
+    def name(self) -> str:
+        if self._name is None:
+            node, attribute, position = self._label  # type: ignore[misc]
+            owner = _text(node.name) or _text(node.op_type)
+            suffix = f"[{position}]" if position is not None else ""
+            parent = self.parent.name if self.parent is not None else ""
+            self._name = f"{parent}/{owner}.{_text(attribute)}{suffix}"
+        return self._name
+
+    @property
+    def nodes(self) -> Any:
+        return self.graph.node
+
+    @property
+    def initializers(self) -> dict[str, TensorProto]:
+        if self._initializers is None:
+            tensors = getattr(self.graph, "initializer", ())
+            self._initializers = {tensor.name: tensor for tensor in tensors}
+        return self._initializers
+
+    @property
+    def inputs(self) -> set[str]:
+        if self._inputs is None:
+            self._inputs = {_text(getattr(value, "name", value)) for value in self.graph.input}
+        return self._inputs
+
+    def computes(self, name: str) -> bool:
+        """Whether a non-Constant node of this scope outputs `name` (built on first ask, so
+        the walk itself stays a single cheap pass)."""
+        if self._computed is None:
+            self._computed = {
+                _text(output)
+                for node in self.nodes
+                if node.op_type != "Constant"
+                for output in node.output
+            }
+        return name in self._computed
+
+    def graph_index(self) -> GraphIndex:
+        if self.index is None:
+            self.index = _scope_index(self)
+        return self.index
 
 
 def load_model(path: str) -> onnx.ModelProto:
@@ -134,7 +208,7 @@ def iter_graphs(graph: GraphProto, scope: str) -> Iterator[tuple[GraphProto, str
             for attr in node.attribute:
                 if attr.type == AttributeProto.GRAPH:
                     stack.append((attr.g, f"{name}/{node.name or node.op_type}.{attr.name}"))
-                elif attr.type == AttributeProto.GRAPHS:
+                else:
                     for i, sub in enumerate(attr.graphs):
                         stack.append((sub, f"{name}/{node.name or node.op_type}.{attr.name}[{i}]"))
 
@@ -187,7 +261,15 @@ def _constant_node_value(node: NodeProto) -> Arg:
 
 
 def resolve_value(name: str, scope: _Scope) -> Arg:
-    """Resolves a value name to a constant through the scope chain, or says where it comes from."""
+    """Resolves a value name to a constant through the scope chain, or says where it comes from.
+    A scope remembers what it resolved: exporters share one constant among many nodes."""
+    arg = scope.resolved.get(name)
+    if arg is None:
+        arg = scope.resolved[name] = _resolve(name, scope)
+    return arg
+
+
+def _resolve(name: str, scope: _Scope) -> Arg:
     current: _Scope | None = scope
     while current is not None:
         node = current.constants.get(name)
@@ -199,9 +281,14 @@ def resolve_value(name: str, scope: _Scope) -> Arg:
                 return Arg.dynamic(f"initializer {name!r} stored in external data")
             return _tensor_arg(tensor, f"initializer {name!r}")
         if name in current.inputs:
-            where = "graph input" if current.parent is None else f"input of scope {current.name}"
+            if isinstance(current.graph, onnx.FunctionProto):
+                where = "function input"
+            elif current.parent is None:
+                where = "graph input"
+            else:
+                where = f"input of scope {current.name}"
             return Arg.dynamic(f"{where} {name!r}")
-        if name in current.computed:
+        if current.computes(name):
             break
         current = current.parent
     return Arg.dynamic(f"computed value {name!r}")
@@ -244,31 +331,104 @@ def _opset_versions(model: onnx.ModelProto) -> dict[str, int]:
     return versions
 
 
+class _LazyArgs:
+    """A node's arguments by schema name, each resolved only when a rule asks for it (the
+    read-only Mapping protocol, without the ABC's per-lookup overhead)."""
+
+    __slots__ = ("_node", "_scope", "_names", "_cache", "_keys", "_position")
+
+    def get(self, key: str, default: Arg | None = None) -> Arg | None:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key) is not None
+
+    def keys(self) -> list[str]:
+        return list(self)
+
+    def items(self) -> list[tuple[str, Arg]]:
+        return [(key, self[key]) for key in self]
+
+    def __init__(self, node: NodeProto, scope: _Scope, names: tuple[str, ...]) -> None:
+        self._node = node
+        self._scope = scope
+        self._names = names
+        self._cache: dict[str, Arg] = {}
+        self._keys: list[str] | None = None
+        self._position: dict[str, int] | None = None
+
+    def _positions(self) -> dict[str, int]:
+        if self._position is None:
+            self._position = {
+                (self._names[i] if i < len(self._names) else f"input{i}"): i
+                for i, value in enumerate(self._node.input)
+                if value
+            }
+        return self._position
+
+    def _input_position(self, key: str) -> int | None:
+        names = self._names
+        if key in names:
+            position = names.index(key)
+            inputs = self._node.input
+            return position if position < len(inputs) and inputs[position] else None
+        return self._positions().get(key) if key.startswith("input") else None
+
+    def __getitem__(self, key: str) -> Arg:
+        if key in self._cache:
+            return self._cache[key]
+        position = self._input_position(key)
+        if position is not None:
+            arg = resolve_value(_text(self._node.input[position]), self._scope)
+        else:
+            for attr in self._node.attribute:
+                if attr.type not in _SUBGRAPH_TYPES and _text(attr.name) == key:
+                    arg = _attribute_arg(attr, "attribute")
+                    break
+            else:
+                raise KeyError(key)
+        self._cache[key] = arg
+        return arg
+
+    def __iter__(self) -> Iterator[str]:
+        if self._keys is None:
+            keys = list(self._positions())
+            keys += [
+                name
+                for attr in self._node.attribute
+                if attr.type not in _SUBGRAPH_TYPES and (name := _text(attr.name)) not in keys
+            ]
+            self._keys = keys
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def _texts(values: Any) -> tuple[str, ...]:
+    raw = tuple(values)
+    return tuple(map(_text, raw)) if bytes in map(type, raw) else raw
+
+
 def _node_view(node: NodeProto, scope: _Scope, index: GraphIndex) -> NodeView:
     op_type, domain = _text(node.op_type), _text(node.domain)
     domain = domain if domain not in _DEFAULT_DOMAINS else ""
     op = op_type if not domain else f"{domain}::{op_type}"
     names = _input_names(op_type, domain, scope.opsets.get(domain, 1))
-    inputs, outputs = tuple(map(_text, node.input)), tuple(map(_text, node.output))
-    args: dict[str, Arg] = {}
-    for position, value in enumerate(inputs):
-        if not value:
-            continue
-        key = names[position] if position < len(names) else f"input{position}"
-        args[key] = resolve_value(value, scope)
-    for attr in node.attribute:
-        if attr.type not in _SUBGRAPH_TYPES:
-            args.setdefault(_text(attr.name), _attribute_arg(attr, "attribute"))
+    name = _text(node.name) or f"{op_type}({', '.join(_texts(node.output))})"
     return NodeView(
-        kind=ArtifactKind.ONNX,
-        scope=scope.name,
-        name=_text(node.name) or f"{op_type}({', '.join(outputs)})",
-        op=op,
-        inputs=inputs,
-        outputs=outputs,
-        args=args,
-        module=module_path_of(node),
-        graph=index,
+        ArtifactKind.ONNX,
+        scope.name,
+        name,
+        op,
+        lambda: _texts(node.input),
+        lambda: _texts(node.output),
+        _LazyArgs(node, scope, names),
+        lambda: module_path_of(node),
+        index,
     )
 
 
@@ -291,84 +451,53 @@ def read_onnx(path: str, wanted: frozenset[str]) -> ArtifactView:
     node_count = 0
     scope_count = 0
 
-    def check_initializers(graph: GraphProto, scope_name: str) -> None:
+    def check_initializers(graph: GraphProto, scope: _Scope) -> None:
         for tensor in graph.initializer:
             if tensor.data_location != _EXTERNAL:
                 continue
             location = external_data_location(tensor) or ""
             resolved = check_external_location(path, location, tensor.name)
             if location not in missing and not os.path.exists(resolved):
-                missing[location] = scope_name
+                missing[location] = scope.name
 
-    roots: list[tuple[GraphProto, _Scope]] = [
-        (
-            model.graph,
-            _Scope("main", None, inputs={i.name for i in model.graph.input}, opsets=opsets),
-        )
-    ]
+    roots = [_Scope(model.graph, None, opsets, name="main")]
     for function in model.functions:
         fname = (
             f"function {function.domain}::{function.name}"
             if function.domain
-            else (f"function {function.name}")
+            else f"function {function.name}"
         )
         fopsets = dict(opsets)
         fopsets.update({o.domain: o.version for o in function.opset_import})
-        roots.append((function, _Scope(fname, None, inputs=set(function.input), opsets=fopsets)))  # type: ignore[arg-type]
+        roots.append(_Scope(function, None, fopsets, name=fname))
 
-    stack: list[tuple[Any, _Scope]] = list(reversed(roots))
+    stack: list[_Scope] = list(reversed(roots))
     while stack:
-        graph, scope = stack.pop()
+        scope = stack.pop()
+        graph = scope.graph
         scope_count += 1
-        is_function = isinstance(graph, onnx.FunctionProto)
-        if not is_function:
-            check_initializers(graph, scope.name)
-            scope.initializers = {tensor.name: tensor for tensor in graph.initializer}
-        scope.nodes = graph.node
-        index = _scope_index(scope)
+        if not isinstance(graph, onnx.FunctionProto) and graph.initializer:
+            check_initializers(graph, scope)
+        nodes = graph.node
+        node_count += len(nodes)
         hits: list[NodeProto] = []
         constants = scope.constants
-        computed = scope.computed
-        for node in graph.node:
-            node_count += 1
+        opsets_here = scope.opsets
+        for node in nodes:
             op_type = node.op_type
             if op_type in wanted_types:
                 hits.append(node)
-            if op_type == "Constant" and len(node.output) == 1:
+            elif op_type == "Constant" and len(node.output) == 1:
                 constants[node.output[0]] = node
-            else:
-                computed.update(node.output)
             for attr in node.attribute:
-                if attr.type == AttributeProto.GRAPH:
-                    sub = attr.g
-                    label = f"{scope.name}/{node.name or op_type}.{attr.name}"
-                    stack.append(
-                        (
-                            sub,
-                            _Scope(
-                                label,
-                                scope,
-                                inputs={i.name for i in sub.input},
-                                opsets=scope.opsets,
-                            ),
-                        )
-                    )
-                elif attr.type == AttributeProto.GRAPHS:
+                kind = attr.type
+                if kind == _GRAPH:
+                    stack.append(_Scope(attr.g, scope, opsets_here, label=(node, attr.name, None)))
+                elif kind == _GRAPHS:
                     for i, sub in enumerate(attr.graphs):
-                        label = f"{scope.name}/{node.name or op_type}.{attr.name}[{i}]"
-                        stack.append(
-                            (
-                                sub,
-                                _Scope(
-                                    label,
-                                    scope,
-                                    inputs={x.name for x in sub.input},
-                                    opsets=scope.opsets,
-                                ),
-                            )
-                        )
+                        stack.append(_Scope(sub, scope, opsets_here, label=(node, attr.name, i)))
         for node in hits:
-            view = _node_view(node, scope, index)
+            view = _node_view(node, scope, scope.graph_index())
             if view.op in wanted:
                 views.append(view)
 

@@ -157,8 +157,8 @@ def _node_name(node: Any, position: int) -> str:
     return f"%{outputs[0]}" if outputs else f"{node.kind()}#{position}"
 
 
-def read_torchscript(path: str, wanted: frozenset[str]) -> ArtifactView:
-    module = load_archive(path)
+def read_torchscript(path: str, wanted: frozenset[str], module: Any = None) -> ArtifactView:
+    module = module if module is not None else load_archive(path)
     modules = tuple(
         ModuleFlag(
             path=name,

@@ -1,4 +1,9 @@
-"""JSON report: the stable machine contract (schema in exportcheck/schemas/report.schema.json)."""
+"""JSON report: the stable machine contract (schema in exportcheck/schemas/report.schema.json).
+
+Small reports are indented for people; past `INDENT_LIMIT` findings and comparisons the report
+is written compactly, since Python's JSON encoder only has a fast path without indentation and
+a graph with tens of thousands of findings would otherwise spend seconds on whitespace.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,11 @@ import json
 
 from exportcheck.report import Report
 
+INDENT_LIMIT = 2000
+
 
 def render_json(report: Report) -> str:
-    return json.dumps(report.to_dict(), indent=2, sort_keys=False, allow_nan=False) + "\n"
+    data = report.to_dict()
+    size = len(data["findings"]) + len(data["comparisons"])
+    indent = 2 if size <= INDENT_LIMIT else None
+    return json.dumps(data, indent=indent, allow_nan=False) + "\n"

@@ -1,0 +1,156 @@
+"""Child-process workloads the benchmark times, one per invocation: `python probes.py KIND ...`.
+
+Each kind imports only what it measures, so a fresh process gives its own wall time and
+peak memory. Kinds that report phase timings write them as JSON to the path in BENCH_PHASES.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+
+def floor_walk(path: str) -> int:
+    """The floor: parse the protobuf without weights, visit every node and attribute once."""
+    import onnx
+
+    graph_type, graphs_type = onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS
+    model = onnx.load(path, load_external_data=False)
+    stack = [model.graph, *model.functions]
+    seen = 0
+    while stack:
+        graph = stack.pop()
+        for node in graph.node:
+            seen += len(node.op_type)
+            for attr in node.attribute:
+                seen += len(attr.name) + attr.type
+                if attr.type == graph_type:
+                    stack.append(attr.g)
+                elif attr.type == graphs_type:
+                    stack.extend(attr.graphs)
+    return seen
+
+
+def onnx_ir_walk(path: str) -> int:
+    """onnx_ir's load (external data stays lazy) and a walk of every graph and function."""
+    import onnx_ir
+
+    model = onnx_ir.load(path)
+    seen = 0
+    scopes = [*model.graphs(), *model.functions.values()]
+    for scope in scopes:
+        for node in scope:
+            seen += len(node.op_type) + len(node.attributes)
+    return seen
+
+
+def import_check(result_path: str, *argv: str) -> None:
+    """Runs the exportcheck CLI in-process and records, at exit, which heavy modules it loaded."""
+    import atexit
+
+    def record() -> None:
+        heavy = ("torch", "onnxruntime", "onnx", "numpy", "onnxscript")
+        with open(result_path, "w") as handle:
+            json.dump({name: name in sys.modules for name in heavy}, handle)
+
+    atexit.register(record)
+    sys.argv = ["exportcheck", *argv]
+    from exportcheck.cli.main import main
+
+    main()
+
+
+class Phases:
+    """Wall time of named steps inside one child process."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._start = time.perf_counter()
+
+    def mark(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self._start, 3)
+        self._start = now
+
+    def save(self) -> None:
+        target = os.environ.get("BENCH_PHASES")
+        if target:
+            with open(target, "w") as handle:
+                json.dump(self.seconds, handle)
+
+
+def _eval_model(name: str):
+    import models
+    import torch
+
+    torch.manual_seed(0)
+    model, inputs = getattr(models, name)()
+    return model.eval(), inputs
+
+
+def validate_floor(name: str, folder: str) -> None:
+    """The least work `validate` must do: four exports, two ORT sessions, five forwards."""
+    phases = Phases()
+    import onnxruntime as ort
+    import torch
+
+    phases.mark("import")
+    model, inputs = _eval_model(name)
+    phases.mark("build model")
+    dynamo_path = os.path.join(folder, f"{name}.onnx")
+    # Exports run with grad enabled: under no_grad an eval-mode nn.TransformerEncoderLayer
+    # takes its fused fast path, which the legacy exporter cannot convert.
+    torch.onnx.export(model, inputs, dynamo_path, dynamo=True, verbose=False)
+    phases.mark("onnx export (dynamo)")
+    torch.onnx.export(model, inputs, os.path.join(folder, f"{name}_legacy.onnx"), dynamo=False)
+    phases.mark("onnx export (legacy)")
+    torch.jit.trace(model, inputs, check_trace=False)
+    phases.mark("jit.trace")
+    torch.export.export(model, inputs)
+    phases.mark("torch.export")
+    with torch.no_grad():
+        for _ in range(3):
+            model(*inputs)
+    phases.mark("3 reference forwards")
+    levels = {
+        "no opt": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "default": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,  # SessionOptions' default
+    }
+    for label, level in levels.items():
+        options = ort.SessionOptions()
+        options.graph_optimization_level = level
+        session = ort.InferenceSession(dynamo_path, options, providers=["CPUExecutionProvider"])
+        names = [arg.name for arg in session.get_inputs()]
+        session.run(None, {n: t.numpy() for n, t in zip(names, inputs)})
+        phases.mark(f"ORT session + run ({label})")
+    phases.save()
+
+
+def verify_anchor(name: str) -> None:
+    """torch.onnx.verification.verify_onnx_program on a dynamo export, export included."""
+    phases = Phases()
+    import torch
+    from torch.onnx.verification import verify_onnx_program
+
+    phases.mark("import")
+    model, inputs = _eval_model(name)
+    phases.mark("build model")
+    program = torch.onnx.export(model, inputs, dynamo=True, verbose=False)
+    phases.mark("onnx export (dynamo)")
+    verify_onnx_program(program, inputs)
+    phases.mark("verify_onnx_program")
+    phases.save()
+
+
+KINDS = {
+    "floor": floor_walk,
+    "onnx-ir": onnx_ir_walk,
+    "imports": import_check,
+    "validate-floor": validate_floor,
+    "verify-anchor": verify_anchor,
+}
+
+if __name__ == "__main__":
+    KINDS[sys.argv[1]](*sys.argv[2:])

@@ -1,0 +1,218 @@
+"""Renders benchmark results as Markdown (printed, and written to docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from measure import Measurement
+from synth import Input
+from targets import Target
+
+FLOOR = "floor"
+
+
+@dataclass
+class FileResult:
+    """Every tool measured on one generated ONNX file; the floor comes first."""
+
+    input: Input
+    tools: dict[str, Measurement]
+
+
+@dataclass
+class ModelResult:
+    """validate, its floor and the verify_onnx_program anchor on one model."""
+
+    name: str
+    tools: dict[str, Measurement]
+    phases: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+@dataclass
+class Results:
+    command: str
+    facts: dict[str, str]
+    files: list[FileResult] = field(default_factory=list)
+    startup: list[Measurement] = field(default_factory=list)
+    imports: list[tuple[str, dict[str, bool] | str]] = field(default_factory=list)
+    import_times: list[tuple[str, float]] = field(default_factory=list)
+    models: list[ModelResult] | None = None
+    targets: list[Target] = field(default_factory=list)
+    profiles: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _mib(size: float) -> str:
+    return f"{size / 2**20:,.1f} MiB"
+
+
+def _num(value: float | None, fmt: str, suffix: str = "") -> str:
+    return "-" if value is None else f"{value:{fmt}}{suffix}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _vs_floor(tool: Measurement, floor: Measurement) -> list[str]:
+    """Time ratio, memory ratio and memory difference against the floor."""
+    time_ratio = mem_ratio = delta = None
+    if tool.seconds is not None and floor.seconds:
+        time_ratio = tool.seconds / floor.seconds
+    if tool.rss_mib is not None and floor.rss_mib:
+        mem_ratio = tool.rss_mib / floor.rss_mib
+        delta = tool.rss_mib - floor.rss_mib
+    return [_num(time_ratio, ".2f", "x"), _num(mem_ratio, ".2f", "x"), _num(delta, "+.1f")]
+
+
+def _measurement_row(name: str, tool: Measurement, floor: Measurement | None) -> list[str]:
+    compared = _vs_floor(tool, floor) if floor is not None else ["-", "-", "-"]
+    status = tool.status
+    if status != "ok" and tool.runs and tool.runs[-1].error:
+        status += f": {tool.runs[-1].error[:120]}"
+    return [
+        name,
+        str(len(tool.runs)),
+        _num(tool.seconds, ".3f"),
+        compared[0],
+        _num(tool.rss_mib, ".1f"),
+        compared[1],
+        compared[2],
+        status.replace("|", "/"),
+    ]
+
+
+MEASURE_HEADER = ["runs", "median s", "x floor", "peak RSS MiB", "x floor RSS", "Δ RSS MiB"]
+
+
+def _inspect_section(results: Results) -> list[str]:
+    header = ["input", "nodes", "tool", *MEASURE_HEADER, "status"]
+    rows = []
+    for result in results.files:
+        floor = result.tools[FLOOR]
+        for tool_name, tool in result.tools.items():
+            row = _measurement_row(tool_name, tool, floor)
+            rows.append([result.input.label, f"{result.input.nodes:,}", *row])
+    files = [
+        f"- `{r.input.label}`: {r.input.nodes:,} nodes, {_mib(r.input.file_bytes)} protobuf"
+        + (f", {_mib(r.input.external_bytes)} external data" if r.input.external_bytes else "")
+        for r in results.files
+    ]
+    return ["## inspect on ONNX files", "", *files, "", *_table(header, rows), ""]
+
+
+def _startup_section(results: Results) -> list[str]:
+    if not results.startup:
+        return []
+    base = results.startup[0]
+    rows = [_measurement_row(m.command.label, m, base) for m in results.startup]
+    header = ["command", *MEASURE_HEADER, "status"]
+    header[3] = f"x `{base.command.label}`"
+    header[5] = f"x `{base.command.label}` RSS"
+    lines = ["## Start-up cost", "", *_table(header, rows), ""]
+    if results.imports:
+        check_rows = []
+        for label, loaded in results.imports:
+            if isinstance(loaded, str):
+                check_rows.append([label, loaded, "", "", ""])
+            else:
+                marks = ["yes" if loaded.get(m) else "no" for m in ("torch", "onnxruntime", "onnx")]
+                check_rows.append([label, *marks, "yes" if loaded.get("onnxscript") else "no"])
+        header = ["command", "imports torch", "imports onnxruntime", "imports onnx", "onnxscript"]
+        lines += ["Heavy modules loaded by each command (sys.modules at exit):", ""]
+        lines += [*_table(header, check_rows), ""]
+    if results.import_times:
+        rows = [[name, f"{ms:.1f}"] for name, ms in results.import_times]
+        lines += ["Slowest top-level imports of one `exportcheck inspect` run (`-X importtime`):"]
+        lines += ["", *_table(["module", "cumulative ms"], rows), ""]
+    return lines
+
+
+def _validate_section(results: Results) -> list[str]:
+    if results.models is None:
+        return ["## validate", "", "Skipped (`--skip-validate`).", ""]
+    header = ["model", "tool", *MEASURE_HEADER, "status"]
+    rows, phase_lines = [], []
+    for model in results.models:
+        floor = model.tools[FLOOR]
+        for tool_name, tool in model.tools.items():
+            rows.append([model.name, *_measurement_row(tool_name, tool, floor)])
+        for tool_name, phases in model.phases.items():
+            steps = ", ".join(f"{step} {sec:.2f}s" for step, sec in phases.items())
+            phase_lines.append(f"- {model.name} {tool_name}: {steps}")
+    lines = ["## validate", "", *_table(header, rows), ""]
+    if phase_lines:
+        lines += ["Steps inside one run (last run, wall seconds):", "", *phase_lines, ""]
+    return lines
+
+
+def _targets_section(results: Results) -> list[str]:
+    rows = [[t.verdict, t.name, t.margin()] for t in results.targets]
+    return ["## Targets", "", *_table(["verdict", "target", "measured"], rows), ""]
+
+
+def _profile_section(results: Results) -> list[str]:
+    lines: list[str] = []
+    for title, text in results.profiles:
+        lines += [f"### {title}", "", "```", text.rstrip(), "```", ""]
+    if lines:
+        lines = ["## Where exportcheck's time goes (missed targets)", "", *lines]
+    return lines
+
+
+METHOD = """\
+Every number is a whole child process (Python start-up and imports included): wall time
+from spawn to exit, and that process's own peak RSS (`os.wait4` rusage), both taken by a
+small launcher (`bench/spawn.py`, about 10 MiB, which is therefore the smallest RSS it can
+report) so the benchmark's own memory does not leak into the children's. Tools run in turn,
+round after round, so background noise hits them alike; a tool stops repeating once its runs
+took 60 s. Medians over the successful runs. Byte-code caching is on for every tool (as in
+an installed package), and a warm-up round runs first. Inputs are generated into a temporary folder:
+graphs built with `onnx.helper` in blocks of 50 nodes (Add/Mul/Relu/Identity/LeakyRelu
+chains, two Dropouts with constant `training_mode` true or false, a BatchNormalization, an If
+with two-node branches, calls to two model-local functions), and a 1,000-node graph whose
+eight 256 MiB MatMul weights live in a sparse 2 GiB external-data file.
+
+- **floor**: `onnx.load(path, load_external_data=False)` and one loop over every node of the
+  main graph, its subgraphs and the functions, reading `op_type` and each attribute's name
+  and type (`bench/probes.py floor`).
+- **exportcheck**: `exportcheck inspect PATH --format json --output /dev/null --fail-on never`.
+- **polygraphy**: `polygraphy inspect model PATH --show layers` (stdout discarded; it loads
+  external data), killed after the anchor timeout.
+- **onnx_ir**: `onnx_ir.load(path)` and a walk over every graph and function.
+- **validate floor**: one process doing the least `validate` must: eval-mode model,
+  `torch.onnx.export` (dynamo and legacy), `torch.jit.trace`, `torch.export.export`, an ONNX
+  Runtime session per optimization level (disabled, default) on the dynamo file with one run
+  each, and three reference forwards. `validate` does more than this floor (TorchScript
+  scripting, behavioural probes, comparisons of every artifact), so the 1.5x target is the
+  room all of that gets. **verify_onnx_program**: dynamo export plus
+  `torch.onnx.verification.verify_onnx_program`, in its own process.
+- Peak RSS of a command that starts worker processes is the largest single process of its
+  tree (rusage counts reaped children by maximum, not by sum).
+"""
+
+
+def render(results: Results) -> str:
+    facts = results.facts
+    machine = [f"- {key}: {value}" for key, value in facts.items()]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Generated by `{results.command}` on {facts.get('date', '?')}; rerun it to refresh "
+        "this page (`sh scripts/dev.sh bench`, or `--quick --skip-validate` for a short check).",
+        "",
+        "## Machine",
+        "",
+        *machine,
+        "",
+        "## Method",
+        "",
+        METHOD,
+        *_targets_section(results),
+        *_inspect_section(results),
+        *_startup_section(results),
+        *_validate_section(results),
+        *_profile_section(results),
+    ]
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,293 @@
+"""Benchmarks exportcheck against its floor and anchor tools: `sh scripts/dev.sh bench [options]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from machine import describe, load_average
+from measure import Command, Measurement, Run, measure_round_robin, run_once
+from profiling import import_times, profile_cli
+from report import FLOOR, FileResult, ModelResult, Results, render
+from synth import Input, make_external_file, make_graph_file
+from targets import Target, memory_target, speedup_target, time_target
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH = REPO / "bench"
+BIN = Path(sys.executable).parent
+PYTHON = sys.executable
+BUDGET_S = 60.0  # a command stops repeating once its runs took this long
+MODEL_BUDGET_S = 90.0
+TOOL_TIMEOUT_S = 600.0
+MODELS = ("resnet18", "transformer")
+EXPORTCHECK_TIME_LIMIT = 1.3
+POLYGRAPHY_SPEEDUP = 5.0
+EXTERNAL_TIME_LIMIT = 1.5
+EXTERNAL_RSS_MIB = 30.0
+VALIDATE_TIME_LIMIT = 1.5
+TARGET_NODES = 100_000  # the time targets apply to graphs this large and up
+REPORT_ARGS = ("--format", "json", "--output", "/dev/null", "--fail-on", "never")
+
+
+def parse_sizes(text: str) -> list[tuple[str, int]]:
+    """'10k,100k,1m' -> [('10k', 10000), ...]; plain integers work too."""
+    sizes = []
+    for part in text.lower().split(","):
+        part = part.strip()
+        scale = {"k": 1_000, "m": 1_000_000}.get(part[-1:], 1)
+        digits = part[:-1] if scale > 1 else part
+        sizes.append((part, int(float(digits) * scale)))
+    return sizes
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__)
+    parser.add_argument("--sizes", help="graph sizes in nodes (default 10k,100k,1m)")
+    parser.add_argument(
+        "--quick", action="store_true", help="10k and 100k only, 3 runs (1 for validate)"
+    )
+    parser.add_argument("--skip-validate", action="store_true", help="skip the validate part")
+    parser.add_argument("--repeats", type=int, help="runs per command (default 5; 3 at 1M)")
+    parser.add_argument(
+        "--out",
+        help="Markdown file to write (default docs/benchmarks.md; none with --quick)",
+    )
+    parser.add_argument("--anchor-timeout", type=float, default=180.0, help="seconds per run")
+    parser.add_argument("--no-profile", action="store_true", help="no cProfile of misses")
+    args = parser.parse_args(argv)
+    if args.sizes is None:
+        args.sizes = "10k,100k" if args.quick else "10k,100k,1m"
+    if args.out is None and not args.quick:
+        args.out = str(REPO / "docs" / "benchmarks.md")
+    return args
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def log_run(command: Command, run: Run) -> None:
+    outcome = "timeout" if run.returncode is None else f"exit {run.returncode}"
+    log(f"  {command.label}: {run.seconds:.2f} s, {run.rss_mib:.0f} MiB, {outcome}")
+
+
+def probe(kind: str, *args: str) -> list[str]:
+    return [PYTHON, str(BENCH / "probes.py"), kind, *args]
+
+
+def exportcheck(*args: str) -> list[str]:
+    return [str(BIN / "exportcheck"), *args]
+
+
+def generate(folder: str, sizes: list[tuple[str, int]]) -> list[Input]:
+    inputs = []
+    for label, nodes in sizes:
+        log(f"generating a {label}-node graph")
+        inputs.append(make_graph_file(folder, nodes, label))
+    log("generating the 2 GiB external-data model")
+    inputs.append(make_external_file(folder))
+    return inputs
+
+
+def inspect_commands(path: str, anchor_timeout: float) -> list[Command]:
+    """The floor first, then exportcheck, then the anchors."""
+    return [
+        Command(FLOOR, probe("floor", path), timeout=TOOL_TIMEOUT_S),
+        Command(
+            "exportcheck",
+            exportcheck("inspect", path, *REPORT_ARGS),
+            ok_codes=(0, 1),
+            timeout=TOOL_TIMEOUT_S,
+        ),
+        Command(
+            "polygraphy",
+            [str(BIN / "polygraphy"), "inspect", "model", path, "--show", "layers"],
+            timeout=anchor_timeout,
+        ),
+        Command("onnx_ir", probe("onnx-ir", path), timeout=anchor_timeout),
+    ]
+
+
+def measure_files(inputs: list[Input], args: argparse.Namespace) -> list[FileResult]:
+    log("warm-up (byte-code and page caches) on the smallest graph")
+    for command in inspect_commands(inputs[0].path, args.anchor_timeout):
+        run_once(command)
+    results = []
+    for item in inputs:
+        repeats = args.repeats or (3 if args.quick or item.nodes >= 1_000_000 else 5)
+        log(f"inspect on {item.label} ({item.nodes:,} nodes), up to {repeats} rounds")
+        commands = inspect_commands(item.path, args.anchor_timeout)
+        measured = measure_round_robin(commands, repeats, BUDGET_S, log_run)
+        results.append(FileResult(item, {m.command.label: m for m in measured}))
+    return results
+
+
+def measure_startup(args: argparse.Namespace) -> list[Measurement]:
+    log("start-up costs")
+    commands = [
+        Command("python -c pass", [PYTHON, "-c", "pass"]),
+        Command("import onnx", [PYTHON, "-c", "import onnx"]),
+        Command("import onnxruntime", [PYTHON, "-c", "import onnxruntime"]),
+        Command("import torch", [PYTHON, "-c", "import torch"]),
+        Command("exportcheck --help", exportcheck("--help")),
+        Command("exportcheck rules", exportcheck("rules")),
+    ]
+    repeats = args.repeats or (3 if args.quick else 5)
+    return measure_round_robin(commands, repeats, BUDGET_S, log_run)
+
+
+def import_checks(small_onnx: str, folder: str) -> list[tuple[str, dict[str, bool] | str]]:
+    """Which heavy modules each CLI command leaves in sys.modules."""
+    checks = {
+        "exportcheck inspect x.onnx": ["inspect", small_onnx, *REPORT_ARGS],
+        "exportcheck --help": ["--help"],
+        "exportcheck rules": ["rules"],
+    }
+    found: list[tuple[str, dict[str, bool] | str]] = []
+    for index, (label, argv) in enumerate(checks.items()):
+        result_path = os.path.join(folder, f"imports_{index}.json")
+        run = run_once(Command(label, probe("imports", result_path, *argv), ok_codes=(0, 1)))
+        try:
+            with open(result_path) as handle:
+                found.append((label, json.load(handle)))
+        except (OSError, ValueError):
+            found.append((label, f"check failed (exit {run.returncode}): {run.error}"))
+    return found
+
+
+def validate_commands(name: str, folder: str) -> list[Command]:
+    env = dict(os.environ)
+    phases = {
+        "floor": os.path.join(folder, f"phases_floor_{name}.json"),
+        "verify_onnx_program": os.path.join(folder, f"phases_anchor_{name}.json"),
+    }
+    return [
+        Command(
+            FLOOR,
+            probe("validate-floor", name, folder),
+            timeout=TOOL_TIMEOUT_S,
+            env={**env, "BENCH_PHASES": phases["floor"]},
+        ),
+        Command(
+            "exportcheck validate",
+            exportcheck("validate", f"bench/models.py:{name}", "--device", "cpu", *REPORT_ARGS),
+            ok_codes=(0, 1),
+            timeout=TOOL_TIMEOUT_S,
+            cwd=str(REPO),
+            failure="not available",
+        ),
+        Command(
+            "verify_onnx_program",
+            probe("verify-anchor", name),
+            timeout=TOOL_TIMEOUT_S,
+            env={**env, "BENCH_PHASES": phases["verify_onnx_program"]},
+        ),
+    ]
+
+
+def _read_phases(command: Command) -> dict[str, float] | None:
+    path = (command.env or {}).get("BENCH_PHASES")
+    try:
+        with open(path or "") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def measure_models(folder: str, args: argparse.Namespace) -> list[ModelResult]:
+    log("warm-up: import torch, onnxruntime, onnxscript")
+    run_once(Command("warm-up", [PYTHON, "-c", "import torch, onnxruntime, onnxscript"]))
+    repeats = args.repeats or (1 if args.quick else 3)
+    results = []
+    for name in MODELS:
+        log(f"validate on {name}, up to {repeats} rounds")
+        measured = measure_round_robin(
+            validate_commands(name, folder), repeats, MODEL_BUDGET_S, log_run
+        )
+        result = ModelResult(name, {m.command.label: m for m in measured})
+        for m in measured:
+            phases = _read_phases(m.command) if m.status == "ok" else None
+            if phases:
+                result.phases[m.command.label] = phases
+        results.append(result)
+    return results
+
+
+def collect_targets(results: Results) -> list[Target]:
+    """Every target, measured; the verdicts derive from the values and the limits."""
+    targets: list[Target] = []
+    for result in results.files:
+        tools, label = result.tools, result.input.label
+        ec, floor = tools["exportcheck"], tools[FLOOR]
+        if result.input.external_bytes:
+            targets.append(time_target(label, ec, floor, EXTERNAL_TIME_LIMIT))
+            targets.append(memory_target(label, ec, floor, EXTERNAL_RSS_MIB))
+        elif result.input.nodes >= TARGET_NODES:
+            targets.append(time_target(label, ec, floor, EXPORTCHECK_TIME_LIMIT))
+            targets.append(speedup_target(label, ec, tools["polygraphy"], POLYGRAPHY_SPEEDUP))
+    for model in results.models or []:
+        validate, floor = model.tools["exportcheck validate"], model.tools[FLOOR]
+        targets.append(time_target(model.name, validate, floor, VALIDATE_TIME_LIMIT, "validate"))
+    return targets
+
+
+def profile_misses(results: Results, folder: str) -> list[tuple[str, str]]:
+    """A cProfile summary of exportcheck on every input or model with a missed time target."""
+    missed = {t.subject for t in results.targets if t.verdict == "MISS" and t.unit == "x"}
+    profiles = []
+    for result in results.files:
+        item = result.input
+        if item.label in missed and result.tools["exportcheck"].status == "ok":
+            log(f"profiling exportcheck inspect on {item.label}")
+            text = profile_cli(["inspect", item.path, *REPORT_ARGS], cwd=folder)
+            profiles.append((f"`exportcheck inspect` on {item.label}", text))
+    for model in results.models or []:
+        if model.name in missed and model.tools["exportcheck validate"].status == "ok":
+            log(f"profiling exportcheck validate on {model.name}")
+            args = ["validate", str(BENCH / f"models.py:{model.name}"), "--device", "cpu"]
+            text = profile_cli([*args, *REPORT_ARGS], cwd=folder)
+            profiles.append((f"`exportcheck validate` on {model.name}", text))
+    return profiles
+
+
+def run(args: argparse.Namespace, command_line: str) -> Results:
+    results = Results(command=command_line, facts=describe(str(REPO)))
+    with tempfile.TemporaryDirectory(prefix="exportcheck-bench-") as folder:
+        inputs = generate(folder, parse_sizes(args.sizes))
+        results.files = measure_files(inputs, args)
+        results.startup = measure_startup(args)
+        results.imports = import_checks(inputs[0].path, folder)
+        small = min(inputs, key=lambda item: item.file_bytes)
+        results.import_times = import_times(["inspect", small.path, *REPORT_ARGS], cwd=folder)
+        if not args.skip_validate:
+            results.models = measure_models(folder, args)
+        results.targets = collect_targets(results)
+        results.facts["load average at end (1/5/15 min)"] = load_average()
+        if not args.no_profile:
+            results.profiles = profile_misses(results, folder)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # Every tool gets cached byte-code, as an installed package has; this environment may
+    # disable it, which would charge exportcheck's editable sources a compile per run.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    args = parse_args(argv)
+    results = run(args, " ".join(["bench/run.py", *argv]))
+    text = render(results)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+        log(f"wrote {args.out}")
+    for target in results.targets:
+        log(f"{target.verdict}  {target.name}: {target.margin()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

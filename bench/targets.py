@@ -1,0 +1,86 @@
+"""Performance targets: the measured value and the limit are stored, the verdict is derived."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from measure import Measurement
+
+
+@dataclass(frozen=True)
+class Target:
+    """One goal, e.g. 'inspect time / floor time <= 1.3' (unit 'x') or 'RSS - floor <= 30' (MiB)."""
+
+    name: str
+    value: float | None
+    limit: float
+    unit: str = "x"
+    at_least: bool = False  # True: value must reach the limit (a speed-up), else stay under it
+    note: str = ""
+    subject: str = ""  # the input or model it was measured on
+
+    @property
+    def verdict(self) -> str:
+        if self.value is None:
+            return "N/A"
+        ok = self.value >= self.limit if self.at_least else self.value <= self.limit
+        return "PASS" if ok else "MISS"
+
+    def _fmt(self, number: float) -> str:
+        if self.unit == "MiB":
+            return f"{number:+.1f} MiB"
+        return f"{number:.2f}x"
+
+    def margin(self) -> str:
+        """By how much it passes (headroom) or misses (shortfall), relative to the limit."""
+        if self.value is None:
+            return self.note or "not measured"
+        sign = ">=" if self.at_least else "<="
+        text = f"{self._fmt(self.value)} (target {sign} {self._fmt(self.limit)})"
+        if self.unit == "MiB":
+            gap = abs(self.limit - self.value)
+            word = "headroom" if self.verdict == "PASS" else "over"
+            text += f", {gap:.1f} MiB {word}"
+        elif self.at_least:
+            gap = abs(self.value / self.limit - 1) * 100
+            text += f", {gap:.0f}% {'headroom' if self.verdict == 'PASS' else 'short'}"
+        elif self.verdict == "PASS":
+            text += f", {(1 - self.value / self.limit) * 100:.0f}% headroom"
+        else:
+            text += f", {self.value / self.limit:.2f}x over the limit"
+        return f"{text}; {self.note}" if self.note else text
+
+
+def ratio(tool: Measurement, base: Measurement) -> float | None:
+    """tool time / base time, when both have successful runs."""
+    if tool.seconds is None or base.seconds is None or base.seconds <= 0:
+        return None
+    return tool.seconds / base.seconds
+
+
+def time_target(
+    subject: str, tool: Measurement, floor: Measurement, limit: float, what: str = "inspect"
+) -> Target:
+    note = "" if tool.seconds is not None else f"{tool.command.label}: {tool.status}"
+    name = f"{what} time <= {limit}x {'its ' if what != 'inspect' else ''}floor, {subject}"
+    return Target(name, ratio(tool, floor), limit, note=note, subject=subject)
+
+
+def memory_target(subject: str, tool: Measurement, floor: Measurement, limit_mib: float) -> Target:
+    name = f"inspect peak RSS <= floor + {limit_mib:.0f} MiB, {subject}"
+    if tool.rss_mib is None or floor.rss_mib is None:
+        return Target(name, None, limit_mib, "MiB", note="not measured", subject=subject)
+    return Target(name, tool.rss_mib - floor.rss_mib, limit_mib, "MiB", subject=subject)
+
+
+def speedup_target(subject: str, tool: Measurement, anchor: Measurement, limit: float) -> Target:
+    """How many times faster than the anchor; a timed-out anchor gives a lower bound."""
+    name = f"inspect >= {limit:.0f}x faster than {anchor.command.label}, {subject}"
+    value, note = None, f"{anchor.command.label}: {anchor.status}"
+    if tool.seconds is None:
+        note = f"{tool.command.label}: {tool.status}"
+    elif anchor.seconds is not None:
+        value, note = anchor.seconds / tool.seconds, ""
+    elif anchor.status == "timeout":
+        value, note = anchor.command.timeout / tool.seconds, "anchor timed out: lower bound"
+    return Target(name, value, limit, at_least=True, note=note, subject=subject)
