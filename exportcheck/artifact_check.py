@@ -1,0 +1,332 @@
+"""Checks one artifact: the graph rules, then every runtime configuration (ONNX Runtime per
+provider and optimization level, torch per device) against the eval-mode reference, run twice
+and at a second batch size; numerical findings name the graph findings that explain them."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from exportcheck.comparison import Comparison
+from exportcheck.devices import tf32
+from exportcheck.errors import InputError, ModelRunError
+from exportcheck.findings import Finding
+from exportcheck.inspection import inspect_artifact
+from exportcheck.probes import batch_size, companions
+from exportcheck.reference import ModelRun, compare_outputs, finding, one_line
+from exportcheck.report import Skipped
+from exportcheck.rules import NonfiniteOutput, OutputMismatch, RuntimeNondeterminism
+from exportcheck.runners import (
+    OPTIMIZATION_LEVELS,
+    Runner,
+    RunnerUnavailable,
+    load_torch_artifact,
+    onnx_runner,
+    torch_runner,
+)
+from exportcheck.tensors import measure
+
+
+def second_batch(inputs: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """The example inputs grown by one sample, to check a dynamic batch dimension."""
+    import torch
+
+    if batch_size(inputs) is None:
+        return None
+    extra = companions(inputs, 1, seed=7)
+    return tuple(torch.cat([x, e]) for x, e in zip(inputs, extra))
+
+
+@dataclass
+class ArtifactOutcome:
+    comparisons: list[Comparison] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def check_runner(
+    ctx: ModelRun,
+    runner: Runner,
+    *,
+    artifact: str | None,
+    artifact_format: str,
+    dynamic_batch: bool,
+) -> ArtifactOutcome:
+    """Runs one artifact configuration twice on the example inputs (and once on a second batch
+    size when the batch is dynamic) and compares with the eval-mode reference on its device."""
+    outcome = ArtifactOutcome()
+    label = f"{artifact_format} on {runner.runtime}/" + "/".join(
+        p
+        for p in (
+            runner.provider and runner.provider.replace("ExecutionProvider", ""),
+            runner.device,
+            runner.optimization,
+        )
+        if p
+    )
+    size = batch_size(ctx.inputs)
+    try:
+        first = runner.run(ctx.inputs)
+        second = runner.run(ctx.inputs)
+    except Exception as error:
+        if runner.device != "cpu" and runner.runtime == "torch":
+            # Tracing and torch.export bake the export device into constants (LSTM initial
+            # states, views): an artifact exported on the CPU is not expected to run there.
+            outcome.skipped.append(
+                Skipped(
+                    ctx.subject,
+                    f"compare on {runner.device}",
+                    f"{label}: the artifact, exported on cpu, does not run on "
+                    f"{runner.device}: {one_line(error)}",
+                    artifact_format,
+                    runner.device,
+                )
+            )
+            return outcome
+        outcome.findings.append(
+            finding(
+                OutputMismatch,
+                f"{label} fails on the example inputs: {one_line(error)}",
+                ctx.subject,
+                artifact,
+                label,
+            )
+        )
+        return outcome
+    expected = ctx.reference(runner.device, ctx.inputs)
+    compared = compare_outputs(
+        ctx, runner, first, expected, artifact=artifact, artifact_format=artifact_format, batch=size
+    )
+    repeat = compare_outputs(
+        ctx,
+        runner,
+        second,
+        first,
+        artifact=artifact,
+        artifact_format=artifact_format,
+        batch=size,
+        run="repeat",
+        reference="same artifact, first run",
+    )
+    outcome.comparisons += compared + repeat
+    unstable = [c for c in repeat if not c.passed]
+    if unstable:
+        worst = max((c.metrics.max_abs or 0.0) for c in unstable)
+        outcome.findings.append(
+            finding(
+                RuntimeNondeterminism,
+                f"{label}: two runs of the same input differ by up to {worst:.3g} in "
+                f"{', '.join(c.output for c in unstable)}",
+                ctx.subject,
+                artifact,
+                label,
+            )
+        )
+    for c in compared:
+        if c.metrics.nonfinite > c.metrics.expected_nonfinite:
+            outcome.findings.append(
+                finding(
+                    NonfiniteOutput,
+                    f"{label}: output {c.output} has {c.metrics.nonfinite} "
+                    "NaN/Inf value(s) the reference does not have",
+                    ctx.subject,
+                    artifact,
+                    label,
+                    c.output,
+                )
+            )
+    failing = [c for c in compared if not c.passed]
+    if dynamic_batch:
+        alt = second_batch(ctx.inputs)
+        if alt is not None:
+            try:
+                alt_expected = ctx.reference(runner.device, alt)
+                alt_actual = runner.run(alt)
+            except ModelRunError as error:
+                outcome.skipped.append(
+                    Skipped(
+                        ctx.subject,
+                        "second batch size",
+                        error.message,
+                        artifact_format,
+                        runner.device,
+                    )
+                )
+            except Exception as error:
+                outcome.findings.append(
+                    finding(
+                        OutputMismatch,
+                        f"{label} declares a dynamic batch but fails at batch "
+                        f"{alt[0].shape[0]}: {one_line(error)}",
+                        ctx.subject,
+                        artifact,
+                        label,
+                    )
+                )
+            else:
+                extra = compare_outputs(
+                    ctx,
+                    runner,
+                    alt_actual,
+                    alt_expected,
+                    artifact=artifact,
+                    artifact_format=artifact_format,
+                    batch=int(alt[0].shape[0]),
+                )
+                outcome.comparisons += extra
+                failing += [c for c in extra if not c.passed]
+    if failing:
+        worst = max(
+            (c.metrics.max_abs if c.metrics.max_abs is not None else float("inf")) for c in failing
+        )
+        outputs = ", ".join(sorted({f"{c.output}@batch{c.batch_size}" for c in failing}))
+        message = f"{label} differs from the eval-mode model in {outputs} (max abs {worst:.3g})"
+        message += attribution(ctx, runner, first, unstable=bool(unstable))
+        outcome.findings.append(finding(OutputMismatch, message, ctx.subject, artifact, label))
+    return outcome
+
+
+def attribution(ctx: ModelRun, runner: Runner, actual: list[np.ndarray], *, unstable: bool) -> str:
+    """Why an artifact mismatches, where a second reference can tell."""
+    if unstable:
+        return "; its outputs change from run to run: a training-mode Dropout or random op runs"
+    try:
+        train_like = ctx.reference(runner.device, ctx.inputs, mode="batch-statistics")
+    except InputError:
+        return ""
+    if len(train_like) == len(actual) and all(
+        a.shape == e.shape and measure(a, e, ctx.tolerances.for_output("", e)).mismatched == 0
+        for a, e in zip(actual, train_like)
+    ):
+        return (
+            "; it matches the model in training mode with Dropout off instead: exported in "
+            "training mode (BatchNorm on batch statistics, or a layer's training branch)"
+        )
+    return ""
+
+
+def runners_for(
+    path: str, kind: str, devices: Sequence[str], loaded: Any = None
+) -> Iterator[tuple[Runner | None, str, str | None]]:
+    """(runner, label, reason-if-unavailable) for every configuration an artifact runs in."""
+    for device in devices:
+        if kind == "onnx":
+            for level in OPTIMIZATION_LEVELS:
+                label = f"onnxruntime {device} {level}"
+                try:
+                    yield onnx_runner(path, device, level), label, None
+                except RunnerUnavailable as why:
+                    yield None, label, str(why)
+        else:
+            label = f"torch {device}"
+            try:
+                yield torch_runner(path, kind, device, loaded), label, None
+            except RunnerUnavailable as why:
+                yield None, label, str(why)
+
+
+def _artifact_kind(fmt: str) -> str:
+    return (
+        "onnx"
+        if fmt.startswith("onnx")
+        else ("torchscript" if fmt.startswith("torchscript") else "exported-program")
+    )
+
+
+def check_artifact(
+    ctx: ModelRun,
+    path: str,
+    fmt: str,
+    devices: Sequence[str],
+    *,
+    dynamic_batch: bool,
+    artifact_label: str | None,
+) -> ArtifactOutcome:
+    """Static rules, then every runtime configuration, for one artifact file."""
+    outcome = ArtifactOutcome()
+    ctx.progress(f"{ctx.subject}: inspect {fmt}")
+    kind = _artifact_kind(fmt)
+    loaded = load_torch_artifact(path, kind) if kind != "onnx" else None
+    for found in inspect_artifact(path, subject=ctx.subject, loaded=loaded):
+        outcome.findings.append(_relabel(found, artifact_label))
+    for runner, label, reason in runners_for(path, kind, devices, loaded):
+        if runner is None:
+            outcome.skipped.append(
+                Skipped(
+                    ctx.subject, f"compare {label}", reason or "unavailable", fmt, label.split()[1]
+                )
+            )
+            continue
+        ctx.progress(f"{ctx.subject}: compare {fmt} on {label}")
+        with tf32(ctx.allow_tf32) if runner.device == "cuda" else contextlib.nullcontext():
+            part = check_runner(
+                ctx,
+                runner,
+                artifact=artifact_label,
+                artifact_format=fmt,
+                dynamic_batch=dynamic_batch,
+            )
+        outcome.comparisons += part.comparisons
+        outcome.findings += part.findings
+        outcome.skipped += part.skipped
+        del runner
+    return _with_causes(outcome)
+
+
+def _with_causes(outcome: ArtifactOutcome) -> ArtifactOutcome:
+    """Numerical findings name the graph findings of the same artifact that explain them, and
+    take the module of the likeliest one (randomness for nondeterminism)."""
+
+    numeric = {OutputMismatch.slug, RuntimeNondeterminism.slug}
+    random_rules = ("training-dropout", "random-op")
+    causes = [
+        f
+        for f in outcome.findings
+        if f.rule not in numeric and f.severity >= OutputMismatch.severity and f.location.module
+    ]
+    if not causes:
+        return outcome
+    described = ", ".join(dict.fromkeys(f"{f.rule} at {f.location.module}" for f in causes))
+
+    def module_for(rule: str) -> str | None:
+        ranked = sorted(
+            causes,
+            key=lambda f: (
+                0 if (rule == RuntimeNondeterminism.slug) == (f.rule in random_rules) else 1
+            ),
+        )
+        return ranked[0].location.module
+
+    outcome.findings = [
+        replace(
+            f,
+            message=f"{f.message} (see {described})",
+            location=replace(f.location, module=module_for(f.rule)),
+        )
+        if f.rule in numeric
+        else f
+        for f in outcome.findings
+    ]
+    return outcome
+    modules = list(dict.fromkeys(f.location.module for f in causes))
+    rules = ", ".join(dict.fromkeys(f"{f.rule} at {f.location.module}" for f in causes))
+    outcome.findings = [
+        replace(
+            f,
+            message=f"{f.message} (see {rules})",
+            location=replace(f.location, module=", ".join(modules)),
+        )
+        if f.rule in numeric
+        else f
+        for f in outcome.findings
+    ]
+    return outcome
+
+
+def _relabel(finding: Finding, artifact: str | None) -> Finding:
+
+    return replace(finding, location=replace(finding.location, artifact=artifact))
