@@ -127,8 +127,25 @@ def compare_outputs(
     run: str = "compare",
     reference: str = "pytorch-eval",
 ) -> list[Comparison]:
-    comparisons = []
-    names = runner.output_names or [f"output_{i}" for i in range(len(expected))]
+    """One Comparison per output (or one for a wrong number of outputs)."""
+
+    def comparison(output: str, metrics: OutputMetrics, tolerance: Tolerance) -> Comparison:
+        return Comparison(
+            ctx.subject,
+            artifact,
+            artifact_format,
+            runner.runtime,
+            runner.device,
+            output,
+            metrics,
+            tolerance,
+            runner.provider,
+            runner.optimization,
+            reference,
+            batch,
+            run,
+        )
+
     if len(actual) != len(expected):
         metrics = OutputMetrics(
             shape=(len(actual),),
@@ -140,43 +157,13 @@ def compare_outputs(
             mismatched=1,
             total=1,
         )
-        return [
-            Comparison(
-                ctx.subject,
-                artifact,
-                artifact_format,
-                runner.runtime,
-                runner.device,
-                "(number of outputs)",
-                metrics,
-                Tolerance(0.0, 0.0, "exact"),
-                runner.provider,
-                runner.optimization,
-                reference,
-                batch,
-                run,
-            )
-        ]
+        return [comparison("(number of outputs)", metrics, Tolerance(0.0, 0.0, "exact"))]
+    names = runner.output_names or [f"output_{i}" for i in range(len(expected))]
+    comparisons = []
     for index, (a, e) in enumerate(zip(actual, expected)):
         name = names[index] if index < len(names) else f"output_{index}"
         tolerance = ctx.tolerances.for_output(name, e)
-        comparisons.append(
-            Comparison(
-                ctx.subject,
-                artifact,
-                artifact_format,
-                runner.runtime,
-                runner.device,
-                name,
-                measure(a, e, tolerance),
-                tolerance,
-                runner.provider,
-                runner.optimization,
-                reference,
-                batch,
-                run,
-            )
-        )
+        comparisons.append(comparison(name, measure(a, e, tolerance), tolerance))
     return comparisons
 
 
