@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 
+from exportcheck.allocation import gc_paused
 from exportcheck.errors import InputError
 from exportcheck.findings import Finding, Location
 from exportcheck.graphview import ArtifactView
@@ -93,8 +94,9 @@ def inspect_artifact(
     """Findings for one artifact file; raises an InputError for a file that cannot be read."""
     active = tuple(rules) if rules is not None else graph_rules()
     path = os.fspath(path)
-    view = read_artifact(path, wanted_ops(active), loaded)
-    return findings_for_view(view, subject or path, active)
+    with gc_paused():
+        view = read_artifact(path, wanted_ops(active), loaded)
+        return findings_for_view(view, subject or path, active)
 
 
 def inspect(paths: PathLike | Iterable[PathLike], *, fail_on: str = "error") -> Report:

@@ -27,6 +27,7 @@ _DEFAULT_DOMAINS = ("", "ai.onnx")
 _GRAPH = int(AttributeProto.GRAPH)
 _GRAPHS = int(AttributeProto.GRAPHS)
 _SUBGRAPH_TYPES = (_GRAPH, _GRAPHS)
+_ATTRIBUTE_TYPES = frozenset(int(v) for v in AttributeProto.AttributeType.values())
 _EXTERNAL = TensorProto.EXTERNAL
 
 
@@ -234,7 +235,7 @@ def _attribute_arg(attr: AttributeProto, source: str) -> Arg:
     # A function body's attribute can name the caller's attribute instead of holding a value.
     if attr.ref_attr_name:
         return Arg.dynamic(f"{source} {attr.name!r} set by the caller ({attr.ref_attr_name!r})")
-    if attr.type not in AttributeProto.AttributeType.values():
+    if attr.type not in _ATTRIBUTE_TYPES:
         return Arg.dynamic(f"{source} {attr.name!r} of unknown type {attr.type}")
     return Arg.const(_attribute_value(attr), source=source)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from exportcheck.allocation import gc_paused
 from exportcheck.report import Report
 from exportcheck.reporters.json_format import render_json
 from exportcheck.reporters.junit import render_junit
@@ -29,4 +30,5 @@ def render(report: Report, format_name: str) -> str:
         raise ValueError(
             f"unknown format {format_name!r} (choose from {', '.join(REPORTERS)})"
         ) from None
-    return reporter(report)
+    with gc_paused():
+        return reporter(report)
