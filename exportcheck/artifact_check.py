@@ -13,11 +13,11 @@ import numpy as np
 
 from exportcheck.comparison import Comparison
 from exportcheck.devices import tf32
-from exportcheck.errors import InputError, ModelRunError
+from exportcheck.errors import InputError, ModelRunError, first_line
 from exportcheck.findings import Finding
 from exportcheck.inspection import inspect_artifact
 from exportcheck.probes import batch_size, companions
-from exportcheck.reference import ModelRun, compare_outputs, finding, one_line
+from exportcheck.reference import ModelRun, compare_outputs, finding
 from exportcheck.report import Skipped
 from exportcheck.rules import NonfiniteOutput, OutputMismatch, RuntimeNondeterminism
 from exportcheck.runners import (
@@ -81,7 +81,7 @@ def check_runner(
                     ctx.subject,
                     f"compare on {runner.device}",
                     f"{label}: the artifact, exported on cpu, does not run on "
-                    f"{runner.device}: {one_line(error)}",
+                    f"{runner.device}: {first_line(error)}",
                     artifact_format,
                     runner.device,
                 )
@@ -90,7 +90,7 @@ def check_runner(
         outcome.findings.append(
             finding(
                 OutputMismatch,
-                f"{label} fails on the example inputs: {one_line(error)}",
+                f"{label} fails on the example inputs: {first_line(error)}",
                 ctx.subject,
                 artifact,
                 label,
@@ -161,7 +161,7 @@ def check_runner(
                     finding(
                         OutputMismatch,
                         f"{label} declares a dynamic batch but fails at batch "
-                        f"{alt[0].shape[0]}: {one_line(error)}",
+                        f"{alt[0].shape[0]}: {first_line(error)}",
                         ctx.subject,
                         artifact,
                         label,

@@ -10,6 +10,15 @@ EXIT_TIMEOUT = 4
 EXIT_INTERRUPTED = 130
 
 
+def first_line(error: BaseException, *, with_type: bool = True, limit: int = 400) -> str:
+    """An exception as one line: its first non-empty message line, prefixed with its type."""
+    for line in str(error).splitlines():
+        line = line.strip()
+        if line:
+            return (f"{type(error).__name__}: {line}" if with_type else line)[:limit]
+    return type(error).__name__
+
+
 class ExportcheckError(Exception):
     """Base of every error the CLI turns into a one-line message and an exit code."""
 

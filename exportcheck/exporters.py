@@ -12,6 +12,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from exportcheck.errors import first_line
+
 FORMATS = ("onnx", "onnx-legacy", "torchscript-trace", "torchscript-script", "exported-program")
 SUFFIXES = {
     "onnx": ".onnx",
@@ -35,15 +37,6 @@ class Exported:
 
 def input_names(count: int) -> list[str]:
     return [f"input_{i}" for i in range(count)]
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    for line in text.splitlines():
-        line = line.strip()
-        if line:
-            return f"{type(error).__name__}: {line}"[:400]
-    return type(error).__name__
 
 
 @contextlib.contextmanager
@@ -137,7 +130,7 @@ class Exporter:
                         self.model, self.inputs, dynamic_shapes=_batch_dims(self.inputs)
                     )
             except Exception as error:
-                self._program_error = _first_line(error)
+                self._program_error = first_line(error)
         if self._program is None:
             raise ExportFailed(self._program_error or "torch.export failed")
         return self._program
@@ -153,7 +146,7 @@ class Exporter:
         except Exception as error:
             with contextlib.suppress(OSError):
                 os.unlink(path)
-            raise ExportFailed(_first_line(error)) from None
+            raise ExportFailed(first_line(error)) from None
         return exported
 
     def _export(self, fmt: str, path: str) -> Exported:
@@ -204,8 +197,3 @@ class Exporter:
                 torch.jit.script(self.model).save(path)
                 return Exported(fmt, path, True)
         raise ExportFailed(f"unknown format {fmt!r}")
-
-
-def export_one(model: Any, inputs: tuple[Any, ...], fmt: str, path: str) -> Exported:
-    """One export of `model` as it is (the caller has put it in eval mode)."""
-    return Exporter(model, inputs).export(fmt, path)

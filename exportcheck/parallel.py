@@ -14,7 +14,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from exportcheck.errors import EXIT_INTERNAL, ExportcheckError, InputSpecError, TargetTimeoutError
+from exportcheck.errors import (
+    EXIT_INTERNAL,
+    ExportcheckError,
+    InputSpecError,
+    TargetTimeoutError,
+    first_line,
+)
 from exportcheck.report import Report, input_problem, merge_reports
 
 Progress = Callable[[str], None]
@@ -135,18 +141,13 @@ def _worker(
         conn.send(("report", report))
     except BaseException as error:  # a worker reports what escaped instead of dying with it
         with contextlib.suppress(Exception):
-            conn.send(("error", _one_line(error)))
+            conn.send(("error", first_line(error)))
     conn.close()
     # Everything was sent; tearing down torch and onnxruntime would only cost the next target.
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
     os._exit(0)
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
 @dataclass
@@ -260,7 +261,7 @@ def _outcome(worker: _Worker, fail_on: str, forward: Progress) -> tuple[str, Rep
             worker.eof = True
             break
         except Exception as error:  # a message that does not unpickle here
-            worker.error = f"unreadable result: {_one_line(error)}"
+            worker.error = f"unreadable result: {first_line(error)}"
             break
         if kind == "started" and worker.timeout is not None:
             # The target's time starts now, not while Python and torch were importing.

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exportcheck.comparison import Tolerance
+from exportcheck.errors import first_line
 from exportcheck.findings import Finding, Location
 from exportcheck.report import Skipped
 from exportcheck.rules import BatchDependentEval, NondeterministicEval
@@ -121,11 +122,6 @@ def _label(key: tuple[str, int] | None) -> str | None:
         return None
     name, call = key
     return (name or "<root>") + (f" (call {call + 1})" if call else "")
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
 def batch_size(inputs: Sequence[Any]) -> int | None:
@@ -244,7 +240,7 @@ def run_probes(
         try:
             result, _ = _forward(model, run_inputs, SEEDS[0], record=False)
         except Exception as error:  # e.g. BatchNorm on batch statistics refuses a batch of one
-            failures.append(f"{label}: {_one_line(error)}")
+            failures.append(f"{label}: {first_line(error)}")
             continue
         outputs.append((label, run_inputs, run_inputs[0].shape[0], result))
     if len(outputs) < 2:

@@ -13,7 +13,7 @@ import numpy as np
 
 from exportcheck.comparison import Comparison, OutputMetrics, Tolerance
 from exportcheck.devices import tf32
-from exportcheck.errors import ModelRunError
+from exportcheck.errors import ModelRunError, first_line
 from exportcheck.findings import Finding, Location
 from exportcheck.modes import batch_statistics_mode
 from exportcheck.probes import batch_size, run_probes
@@ -87,15 +87,10 @@ class ModelRun:
                 except Exception as error:
                     raise ModelRunError(
                         f"the model's forward raised on the example inputs ({device}): "
-                        f"{one_line(error)}",
+                        f"{first_line(error)}",
                         subject=self.subject,
                     ) from None
         return self.references[key]
-
-
-def one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
 def quiet_progress(_: str) -> None:

@@ -3,7 +3,6 @@ ExportedPrograms on torch devices. Each runner is created once and run as often 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,27 +38,15 @@ class Runner:
 
 
 def check_onnx_external_data(path: str) -> None:
-    """Before ORT reads anything: refuse escaping locations, and name a missing side file."""
-    from exportcheck.readers.onnx_reader import (
-        check_external_location,
-        external_data_location,
-        iter_graphs,
-        load_model,
-    )
+    """Before ORT reads anything: the reader's one walk refuses escaping locations and notes a
+    missing side file, which a run cannot do without."""
+    from exportcheck.readers.onnx_reader import read_onnx
 
-    model = load_model(path)
-    for graph, _ in iter_graphs(model.graph, "main"):
-        for tensor in graph.initializer:
-            if tensor.data_location != 1:
-                continue
-            location = external_data_location(tensor) or ""
-            resolved = check_external_location(path, location, tensor.name)
-            if not os.path.isfile(resolved):
-                raise MissingExternalDataError(
-                    f"external data file {location!r} (tensor {tensor.name!r}) is missing; "
-                    "the model cannot run",
-                    subject=path,
-                )
+    for note in read_onnx(path, frozenset()).notes:
+        if note.code == "missing-external-data":
+            raise MissingExternalDataError(
+                f"{note.message.split(';')[0]}: the model cannot run", subject=path
+            )
 
 
 def onnx_runner(path: str, device: str, optimization: str) -> Runner:

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from exportcheck.errors import InputSpecError, TargetError
+from exportcheck.errors import InputSpecError, TargetError, first_line
 
 DEFAULT_CALLABLE = "build"
 _SHAPE = re.compile(r"^\s*(\d+(?:\s*[x,]\s*\d+)*)\s*(?::\s*([a-z0-9]+))?\s*$")
@@ -139,7 +139,7 @@ def _import_file(path: str, spec: str) -> Any:
             ) from None
         except Exception as error:
             raise TargetError(
-                f"importing {path!r} raised {_one_line(error)}", subject=spec
+                f"importing {path!r} raised {first_line(error)}", subject=spec
             ) from None
     return module
 
@@ -151,12 +151,7 @@ def _import_module(name: str, spec: str) -> Any:
     except ModuleNotFoundError as error:
         raise TargetError(f"module {error.name!r} not found", subject=spec) from None
     except Exception as error:
-        raise TargetError(f"importing {name!r} raised {_one_line(error)}", subject=spec) from None
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+        raise TargetError(f"importing {name!r} raised {first_line(error)}", subject=spec) from None
 
 
 def as_input_tuple(value: Any, spec: str) -> tuple[Any, ...]:
@@ -195,7 +190,7 @@ def build_target(
         try:
             built = factory()
         except Exception as error:
-            raise TargetError(f"{attribute}() raised {_one_line(error)}", subject=spec) from None
+            raise TargetError(f"{attribute}() raised {first_line(error)}", subject=spec) from None
     else:
         raise TargetError(f"{attribute!r} is not callable", subject=spec)
     inputs: tuple[Any, ...] | None = None
@@ -282,12 +277,12 @@ def load_inputs_file(path: str) -> tuple[Any, ...]:
                 names = sorted(archive.files, key=_natural_key)
                 return tuple(torch.from_numpy(np.array(archive[name])) for name in names)
         except Exception as error:
-            raise InputSpecError(f"cannot read .npz: {_one_line(error)}", subject=path) from None
+            raise InputSpecError(f"cannot read .npz: {first_line(error)}", subject=path) from None
     try:
         value = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise InputSpecError(
-            f"cannot load with torch.load(weights_only=True): {_one_line(error)}", subject=path
+            f"cannot load with torch.load(weights_only=True): {first_line(error)}", subject=path
         ) from None
     if isinstance(value, dict):
         value = [value[k] for k in sorted(value, key=lambda k: _natural_key(str(k)))]

@@ -6,7 +6,7 @@ import logging
 import zipfile
 from typing import Any
 
-from exportcheck.errors import UnreadableArtifactError
+from exportcheck.errors import UnreadableArtifactError, first_line
 from exportcheck.graphview import Arg, ArtifactKind, ArtifactView, GraphIndex, NodeView
 
 
@@ -20,10 +20,6 @@ class _Held(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         self.records.append(record)
         return False
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def load_program(path: str) -> Any:
@@ -41,7 +37,7 @@ def load_program(path: str) -> Any:
         return torch.export.load(path)
     except Exception as exc:
         logged = [r.exc_info[1] for r in held.records if r.exc_info and r.exc_info[1]]
-        cause = _first_line(logged[-1] if logged else exc)
+        cause = first_line(logged[-1] if logged else exc, with_type=False)
         raise UnreadableArtifactError(
             f"cannot load as a torch.export program: {cause} (saved by another torch "
             "version, or not an ExportedProgram?)",

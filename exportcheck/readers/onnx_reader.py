@@ -12,7 +12,7 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import AttributeProto, GraphProto, NodeProto, TensorProto, numpy_helper
 
-from exportcheck.errors import UnreadableArtifactError, UnsafeExternalDataError
+from exportcheck.errors import UnreadableArtifactError, UnsafeExternalDataError, first_line
 from exportcheck.graphview import (
     Arg,
     ArtifactKind,
@@ -130,7 +130,7 @@ def load_model(path: str) -> onnx.ModelProto:
         with open(path, "rb") as handle:
             model = onnx.load_model(handle, load_external_data=False)
     except (DecodeError, RecursionError, ValueError, TypeError, MemoryError) as exc:
-        cause = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        cause = first_line(exc, with_type=False)
         raise UnreadableArtifactError(
             f"not a valid ONNX protobuf ({cause})", subject=path
         ) from None
@@ -199,21 +199,6 @@ def check_external_location(path: str, location: str, tensor_name: str) -> str:
     return resolved
 
 
-def iter_graphs(graph: GraphProto, scope: str) -> Iterator[tuple[GraphProto, str]]:
-    """Every graph nested in `graph` (If/Loop/Scan bodies, any GRAPH/GRAPHS attribute), any depth."""
-    stack = [(graph, scope)]
-    while stack:
-        current, name = stack.pop()
-        yield current, name
-        for node in current.node:
-            for attr in node.attribute:
-                if attr.type == AttributeProto.GRAPH:
-                    stack.append((attr.g, f"{name}/{node.name or node.op_type}.{attr.name}"))
-                else:
-                    for i, sub in enumerate(attr.graphs):
-                        stack.append((sub, f"{name}/{node.name or node.op_type}.{attr.name}[{i}]"))
-
-
 @lru_cache(maxsize=512)
 def _input_names(op_type: str, domain: str, opset: int) -> tuple[str, ...]:
     try:
@@ -244,7 +229,7 @@ def _tensor_arg(tensor: TensorProto, source: str) -> Arg:
     try:
         return Arg.const(numpy_helper.to_array(tensor), source=source)
     except Exception as exc:  # a damaged tensor fails in onnx or numpy in many ways
-        cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        cause = first_line(exc, with_type=False)
         return Arg.dynamic(f"{source}, an unreadable tensor ({cause})")
 
 

@@ -7,7 +7,7 @@ import zipfile
 from functools import lru_cache
 from typing import Any
 
-from exportcheck.errors import UnreadableArtifactError
+from exportcheck.errors import UnreadableArtifactError, first_line
 from exportcheck.graphview import (
     Arg,
     ArtifactKind,
@@ -34,7 +34,7 @@ def load_archive(path: str) -> Any:
     try:
         return torch.jit.load(path, map_location="cpu")
     except Exception as exc:
-        cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        cause = first_line(exc, with_type=False)
         hint = ""
         if "constants.pkl" in cause or "data.pkl" in cause or "archive" in cause.lower():
             hint = " (is it a torch.save checkpoint rather than a TorchScript archive?)"
