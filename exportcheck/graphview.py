@@ -108,18 +108,25 @@ class NodeView:
 
 
 class GraphIndex:
-    """Producer/consumer lookup inside one scope, built on first use from a node source."""
+    """Producer/consumer lookup inside one scope, built on first use from a node source.
 
-    def __init__(self, scope: str, build_nodes: Callable[[], Sequence[NodeView]]) -> None:
+    `build_nodes` receives the index, so the views it builds can point back at it without the
+    index and its builder forming a reference cycle before first use."""
+
+    def __init__(
+        self, scope: str, build_nodes: Callable[[GraphIndex], Sequence[NodeView]]
+    ) -> None:
         self.scope = scope
-        self._build_nodes = build_nodes
+        self._build_nodes: Callable[[GraphIndex], Sequence[NodeView]] | None = build_nodes
         self._consumers: dict[str, list[NodeView]] | None = None
         self._producers: dict[str, NodeView] | None = None
 
     def _index(self) -> None:
         consumers: dict[str, list[NodeView]] = {}
         producers: dict[str, NodeView] = {}
-        for node in self._build_nodes():
+        build_nodes, self._build_nodes = self._build_nodes, None
+        assert build_nodes is not None
+        for node in build_nodes(self):
             for value in node.inputs:
                 if value:
                     consumers.setdefault(value, []).append(node)

@@ -96,7 +96,11 @@ def inspect_artifact(
     path = os.fspath(path)
     with gc_paused():
         view = read_artifact(path, wanted_ops(active), loaded)
-        return findings_for_view(view, subject or path, active)
+        findings = findings_for_view(view, subject or path, active)
+        # Freed while the collector is paused: otherwise its first run after the pause walks
+        # every object the reader made (0.2 s of a 1M-node inspect).
+        del view
+    return findings
 
 
 def inspect(paths: PathLike | Iterable[PathLike], *, fail_on: str = "error") -> Report:

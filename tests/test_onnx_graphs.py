@@ -626,3 +626,44 @@ def test_dropout_in_explicit_ai_onnx_domain_is_onnx_dropout(tmp_path: Path) -> N
     proto = model([node], initializers=[bool_tensor("train", True)])
     # The checker wants an opset import spelled "ai.onnx"; runtimes treat it as the default domain.
     assert summary(inspect_artifact(save(proto, tmp_path, check=False))) == [TRAINING]
+
+
+# --- 13. which nodes can hold subgraphs -------------------------------------------------------
+
+
+def test_subgraph_operators_are_those_onnx_declares() -> None:
+    """The reader reads attributes only of these standard operators (and of every node in
+    another domain); the list must follow onnx's schemas."""
+    from exportcheck.readers.onnx_reader import SUBGRAPH_OPS
+
+    subgraph_types = {AttributeProto.GRAPH, AttributeProto.GRAPHS}
+    declared = {
+        schema.name
+        for schema in onnx.defs.get_all_schemas_with_history()
+        if schema.domain in ("", "ai.onnx")
+        and any(attr.type in subgraph_types for attr in schema.attributes.values())
+    }
+    assert declared == SUBGRAPH_OPS
+
+
+def _dropout_subgraph_attribute(name: str) -> AttributeProto:
+    body = helper.make_graph([dropout(out="inner")], f"{name}_body", [], [value_info("inner")])
+    return helper.make_attribute(name, body)
+
+
+def test_subgraph_of_a_custom_domain_operator_is_read(tmp_path: Path) -> None:
+    node = helper.make_node("Region", ["x"], ["y"], name="region", domain="com.example")
+    node.attribute.append(_dropout_subgraph_attribute("body"))
+    proto = model([node], initializers=[bool_tensor("train", True)], domains=[("com.example", 1)])
+    findings = inspect_artifact(save(proto, tmp_path, check=False))
+    assert summary(findings) == [("training-dropout", Severity.ERROR, "main/region.body", "drop")]
+
+
+def test_subgraph_on_a_standard_operator_that_declares_none_is_not_read(tmp_path: Path) -> None:
+    """No runtime can run such a graph: the checker and ONNX Runtime refuse the attribute."""
+    node = helper.make_node("Add", ["x", "x"], ["y"], name="add")
+    node.attribute.append(_dropout_subgraph_attribute("body"))
+    proto = model([node], initializers=[bool_tensor("train", True)])
+    with pytest.raises(onnx.checker.ValidationError, match="Unrecognized attribute: body"):
+        onnx.checker.check_model(proto)
+    assert inspect_artifact(save(proto, tmp_path, check=False)) == []

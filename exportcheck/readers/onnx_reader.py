@@ -27,6 +27,11 @@ _DEFAULT_DOMAINS = ("", "ai.onnx")
 _GRAPH = int(AttributeProto.GRAPH)
 _GRAPHS = int(AttributeProto.GRAPHS)
 _SUBGRAPH_TYPES = (_GRAPH, _GRAPHS)
+# The standard operators that hold subgraphs (a test derives them from onnx.defs), and Constant.
+# Any other standard node is read only by op type: the checker and every runtime refuse a
+# subgraph attribute its schema does not declare, so nothing under it can run.
+SUBGRAPH_OPS = frozenset({"If", "Loop", "Scan", "SequenceMap"})
+_SCOPE_OPS = SUBGRAPH_OPS | {"Constant"}
 _ATTRIBUTE_TYPES = frozenset(int(v) for v in AttributeProto.AttributeType.values())
 _EXTERNAL = TensorProto.EXTERNAL
 
@@ -48,7 +53,6 @@ class _Scope:
         "_initializers",
         "_inputs",
         "_computed",
-        "index",
         "resolved",
         "_label",
     )
@@ -70,7 +74,6 @@ class _Scope:
         self._initializers: dict[str, TensorProto] | None = None
         self._inputs: set[str] | None = None
         self._computed: set[str] | None = None
-        self.index: GraphIndex | None = None
         self.resolved: dict[str, Arg] = {}
 
     @property
@@ -111,11 +114,6 @@ class _Scope:
                 for output in node.output
             }
         return name in self._computed
-
-    def graph_index(self) -> GraphIndex:
-        if self.index is None:
-            self.index = _scope_index(self)
-        return self.index
 
 
 def load_model(path: str) -> onnx.ModelProto:
@@ -419,11 +417,10 @@ def _node_view(node: NodeProto, scope: _Scope, index: GraphIndex) -> NodeView:
 
 
 def _scope_index(scope: _Scope) -> GraphIndex:
-    def build() -> list[NodeView]:
+    def build(index: GraphIndex) -> list[NodeView]:
         return [_node_view(node, scope, index) for node in scope.nodes]
 
-    index = GraphIndex(scope.name, build)
-    return index
+    return GraphIndex(scope.name, build)
 
 
 def read_onnx(path: str, wanted: frozenset[str]) -> ArtifactView:
@@ -473,7 +470,11 @@ def read_onnx(path: str, wanted: frozenset[str]) -> ArtifactView:
             op_type = node.op_type
             if op_type in wanted_types:
                 hits.append(node)
-            elif op_type == "Constant" and len(node.output) == 1:
+                if not node.domain:
+                    continue
+            elif op_type not in _SCOPE_OPS and not node.domain:
+                continue
+            if op_type == "Constant" and len(node.output) == 1:
                 constants[node.output[0]] = node
             for attr in node.attribute:
                 kind = attr.type
@@ -482,10 +483,12 @@ def read_onnx(path: str, wanted: frozenset[str]) -> ArtifactView:
                 elif kind == _GRAPHS:
                     for i, sub in enumerate(attr.graphs):
                         stack.append(_Scope(sub, scope, opsets_here, label=(node, attr.name, i)))
-        for node in hits:
-            view = _node_view(node, scope, scope.graph_index())
-            if view.op in wanted:
-                views.append(view)
+        if hits:
+            index = _scope_index(scope)
+            for node in hits:
+                view = _node_view(node, scope, index)
+                if view.op in wanted:
+                    views.append(view)
 
     for location, scope_name in missing.items():
         notes.append(

@@ -14,6 +14,7 @@ import random
 import stat
 import subprocess
 import sys
+import threading
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -513,6 +514,36 @@ def test_unwritable_output(where: str, cause: str, tmp_path: Path, monkeypatch) 
     assert cause in line
     # Nothing half-written is left behind, and the model is untouched.
     assert snapshot(tmp_path) == before
+
+
+def test_report_into_a_named_pipe_keeps_the_pipe(tmp_path: Path) -> None:
+    """`--output /dev/null` or a FIFO is written in place: an atomic rename over it would
+    replace the device or pipe with a plain file (as root, /dev/null itself)."""
+    model = _write(tmp_path / "m.onnx", tiny_model().SerializeToString())
+    pipe = tmp_path / "report.pipe"
+    os.mkfifo(pipe)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_bytes()))
+    reader.start()
+    result = run_cli("inspect", str(model), "--format", "json", "--output", str(pipe))
+    reader.join(timeout=30)
+    assert result.exit_code == 0, result.output
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)
+    assert json.loads(received[0])["subjects"] == [str(model)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "report.pipe"]
+
+
+def test_report_through_a_symlink_keeps_the_link(tmp_path: Path) -> None:
+    model = _write(tmp_path / "m.onnx", tiny_model().SerializeToString())
+    (tmp_path / "reports").mkdir()
+    real = tmp_path / "reports" / "latest.json"
+    real.write_text("old")
+    link = tmp_path / "report.json"
+    link.symlink_to(real)
+    result = run_cli("inspect", str(model), "--format", "json", "--output", str(link))
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink()
+    assert json.loads(real.read_text())["subjects"] == [str(model)]
 
 
 def test_one_bad_file_among_good_ones(exported_onnx, tmp_path: Path, monkeypatch) -> None:
