@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import sys
@@ -507,7 +508,30 @@ def explain_command(rule: Annotated[str, typer.Argument(help="A rule slug or cod
 
 
 def main() -> None:
-    app()
+    """The console script: runs the app, then leaves without tearing the interpreter down.
+
+    Exit handlers still run and both output streams are flushed; what is skipped is the
+    object-by-object teardown of the interpreter, mostly the destructors of onnx's C++ operator
+    registry and numpy's state: about 30 ms of every run, measured, as long as a 100k-node
+    inspection's own work. mypy leaves the same way.
+    """
+    try:
+        app()
+        code: object = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        sys.stderr.write(f"{code}\n")
+        code = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more can be said
+            pass
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ class Severity(enum.IntEnum):
 
     @property
     def label(self) -> str:
-        return self.name.lower()
+        return _SEVERITY_LABELS[self._value_]
 
     @classmethod
     def parse(cls, text: str) -> Severity:
@@ -23,6 +23,9 @@ class Severity(enum.IntEnum):
         except KeyError:
             choices = ", ".join(s.label for s in cls)
             raise ValueError(f"unknown severity {text!r} (choose from {choices})") from None
+
+
+_SEVERITY_LABELS = {severity.value: severity.name.lower() for severity in Severity}
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ class Finding:
         data: dict[str, Any] = {
             "rule": self.rule,
             "code": self.code,
-            "severity": self.severity.label,
+            "severity": _SEVERITY_LABELS[self.severity],
             "message": self.message,
             "subject": self.subject,
             "location": self.location.to_dict(),

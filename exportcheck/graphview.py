@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 
@@ -36,6 +37,11 @@ class Arg:
     def truthy(self) -> bool | None:
         """True/False for a scalar constant; None when it is only known at run time or is not
         a scalar (a malformed graph)."""
+        return self._truth
+
+    @cached_property
+    def _truth(self) -> bool | None:
+        # Readers share one Arg among every node reading the same constant, so it is judged once.
         if not self.constant:
             return None
         value = self.value
@@ -113,9 +119,7 @@ class GraphIndex:
     `build_nodes` receives the index, so the views it builds can point back at it without the
     index and its builder forming a reference cycle before first use."""
 
-    def __init__(
-        self, scope: str, build_nodes: Callable[[GraphIndex], Sequence[NodeView]]
-    ) -> None:
+    def __init__(self, scope: str, build_nodes: Callable[[GraphIndex], Sequence[NodeView]]) -> None:
         self.scope = scope
         self._build_nodes: Callable[[GraphIndex], Sequence[NodeView]] | None = build_nodes
         self._consumers: dict[str, list[NodeView]] | None = None

@@ -51,37 +51,33 @@ def wanted_ops(rules: Sequence[Rule]) -> frozenset[str]:
     return frozenset(wanted)
 
 
-def _finding(rule: Rule, hit: Hit, view: ArtifactView, subject: str) -> Finding:
+def _finding(rule: Rule, hit: Hit, artifact: str, subject: str) -> Finding:
     node = hit.node
-    location = Location(
-        artifact=view.path,
-        scope=node.scope if node is not None else hit.scope,
-        node=node.name if node is not None else hit.node_name,
-        op_type=node.op if node is not None else hit.op_type,
-        module=(node.module if node is not None else None) or hit.module,
-    )
+    if node is None:
+        location = Location(artifact, hit.scope, hit.node_name, hit.op_type, hit.module)
+    else:
+        location = Location(artifact, node.scope, node.name, node.op, node.module or hit.module)
     return Finding(
-        rule=rule.slug,
-        code=rule.code,
-        severity=hit.severity or rule.severity,
-        message=hit.message,
-        subject=subject,
-        location=location,
+        rule.slug, rule.code, hit.severity or rule.severity, hit.message, subject, location
     )
 
 
 def findings_for_view(view: ArtifactView, subject: str, rules: Sequence[Rule]) -> list[Finding]:
     """Runs every rule over one artifact view: node rules on the nodes they asked for."""
     findings: list[Finding] = []
+    append = findings.append
+    artifact = view.path
     by_op: dict[str, list[Rule]] = {}
     for rule in rules:
         for op in rule.ops:
             by_op.setdefault(op, []).append(rule)
     for node in view.nodes:
         for rule in by_op.get(node.op, ()):
-            findings.extend(_finding(rule, hit, view, subject) for hit in rule.check_node(node))
+            for hit in rule.check_node(node):
+                append(_finding(rule, hit, artifact, subject))
     for rule in rules:
-        findings.extend(_finding(rule, hit, view, subject) for hit in rule.check_artifact(view))
+        for hit in rule.check_artifact(view):
+            append(_finding(rule, hit, artifact, subject))
     return findings
 
 

@@ -27,6 +27,13 @@ def entry_matches(entry: IgnoreEntry, finding: Finding) -> bool:
 
 def apply_policy(report: Report, settings: Settings) -> Report:
     """The report as the team's settings judge it; suppressed findings stay, marked."""
+    if (
+        settings.select is None
+        and not settings.ignore_rules
+        and not settings.severity
+        and not settings.ignore
+    ):
+        return replace(report, unused_suppressions=(), fail_on=settings.fail_on)
     used: set[int] = set()
     findings: list[Finding] = []
     for finding in report.findings:

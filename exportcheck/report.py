@@ -101,6 +101,7 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         from exportcheck import __version__
 
+        counts = self.counts()
         return {
             "tool": self.tool,
             "version": __version__,
@@ -110,10 +111,7 @@ class Report:
             "skipped": [s.to_dict() for s in self.skipped],
             "errors": [e.to_dict() for e in self.errors],
             "unused_suppressions": list(self.unused_suppressions),
-            "summary": {
-                **self.counts(),
-                "suppressed": len(self.findings) - len(self.active_findings),
-            },
+            "summary": {**counts, "suppressed": len(self.findings) - sum(counts.values())},
             "fail_on": self.fail_on,
             "exit_code": self.exit_code(),
         }

@@ -27,11 +27,17 @@ _DEFAULT_DOMAINS = ("", "ai.onnx")
 _GRAPH = int(AttributeProto.GRAPH)
 _GRAPHS = int(AttributeProto.GRAPHS)
 _SUBGRAPH_TYPES = (_GRAPH, _GRAPHS)
+_INT = int(AttributeProto.INT)
+_FLOAT = int(AttributeProto.FLOAT)
+_TENSOR = int(AttributeProto.TENSOR)
 # The standard operators that hold subgraphs (a test derives them from onnx.defs), and Constant.
 # Any other standard node is read only by op type: the checker and every runtime refuse a
 # subgraph attribute its schema does not declare, so nothing under it can run.
 SUBGRAPH_OPS = frozenset({"If", "Loop", "Scan", "SequenceMap"})
 _SCOPE_OPS = SUBGRAPH_OPS | {"Constant"}
+# What the walk does with a node, decided once per op type: a rule wants it, or it is a
+# standard operator without subgraphs (read by op type alone), or its attributes are read.
+_MATCH, _PLAIN, _READ = "match", "plain", "read"
 _ATTRIBUTE_TYPES = frozenset(int(v) for v in AttributeProto.AttributeType.values())
 _EXTERNAL = TensorProto.EXTERNAL
 
@@ -206,10 +212,25 @@ def _input_names(op_type: str, domain: str, opset: int) -> tuple[str, ...]:
     return tuple(formal.name for formal in schema.inputs)
 
 
+def _role(op_type: str | bytes, wanted_types: frozenset[str]) -> str:
+    if op_type in wanted_types:
+        return _MATCH
+    if op_type in _SCOPE_OPS or not isinstance(op_type, str) or not onnx.defs.has(op_type):
+        return _READ
+    # A node in another domain that shares a standard operator's name is read by op type too:
+    # no custom operator known to ONNX Runtime or its contrib set does that and holds subgraphs.
+    return _PLAIN
+
+
 def _attribute_value(attr: AttributeProto) -> Any:
-    if attr.type in _SUBGRAPH_TYPES:
+    kind = attr.type
+    if kind == _INT:  # the common case (a mode flag), without onnx.helper's dispatch
+        return attr.i
+    if kind == _FLOAT:
+        return attr.f
+    if kind in _SUBGRAPH_TYPES:
         return None
-    if attr.type == AttributeProto.TENSOR and attr.t.data_location == _EXTERNAL:
+    if kind == _TENSOR and attr.t.data_location == _EXTERNAL:
         return None
     return onnx.helper.get_attribute_value(attr)
 
@@ -218,9 +239,18 @@ def _attribute_arg(attr: AttributeProto, source: str) -> Arg:
     # A function body's attribute can name the caller's attribute instead of holding a value.
     if attr.ref_attr_name:
         return Arg.dynamic(f"{source} {attr.name!r} set by the caller ({attr.ref_attr_name!r})")
-    if attr.type not in _ATTRIBUTE_TYPES:
+    kind = attr.type
+    if kind == _INT:
+        return _scalar_arg(attr.i, source)
+    if kind not in _ATTRIBUTE_TYPES:
         return Arg.dynamic(f"{source} {attr.name!r} of unknown type {attr.type}")
     return Arg.const(_attribute_value(attr), source=source)
+
+
+@lru_cache(maxsize=1024)
+def _scalar_arg(value: int, source: str) -> Arg:
+    """One shared Arg per integer attribute value: mode flags repeat on every node."""
+    return Arg.const(value, source=source)
 
 
 def _tensor_arg(tensor: TensorProto, source: str) -> Arg:
@@ -280,22 +310,26 @@ def _resolve(name: str, scope: _Scope) -> Arg:
 
 def module_path_of(node: NodeProto) -> str | None:
     """The PyTorch module a node came from, as the dynamo or the legacy exporter recorded it."""
+    name_scopes = namespace = None
     for prop in node.metadata_props:
-        if prop.key == "pkg.torch.onnx.name_scopes":
-            try:
-                scopes = ast.literal_eval(_text(prop.value))
-            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-                break
-            # Metadata is free text: anything but a list of names is ignored, not trusted.
-            if not isinstance(scopes, (list, tuple)) or not all(isinstance(s, str) for s in scopes):
-                break
+        key = prop.key
+        if key == "pkg.torch.onnx.name_scopes" and name_scopes is None:
+            name_scopes = prop.value
+        elif key == "namespace" and namespace is None:
+            namespace = prop.value
+    if name_scopes is not None:
+        try:
+            scopes = ast.literal_eval(_text(name_scopes))
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            scopes = None
+        # Metadata is free text: anything but a list of names is ignored, not trusted.
+        if isinstance(scopes, (list, tuple)) and all(isinstance(s, str) for s in scopes):
             modules = [s for s in scopes[:-1] if s]
             return modules[-1] if modules else None
-    for prop in node.metadata_props:
-        if prop.key == "namespace":
-            names = [part.split(":", 1)[0].strip() for part in _text(prop.value).split("/")]
-            modules = [n for n in names[1:-1] if n]
-            return modules[-1] if modules else None
+    if namespace is not None:
+        names = [part.split(":", 1)[0].strip() for part in _text(namespace).split("/")]
+        modules = [n for n in names[1:-1] if n]
+        return modules[-1] if modules else None
     node_name = _text(node.name)
     if node_name.startswith("/"):
         path = ""
@@ -319,13 +353,30 @@ class _LazyArgs:
     """A node's arguments by schema name, each resolved only when a rule asks for it (the
     read-only Mapping protocol, without the ABC's per-lookup overhead)."""
 
-    __slots__ = ("_node", "_scope", "_names", "_cache", "_keys", "_position")
+    __slots__ = ("_node", "_scope", "_names", "_cache", "_keys")
+
+    def __init__(self, node: NodeProto, scope: _Scope, names: tuple[str, ...]) -> None:
+        self._node = node
+        self._scope = scope
+        self._names = names
+        self._cache: dict[str, Arg | None] | None = None
+        self._keys: list[str] | None = None
 
     def get(self, key: str, default: Arg | None = None) -> Arg | None:
-        try:
-            return self[key]
-        except KeyError:
-            return default
+        cache = self._cache
+        if cache is None:
+            cache = self._cache = {}
+        elif key in cache:
+            arg = cache[key]
+            return default if arg is None else arg
+        arg = cache[key] = self._lookup(key)
+        return default if arg is None else arg
+
+    def __getitem__(self, key: str) -> Arg:
+        arg = self.get(key)
+        if arg is None:
+            raise KeyError(key)
+        return arg
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and self.get(key) is not None
@@ -336,46 +387,32 @@ class _LazyArgs:
     def items(self) -> list[tuple[str, Arg]]:
         return [(key, self[key]) for key in self]
 
-    def __init__(self, node: NodeProto, scope: _Scope, names: tuple[str, ...]) -> None:
-        self._node = node
-        self._scope = scope
-        self._names = names
-        self._cache: dict[str, Arg] = {}
-        self._keys: list[str] | None = None
-        self._position: dict[str, int] | None = None
-
     def _positions(self) -> dict[str, int]:
-        if self._position is None:
-            self._position = {
-                (self._names[i] if i < len(self._names) else f"input{i}"): i
-                for i, value in enumerate(self._node.input)
-                if value
-            }
-        return self._position
-
-    def _input_position(self, key: str) -> int | None:
         names = self._names
+        return {
+            (names[i] if i < len(names) else f"input{i}"): i
+            for i, value in enumerate(self._node.input)
+            if value
+        }
+
+    def _lookup(self, key: str) -> Arg | None:
+        names = self._names
+        position: int | None = None
         if key in names:
             position = names.index(key)
-            inputs = self._node.input
-            return position if position < len(inputs) and inputs[position] else None
-        return self._positions().get(key) if key.startswith("input") else None
-
-    def __getitem__(self, key: str) -> Arg:
-        if key in self._cache:
-            return self._cache[key]
-        position = self._input_position(key)
+        elif key.startswith("input"):
+            position = self._positions().get(key)
         if position is not None:
-            arg = resolve_value(_text(self._node.input[position]), self._scope)
-        else:
-            for attr in self._node.attribute:
-                if attr.type not in _SUBGRAPH_TYPES and _text(attr.name) == key:
-                    arg = _attribute_arg(attr, "attribute")
-                    break
-            else:
-                raise KeyError(key)
-        self._cache[key] = arg
-        return arg
+            inputs = self._node.input
+            if position < len(inputs) and (value := inputs[position]):
+                return resolve_value(value if type(value) is str else _text(value), self._scope)
+        for attr in self._node.attribute:
+            name = attr.name
+            if (name if type(name) is str else _text(name)) == key and (
+                attr.type not in _SUBGRAPH_TYPES
+            ):
+                return _attribute_arg(attr, "attribute")
+        return None
 
     def __iter__(self) -> Iterator[str]:
         if self._keys is None:
@@ -398,19 +435,24 @@ def _texts(values: Any) -> tuple[str, ...]:
 
 
 def _node_view(node: NodeProto, scope: _Scope, index: GraphIndex) -> NodeView:
-    op_type, domain = _text(node.op_type), _text(node.domain)
-    domain = domain if domain not in _DEFAULT_DOMAINS else ""
-    op = op_type if not domain else f"{domain}::{op_type}"
-    names = _input_names(op_type, domain, scope.opsets.get(domain, 1))
-    name = _text(node.name) or f"{op_type}({', '.join(_texts(node.output))})"
+    op_type, domain, name = node.op_type, node.domain, node.name
+    if type(op_type) is not str:
+        op_type = _text(op_type)
+    if domain and domain not in _DEFAULT_DOMAINS:
+        domain = _text(domain)
+        op = f"{domain}::{op_type}"
+    else:
+        domain, op = "", op_type
+    if type(name) is not str:
+        name = _text(name)
     return NodeView(
         ArtifactKind.ONNX,
         scope.name,
-        name,
+        name or f"{op_type}({', '.join(_texts(node.output))})",
         op,
         lambda: _texts(node.input),
         lambda: _texts(node.output),
-        _LazyArgs(node, scope, names),
+        _LazyArgs(node, scope, _input_names(op_type, domain, scope.opsets.get(domain, 1))),
         lambda: module_path_of(node),
         index,
     )
@@ -454,36 +496,48 @@ def read_onnx(path: str, wanted: frozenset[str]) -> ArtifactView:
         fopsets.update({o.domain: o.version for o in function.opset_import})
         roots.append(_Scope(function, None, fopsets, name=fname))
 
-    stack: list[_Scope] = list(reversed(roots))
+    # A subgraph waits on the stack as (graph, parent scope, label); its _Scope is made only
+    # once something in it needs one (a match, a Constant, a nested subgraph, a weight file):
+    # most If/Loop bodies need none.
+    Pending = tuple[Any, "_Scope | None", "tuple[Any, str, int | None] | None", "_Scope | None"]
+    stack: list[Pending] = [(root.graph, None, None, root) for root in reversed(roots)]
+    function_type = onnx.FunctionProto
+    roles: dict[str, str] = {}
     while stack:
-        scope = stack.pop()
-        graph = scope.graph
+        graph, parent, label, scope = stack.pop()
         scope_count += 1
-        if not isinstance(graph, onnx.FunctionProto) and graph.initializer:
+        if type(graph) is not function_type and graph.initializer:
+            if scope is None:
+                scope = _Scope(graph, parent, parent.opsets, label=label)  # type: ignore[union-attr]
             check_initializers(graph, scope)
         nodes = graph.node
         node_count += len(nodes)
         hits: list[NodeProto] = []
-        constants = scope.constants
-        opsets_here = scope.opsets
         for node in nodes:
             op_type = node.op_type
-            if op_type in wanted_types:
+            role = roles.get(op_type)
+            if role is None:
+                role = roles[op_type] = _role(op_type, wanted_types)
+            if role is _PLAIN:
+                continue
+            if role is _MATCH:
                 hits.append(node)
                 if not node.domain:
                     continue
-            elif op_type not in _SCOPE_OPS and not node.domain:
-                continue
+            if scope is None:
+                scope = _Scope(graph, parent, parent.opsets, label=label)  # type: ignore[union-attr]
             if op_type == "Constant" and len(node.output) == 1:
-                constants[node.output[0]] = node
+                scope.constants[node.output[0]] = node
             for attr in node.attribute:
                 kind = attr.type
                 if kind == _GRAPH:
-                    stack.append(_Scope(attr.g, scope, opsets_here, label=(node, attr.name, None)))
+                    stack.append((attr.g, scope, (node, attr.name, None), None))
                 elif kind == _GRAPHS:
                     for i, sub in enumerate(attr.graphs):
-                        stack.append(_Scope(sub, scope, opsets_here, label=(node, attr.name, i)))
+                        stack.append((sub, scope, (node, attr.name, i), None))
         if hits:
+            if scope is None:
+                scope = _Scope(graph, parent, parent.opsets, label=label)  # type: ignore[union-attr]
             index = _scope_index(scope)
             for node in hits:
                 view = _node_view(node, scope, index)
