@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from exportcheck import __version__
+from exportcheck.allocation import gc_paused
 from exportcheck.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, ExportcheckError
 from exportcheck.report import FAIL_ON_CHOICES, Report
 
@@ -239,7 +240,11 @@ def inspect_command(
 
         return finish(inspect(paths, fail_on=settings.fail_on), settings, output)
 
-    run_guarded(action)
+    # Reading a graph allocates up to millions of objects that reference counting frees; the
+    # cyclic collector's passes over them, and over onnx's and numpy's imports, only add time
+    # (30 ms of a 100k-node inspection, measured). Paused for the command, restored after.
+    with gc_paused():
+        run_guarded(action)
 
 
 def _validation_options(settings: Any) -> dict[str, Any]:

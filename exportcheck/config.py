@@ -7,12 +7,14 @@ import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from exportcheck.comparison import Tolerance
 from exportcheck.errors import ConfigError
 from exportcheck.findings import Severity
 from exportcheck.report import FAIL_ON_CHOICES
+
+if TYPE_CHECKING:
+    from exportcheck.comparison import Tolerance
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -222,6 +224,8 @@ def _list(value: Any, key: str, origin: str) -> list[Any]:
 
 
 def _output_tolerances(value: Any, origin: str) -> dict[str, Tolerance]:
+    from exportcheck.comparison import Tolerance
+
     if not isinstance(value, dict):
         raise ConfigError(
             "output-tolerances must be a table of output name = {rtol, atol}", subject=origin

@@ -667,3 +667,54 @@ def test_subgraph_on_a_standard_operator_that_declares_none_is_not_read(tmp_path
     with pytest.raises(onnx.checker.ValidationError, match="Unrecognized attribute: body"):
         onnx.checker.check_model(proto)
     assert inspect_artifact(save(proto, tmp_path, check=False)) == []
+
+
+def test_input_names_of_matched_operators_follow_onnx_schemas() -> None:
+    """The reader names the inputs of the operators rules match without asking onnx.defs;
+    every opset onnx knows must give the names onnx's own schema gives."""
+    from exportcheck.inspection import wanted_ops
+    from exportcheck.readers.onnx_reader import _RULE_OP_INPUTS, _input_names
+    from exportcheck.rules import graph_rules
+
+    standard = {op for op in wanted_ops(graph_rules()) if "::" not in op and op[0].isupper()}
+    assert standard == set(_RULE_OP_INPUTS)
+    for op in sorted(standard):
+        for opset in range(1, onnx.defs.onnx_opset_version() + 1):
+            try:
+                schema = onnx.defs.get_schema(op, opset, "")
+            except onnx.defs.SchemaError:
+                expected: tuple[str, ...] = ()
+            else:
+                expected = tuple(formal.name for formal in schema.inputs)
+            assert _input_names(op, "", opset) == expected, (op, opset)
+
+
+def test_plain_operator_list_holds_no_subgraph_operator() -> None:
+    """The reader never reads the attributes of these: none may declare a subgraph attribute
+    in any version the installed onnx knows, and the list must name every standard operator
+    of its opset that holds none."""
+    from exportcheck.readers.onnx_operators import OPSET, PLAIN_OPERATORS
+    from exportcheck.readers.onnx_reader import SUBGRAPH_OPS
+
+    subgraph_types = {AttributeProto.GRAPH, AttributeProto.GRAPHS}
+    standard: dict[str, bool] = {}
+    for schema in onnx.defs.get_all_schemas_with_history():
+        if schema.domain in ("", "ai.onnx") and schema.since_version <= OPSET:
+            holds = any(attr.type in subgraph_types for attr in schema.attributes.values())
+            standard[schema.name] = standard.get(schema.name, False) or holds
+    assert not {name for name in PLAIN_OPERATORS if standard.get(name, False)}
+    assert "Constant" not in PLAIN_OPERATORS and not PLAIN_OPERATORS & SUBGRAPH_OPS
+    if onnx.defs.onnx_opset_version() >= OPSET:
+        assert {name for name, holds in standard.items() if not holds} - {"Constant"} == set(
+            PLAIN_OPERATORS
+        )
+
+
+def test_custom_domain_operator_named_like_a_standard_one_is_read_by_op_type(
+    tmp_path: Path,
+) -> None:
+    """The documented limit of reading standard operator names without their domain."""
+    node = helper.make_node("Relu", ["x"], ["y"], name="relu", domain="com.example")
+    node.attribute.append(_dropout_subgraph_attribute("body"))
+    proto = model([node], initializers=[bool_tensor("train", True)], domains=[("com.example", 1)])
+    assert inspect_artifact(save(proto, tmp_path, check=False)) == []

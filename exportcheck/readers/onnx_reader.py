@@ -21,6 +21,7 @@ from exportcheck.graphview import (
     NodeView,
     Note,
 )
+from exportcheck.readers.onnx_operators import PLAIN_OPERATORS
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 # Plain ints: reading AttributeProto.GRAPH goes through protobuf's enum wrapper on every access.
@@ -35,9 +36,27 @@ _TENSOR = int(AttributeProto.TENSOR)
 # subgraph attribute its schema does not declare, so nothing under it can run.
 SUBGRAPH_OPS = frozenset({"If", "Loop", "Scan", "SequenceMap"})
 _SCOPE_OPS = SUBGRAPH_OPS | {"Constant"}
-# What the walk does with a node, decided once per op type: a rule wants it, or it is a
-# standard operator without subgraphs (read by op type alone), or its attributes are read.
-_MATCH, _PLAIN, _READ = "match", "plain", "read"
+# What the walk does with a node, decided once per op type: a rule wants it; or it is a
+# standard operator without subgraphs and nothing more is read; or its attributes are read (a
+# subgraph holder, a Constant); or its domain decides: an unknown name in the default domain is
+# read by op type, anywhere else it may be a custom subgraph holder and its attributes are read.
+_MATCH, _PLAIN, _READ, _BY_DOMAIN = "match", "plain", "read", "by domain"
+# Input names of the standard operators the graph rules read, from the opset that gave them
+# (a test checks them against onnx.defs). Asking onnx.defs builds onnx's whole operator
+# registry on first use: 10 ms, as long as a 40k-node inspection's own work.
+_RULE_OP_INPUTS: dict[str, tuple[tuple[int, tuple[str, ...]], ...]] = {
+    "BatchNormalization": (
+        (1, ("X", "scale", "B", "mean", "var")),
+        (14, ("X", "scale", "B", "input_mean", "input_var")),
+    ),
+    "Bernoulli": ((15, ("input",)),),
+    "Dropout": ((1, ("data",)), (12, ("data", "ratio", "training_mode"))),
+    "Multinomial": ((7, ("input",)),),
+    "RandomNormal": ((1, ()),),
+    "RandomNormalLike": ((1, ("input",)),),
+    "RandomUniform": ((1, ()),),
+    "RandomUniformLike": ((1, ("input",)),),
+}
 _ATTRIBUTE_TYPES = frozenset(int(v) for v in AttributeProto.AttributeType.values())
 _EXTERNAL = TensorProto.EXTERNAL
 
@@ -205,6 +224,13 @@ def check_external_location(path: str, location: str, tensor_name: str) -> str:
 
 @lru_cache(maxsize=512)
 def _input_names(op_type: str, domain: str, opset: int) -> tuple[str, ...]:
+    versions = _RULE_OP_INPUTS.get(op_type) if not domain else None
+    if versions is not None:
+        names: tuple[str, ...] = ()
+        for since, formal in versions:
+            if since <= opset:
+                names = formal
+        return names
     try:
         schema = onnx.defs.get_schema(op_type, opset, domain)
     except Exception:
@@ -215,11 +241,9 @@ def _input_names(op_type: str, domain: str, opset: int) -> tuple[str, ...]:
 def _role(op_type: str | bytes, wanted_types: frozenset[str]) -> str:
     if op_type in wanted_types:
         return _MATCH
-    if op_type in _SCOPE_OPS or not isinstance(op_type, str) or not onnx.defs.has(op_type):
+    if op_type in _SCOPE_OPS or not isinstance(op_type, str):
         return _READ
-    # A node in another domain that shares a standard operator's name is read by op type too:
-    # no custom operator known to ONNX Runtime or its contrib set does that and holds subgraphs.
-    return _PLAIN
+    return _PLAIN if op_type in PLAIN_OPERATORS else _BY_DOMAIN
 
 
 def _attribute_value(attr: AttributeProto) -> Any:
@@ -524,6 +548,8 @@ def read_onnx(path: str, wanted: frozenset[str]) -> ArtifactView:
                 hits.append(node)
                 if not node.domain:
                     continue
+            elif role is _BY_DOMAIN and not node.domain:
+                continue
             if scope is None:
                 scope = _Scope(graph, parent, parent.opsets, label=label)  # type: ignore[union-attr]
             if op_type == "Constant" and len(node.output) == 1:

@@ -1,34 +1,41 @@
-"""Format name to reporter: each a pure function from a Report to text; callers write it."""
+"""Format name to reporter: each a pure function from a Report to text; callers write it.
+
+A reporter's module is imported when its format is first rendered: a run renders one or two
+formats, and the others' imports (xml.etree, the rule catalogue) are not free.
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 from exportcheck.allocation import gc_paused
 from exportcheck.report import Report
-from exportcheck.reporters.json_format import render_json
-from exportcheck.reporters.junit import render_junit
-from exportcheck.reporters.markdown import render_markdown
-from exportcheck.reporters.sarif import render_sarif
-from exportcheck.reporters.text import render_text
 
 Reporter = Callable[[Report], str]
 
-REPORTERS: dict[str, Reporter] = {
-    "text": render_text,
-    "json": render_json,
-    "junit": render_junit,
-    "sarif": render_sarif,
-    "markdown": render_markdown,
+REPORTERS: dict[str, str] = {
+    "text": "exportcheck.reporters.text:render_text",
+    "json": "exportcheck.reporters.json_format:render_json",
+    "junit": "exportcheck.reporters.junit:render_junit",
+    "sarif": "exportcheck.reporters.sarif:render_sarif",
+    "markdown": "exportcheck.reporters.markdown:render_markdown",
 }
 
 
-def render(report: Report, format_name: str) -> str:
+def reporter_for(format_name: str) -> Reporter:
     try:
-        reporter = REPORTERS[format_name]
+        target = REPORTERS[format_name]
     except KeyError:
         raise ValueError(
             f"unknown format {format_name!r} (choose from {', '.join(REPORTERS)})"
         ) from None
+    module, _, function = target.partition(":")
+    reporter: Reporter = getattr(importlib.import_module(module), function)
+    return reporter
+
+
+def render(report: Report, format_name: str) -> str:
+    reporter = reporter_for(format_name)
     with gc_paused():
         return reporter(report)

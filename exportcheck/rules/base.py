@@ -5,8 +5,7 @@ from __future__ import annotations
 import inspect as _inspect
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from exportcheck.findings import Severity
 from exportcheck.graphview import ArtifactView, NodeView
@@ -14,9 +13,9 @@ from exportcheck.graphview import ArtifactView, NodeView
 DOC_SECTIONS = ("What it finds", "Why it is wrong", "How to fix")
 
 
-@dataclass(frozen=True)
-class Hit:
-    """One place a rule matched, before it becomes a Finding with subject and location."""
+class Hit(NamedTuple):
+    """One place a rule matched, before it becomes a Finding with subject and location (a
+    named tuple: a large graph makes tens of thousands, and a frozen dataclass costs 3x)."""
 
     message: str
     node: NodeView | None = None

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from exportcheck.report import Report
-from exportcheck.reporters import REPORTERS, render
+from exportcheck.reporters import REPORTERS, render, reporter_for
 
 REPORTER_DIR = Path(__file__).resolve().parents[2] / "exportcheck" / "reporters"
 
@@ -36,3 +36,13 @@ def test_reporter_imports_no_cli_or_io(module: str) -> None:
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             assert node.func.id not in {"print", "open"}, f"{module} calls {node.func.id}()"
     assert not imported & {"typer", "rich", "click", "torch"}
+
+
+@pytest.mark.parametrize("format_name", sorted(REPORTERS))
+def test_registry_names_a_renderer_for_every_format(format_name: str) -> None:
+    assert callable(reporter_for(format_name))
+
+
+def test_unknown_format_names_the_choices() -> None:
+    with pytest.raises(ValueError, match="unknown format 'yaml' \\(choose from text, json"):
+        reporter_for("yaml")
