@@ -60,8 +60,9 @@ class Arg:
 class NodeView:
     """One operator in one scope of an artifact, with arguments read by schema name.
 
-    Readers may pass `inputs`, `outputs` and `module` as zero-argument callables: a graph with
-    a million nodes and tens of thousands of matches then pays only for what rules read.
+    A reader may subclass it to read `inputs`, `outputs` and `module` on first use (the ONNX
+    reader does): a graph with a million nodes and tens of thousands of matches then pays only
+    for what rules read.
     """
 
     __slots__ = ("kind", "scope", "name", "op", "_inputs", "_outputs", "args", "_module", "graph")
@@ -72,10 +73,10 @@ class NodeView:
         scope: str,
         name: str,
         op: str,
-        inputs: tuple[str, ...] | Callable[[], tuple[str, ...]],
-        outputs: tuple[str, ...] | Callable[[], tuple[str, ...]],
+        inputs: tuple[str, ...],
+        outputs: tuple[str, ...],
         args: Mapping[str, Arg] | None = None,
-        module: str | None | Callable[[], str | None] = None,
+        module: str | None = None,
         graph: GraphIndex | None = None,
     ) -> None:
         self.kind = kind
@@ -90,20 +91,14 @@ class NodeView:
 
     @property
     def inputs(self) -> tuple[str, ...]:
-        if callable(self._inputs):
-            self._inputs = self._inputs()
         return self._inputs
 
     @property
     def outputs(self) -> tuple[str, ...]:
-        if callable(self._outputs):
-            self._outputs = self._outputs()
         return self._outputs
 
     @property
     def module(self) -> str | None:
-        if callable(self._module):
-            self._module = self._module()
         return self._module
 
     def arg(self, name: str) -> Arg | None:

@@ -455,7 +455,51 @@ class _LazyArgs:
 
 def _texts(values: Any) -> tuple[str, ...]:
     raw = tuple(values)
-    return tuple(map(_text, raw)) if bytes in map(type, raw) else raw
+    for value in raw:
+        if type(value) is not str:
+            return tuple(map(_text, raw))
+    return raw
+
+
+_UNREAD: Any = object()
+
+
+class _OnnxNodeView(NodeView):
+    """A NodeView that reads its inputs, outputs and module from the NodeProto on first use."""
+
+    __slots__ = ("_proto",)
+
+    def __init__(
+        self, proto: NodeProto, scope: str, name: str, op: str, args: _LazyArgs, index: GraphIndex
+    ) -> None:
+        # Every slot is set here rather than through NodeView.__init__: tens of thousands of
+        # these are made per large graph.
+        self.kind = ArtifactKind.ONNX
+        self.scope = scope
+        self.name = name
+        self.op = op
+        self.args = args
+        self.graph = index
+        self._proto = proto
+        self._inputs = self._outputs = self._module = _UNREAD
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        if self._inputs is _UNREAD:
+            self._inputs = _texts(self._proto.input)
+        return self._inputs
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        if self._outputs is _UNREAD:
+            self._outputs = _texts(self._proto.output)
+        return self._outputs
+
+    @property
+    def module(self) -> str | None:
+        if self._module is _UNREAD:
+            self._module = module_path_of(self._proto)
+        return self._module
 
 
 def _node_view(node: NodeProto, scope: _Scope, index: GraphIndex) -> NodeView:
@@ -469,15 +513,13 @@ def _node_view(node: NodeProto, scope: _Scope, index: GraphIndex) -> NodeView:
         domain, op = "", op_type
     if type(name) is not str:
         name = _text(name)
-    return NodeView(
-        ArtifactKind.ONNX,
+    names = _input_names(op_type, domain, scope.opsets.get(domain, 1))
+    return _OnnxNodeView(
+        node,
         scope.name,
         name or f"{op_type}({', '.join(_texts(node.output))})",
         op,
-        lambda: _texts(node.input),
-        lambda: _texts(node.output),
-        _LazyArgs(node, scope, _input_names(op_type, domain, scope.opsets.get(domain, 1))),
-        lambda: module_path_of(node),
+        _LazyArgs(node, scope, names),
         index,
     )
 
@@ -487,6 +529,15 @@ def _scope_index(scope: _Scope) -> GraphIndex:
         return [_node_view(node, scope, index) for node in scope.nodes]
 
     return GraphIndex(scope.name, build)
+
+
+_Label = tuple[Any, str, int | None]  # the node holding a subgraph, its attribute, position
+_Pending = tuple[Any, _Scope | None, _Label | None, _Scope | None]
+
+
+def _subgraph_scope(graph: GraphProto, parent: _Scope | None, label: _Label | None) -> _Scope:
+    assert parent is not None and label is not None  # roots come with their scope made
+    return _Scope(graph, parent, parent.opsets, label=label)
 
 
 def read_onnx(path: str, wanted: frozenset[str]) -> ArtifactView:
@@ -520,11 +571,10 @@ def read_onnx(path: str, wanted: frozenset[str]) -> ArtifactView:
         fopsets.update({o.domain: o.version for o in function.opset_import})
         roots.append(_Scope(function, None, fopsets, name=fname))
 
-    # A subgraph waits on the stack as (graph, parent scope, label); its _Scope is made only
-    # once something in it needs one (a match, a Constant, a nested subgraph, a weight file):
-    # most If/Loop bodies need none.
-    Pending = tuple[Any, "_Scope | None", "tuple[Any, str, int | None] | None", "_Scope | None"]
-    stack: list[Pending] = [(root.graph, None, None, root) for root in reversed(roots)]
+    # A subgraph waits on the stack as (graph, parent scope, label, None); its _Scope is made
+    # only once something in it needs one (a match, a Constant, a nested subgraph, a weight
+    # file): most If/Loop bodies need none.
+    stack: list[_Pending] = [(root.graph, None, None, root) for root in reversed(roots)]
     function_type = onnx.FunctionProto
     roles: dict[str, str] = {}
     while stack:
@@ -532,7 +582,7 @@ def read_onnx(path: str, wanted: frozenset[str]) -> ArtifactView:
         scope_count += 1
         if type(graph) is not function_type and graph.initializer:
             if scope is None:
-                scope = _Scope(graph, parent, parent.opsets, label=label)  # type: ignore[union-attr]
+                scope = _subgraph_scope(graph, parent, label)
             check_initializers(graph, scope)
         nodes = graph.node
         node_count += len(nodes)
@@ -551,7 +601,7 @@ def read_onnx(path: str, wanted: frozenset[str]) -> ArtifactView:
             elif role is _BY_DOMAIN and not node.domain:
                 continue
             if scope is None:
-                scope = _Scope(graph, parent, parent.opsets, label=label)  # type: ignore[union-attr]
+                scope = _subgraph_scope(graph, parent, label)
             if op_type == "Constant" and len(node.output) == 1:
                 scope.constants[node.output[0]] = node
             for attr in node.attribute:
@@ -563,7 +613,7 @@ def read_onnx(path: str, wanted: frozenset[str]) -> ArtifactView:
                         stack.append((sub, scope, (node, attr.name, i), None))
         if hits:
             if scope is None:
-                scope = _Scope(graph, parent, parent.opsets, label=label)  # type: ignore[union-attr]
+                scope = _subgraph_scope(graph, parent, label)
             index = _scope_index(scope)
             for node in hits:
                 view = _node_view(node, scope, index)
