@@ -111,12 +111,14 @@ class NodeView:
 class GraphIndex:
     """Producer/consumer lookup inside one scope, built on first use from a node source.
 
-    `build_nodes` receives the index, so the views it builds can point back at it without the
-    index and its builder forming a reference cycle before first use."""
+    The views it builds carry no index of their own (`graph` is None): the matched node a walk
+    starts from holds the index, and the index never points back at it, so a reader's objects
+    form no reference cycle and are freed as soon as the view is dropped.
+    """
 
-    def __init__(self, scope: str, build_nodes: Callable[[GraphIndex], Sequence[NodeView]]) -> None:
+    def __init__(self, scope: str, build_nodes: Callable[[], Sequence[NodeView]]) -> None:
         self.scope = scope
-        self._build_nodes: Callable[[GraphIndex], Sequence[NodeView]] | None = build_nodes
+        self._build_nodes: Callable[[], Sequence[NodeView]] | None = build_nodes
         self._consumers: dict[str, list[NodeView]] | None = None
         self._producers: dict[str, NodeView] | None = None
 
@@ -125,7 +127,7 @@ class GraphIndex:
         producers: dict[str, NodeView] = {}
         build_nodes, self._build_nodes = self._build_nodes, None
         assert build_nodes is not None
-        for node in build_nodes(self):
+        for node in build_nodes():
             for value in node.inputs:
                 if value:
                     consumers.setdefault(value, []).append(node)

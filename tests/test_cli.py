@@ -254,3 +254,48 @@ def test_compare_train_mode_export_is_attributed(tmp_path, sample_exports):
     mismatch = [f for f in json.loads(result.stdout)["findings"] if f["rule"] == "output-mismatch"]
     assert mismatch and "training mode" in mismatch[0]["message"]
     assert artifact
+
+
+def _training_dropout_onnx(folder: Path) -> Path:
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    value = helper.make_tensor_value_info
+    graph = helper.make_graph(
+        [helper.make_node("Dropout", ["x", "", "train"], ["y"], name="drop")],
+        "g",
+        [value("x", TensorProto.FLOAT, [2])],
+        [value("y", TensorProto.FLOAT, [2])],
+        initializer=[numpy_helper.from_array(np.array(True), "train")],
+    )
+    path = folder / "model.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
+    return path
+
+
+@pytest.mark.parametrize(("missing", "code"), [(False, 1), (True, 2)])
+def test_console_script_exit_keeps_output_exit_handlers_and_code(
+    tmp_path: Path, missing: bool, code: int
+) -> None:
+    """main() leaves without interpreter teardown: the report must still be complete, exit
+    handlers must still run, and the exit code must be the command's."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "absent.onnx" if missing else _training_dropout_onnx(tmp_path)
+    script = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: sys.stderr.write('exit handler ran\\n'))\n"
+        "sys.argv = ['exportcheck', 'inspect', sys.argv[1], '--format', 'json']\n"
+        "from exportcheck.cli.main import main\n"
+        "main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == code, done.stderr
+    report = json.loads(done.stdout)
+    assert report["exit_code"] == code
+    assert [f["rule"] for f in report["findings"]] == ([] if missing else ["training-dropout"])
+    assert done.stderr.endswith("exit handler ran\n")

@@ -718,3 +718,45 @@ def test_custom_domain_operator_named_like_a_standard_one_is_read_by_op_type(
     node.attribute.append(_dropout_subgraph_attribute("body"))
     proto = model([node], initializers=[bool_tensor("train", True)], domains=[("com.example", 1)])
     assert inspect_artifact(save(proto, tmp_path, check=False)) == []
+
+
+def test_reading_and_judging_a_graph_leaves_no_reference_cycles(tmp_path: Path) -> None:
+    """The inspect command pauses the cyclic collector; what the reader builds (scopes, views,
+    the producer/consumer index a decomposed dropout makes it build) must be freed by reference
+    counting alone, or a folder of models would stay in memory until the process ends."""
+    import gc
+
+    from exportcheck.inspection import findings_for_view, wanted_ops
+    from exportcheck.readers import read_artifact
+    from exportcheck.rules import graph_rules
+
+    nodes = [
+        helper.make_node("RandomUniformLike", ["x"], ["r"], name="rand"),
+        helper.make_node("Less", ["r", "keep"], ["m"], name="less"),
+        helper.make_node("Cast", ["m"], ["mf"], name="cast", to=TensorProto.FLOAT),
+        helper.make_node("Div", ["mf", "keep"], ["scale"], name="div"),
+        helper.make_node("Mul", ["x", "scale"], ["y"], name="mul"),
+        constant("train", bool_tensor("value", True)),
+        if_node("branch", [dropout(out="branch_out")], out="z"),
+    ]
+    proto = model(
+        nodes,
+        inputs=[value_info("x"), value_info("c", TensorProto.BOOL, ())],
+        outputs=[value_info("y"), value_info("z")],
+        initializers=[float_tensor("keep", 0.9)],
+    )
+    path = str(save(proto, tmp_path))
+    rules = graph_rules()
+    gc.collect()
+    gc.disable()
+    try:
+        view = read_artifact(path, wanted_ops(rules))
+        findings = findings_for_view(view, path, rules)
+        del view
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+    assert sorted(f.location.node for f in findings if f.rule == "training-dropout") == [
+        "drop",
+        "rand",
+    ]

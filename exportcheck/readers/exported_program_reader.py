@@ -109,7 +109,7 @@ def read_exported_program(path: str, wanted: frozenset[str], program: Any = None
         nodes = list(graph_module.graph.nodes)
         node_count += len(nodes)
 
-        def build(_: GraphIndex, nodes: list[Any] = nodes, scope: str = scope) -> list[NodeView]:
+        def build(nodes: list[Any] = nodes, scope: str = scope) -> list[NodeView]:
             return [_view(n, scope, None) for n in nodes]
 
         index = GraphIndex(scope, build)

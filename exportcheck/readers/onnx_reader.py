@@ -332,8 +332,9 @@ def _resolve(name: str, scope: _Scope) -> Arg:
     return Arg.dynamic(f"computed value {name!r}")
 
 
-def module_path_of(node: NodeProto) -> str | None:
-    """The PyTorch module a node came from, as the dynamo or the legacy exporter recorded it."""
+def module_path_of(node: NodeProto, node_name: str) -> str | None:
+    """The PyTorch module a node came from, as the dynamo or the legacy exporter recorded it
+    (`node_name` is the node's name as text, which the caller has already read)."""
     name_scopes = namespace = None
     for prop in node.metadata_props:
         key = prop.key
@@ -354,7 +355,6 @@ def module_path_of(node: NodeProto) -> str | None:
         names = [part.split(":", 1)[0].strip() for part in _text(namespace).split("/")]
         modules = [n for n in names[1:-1] if n]
         return modules[-1] if modules else None
-    node_name = _text(node.name)
     if node_name.startswith("/"):
         path = ""
         for segment in node_name.strip("/").split("/")[:-1]:
@@ -470,7 +470,13 @@ class _OnnxNodeView(NodeView):
     __slots__ = ("_proto",)
 
     def __init__(
-        self, proto: NodeProto, scope: str, name: str, op: str, args: _LazyArgs, index: GraphIndex
+        self,
+        proto: NodeProto,
+        scope: str,
+        name: str,
+        op: str,
+        args: _LazyArgs,
+        index: GraphIndex | None,
     ) -> None:
         # Every slot is set here rather than through NodeView.__init__: tens of thousands of
         # these are made per large graph.
@@ -498,11 +504,11 @@ class _OnnxNodeView(NodeView):
     @property
     def module(self) -> str | None:
         if self._module is _UNREAD:
-            self._module = module_path_of(self._proto)
+            self._module = module_path_of(self._proto, self.name)
         return self._module
 
 
-def _node_view(node: NodeProto, scope: _Scope, index: GraphIndex) -> NodeView:
+def _node_view(node: NodeProto, scope: _Scope, index: GraphIndex | None) -> NodeView:
     op_type, domain, name = node.op_type, node.domain, node.name
     if type(op_type) is not str:
         op_type = _text(op_type)
@@ -525,10 +531,7 @@ def _node_view(node: NodeProto, scope: _Scope, index: GraphIndex) -> NodeView:
 
 
 def _scope_index(scope: _Scope) -> GraphIndex:
-    def build(index: GraphIndex) -> list[NodeView]:
-        return [_node_view(node, scope, index) for node in scope.nodes]
-
-    return GraphIndex(scope.name, build)
+    return GraphIndex(scope.name, lambda: [_node_view(node, scope, None) for node in scope.nodes])
 
 
 _Label = tuple[Any, str, int | None]  # the node holding a subgraph, its attribute, position

@@ -180,7 +180,7 @@ def read_torchscript(path: str, wanted: frozenset[str], module: Any = None) -> A
         entries = _walk_blocks(graph, method_name)
         node_count += len(entries)
 
-        def build(_: GraphIndex, entries: list[tuple[Any, str]] = entries) -> list[NodeView]:
+        def build(entries: list[tuple[Any, str]] = entries) -> list[NodeView]:
             return [
                 _view(node, scope, i, resolver, None) for i, (node, scope) in enumerate(entries)
             ]

@@ -17,5 +17,6 @@ INDENT_LIMIT = 2000
 def render_json(report: Report) -> str:
     data = report.to_dict()
     size = len(data["findings"]) + len(data["comparisons"])
-    indent = 2 if size <= INDENT_LIMIT else None
-    return json.dumps(data, indent=indent, allow_nan=False) + "\n"
+    if size <= INDENT_LIMIT:
+        return json.dumps(data, indent=2, allow_nan=False) + "\n"
+    return json.dumps(data, separators=(",", ":"), allow_nan=False) + "\n"

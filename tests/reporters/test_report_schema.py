@@ -88,3 +88,20 @@ def test_schema_rejects_other_shapes(
     validator.validate(data)
     mutate(data)
     assert not validator.is_valid(data), name
+
+
+def test_large_report_is_compact_and_says_the_same(
+    validator: jsonschema.Draft202012Validator, sample_report: Report
+) -> None:
+    """Past INDENT_LIMIT findings the report is written without whitespace; only layout changes."""
+    from dataclasses import replace
+
+    from exportcheck.reporters.json_format import INDENT_LIMIT
+    from tests.reporters.conftest import TRAINING_DROPOUT
+
+    large = replace(sample_report, findings=(TRAINING_DROPOUT,) * (INDENT_LIMIT + 1))
+    text = render_json(large)
+    assert text == json.dumps(large.to_dict(), separators=(",", ":")) + "\n"
+    validator.validate(json.loads(text))
+    small = render_json(sample_report)
+    assert small == json.dumps(sample_report.to_dict(), indent=2) + "\n"
