@@ -51,6 +51,17 @@ def dropout(
     return helper.make_node("Dropout", [data, ratio, mode], [out], name=name)
 
 
+def decomposed_dropout() -> list[NodeProto]:
+    """`RandomUniformLike -> Less -> Cast -> Div -> Mul`: a train-mode dropout spelled out."""
+    return [
+        helper.make_node("RandomUniformLike", ["x"], ["r"], name="rand"),
+        helper.make_node("Less", ["r", "keep"], ["m"], name="less"),
+        helper.make_node("Cast", ["m"], ["mf"], name="cast", to=TensorProto.FLOAT),
+        helper.make_node("Div", ["mf", "keep"], ["scale"], name="div"),
+        helper.make_node("Mul", ["x", "scale"], ["y"], name="mul"),
+    ]
+
+
 def model(
     nodes: Sequence[NodeProto],
     *,
@@ -407,14 +418,7 @@ def test_random_normal_alone_is_random_op(tmp_path: Path) -> None:
 
 
 def test_decomposed_dropout_chain_is_training_dropout_not_random_op(tmp_path: Path) -> None:
-    nodes = [
-        helper.make_node("RandomUniformLike", ["x"], ["r"], name="rand"),
-        helper.make_node("Less", ["r", "keep"], ["m"], name="less"),
-        helper.make_node("Cast", ["m"], ["mf"], name="cast", to=TensorProto.FLOAT),
-        helper.make_node("Div", ["mf", "keep"], ["scale"], name="div"),
-        helper.make_node("Mul", ["x", "scale"], ["y"], name="mul"),
-    ]
-    proto = model(nodes, initializers=[float_tensor("keep", 0.9)])
+    proto = model(decomposed_dropout(), initializers=[float_tensor("keep", 0.9)])
     findings = inspect_artifact(save(proto, tmp_path))
     assert summary(findings) == [("training-dropout", Severity.ERROR, "main", "rand")]
     assert "RandomUniformLike -> Less -> Cast -> Div -> Mul" in findings[0].message
@@ -731,11 +735,7 @@ def test_reading_and_judging_a_graph_leaves_no_reference_cycles(tmp_path: Path) 
     from exportcheck.rules import graph_rules
 
     nodes = [
-        helper.make_node("RandomUniformLike", ["x"], ["r"], name="rand"),
-        helper.make_node("Less", ["r", "keep"], ["m"], name="less"),
-        helper.make_node("Cast", ["m"], ["mf"], name="cast", to=TensorProto.FLOAT),
-        helper.make_node("Div", ["mf", "keep"], ["scale"], name="div"),
-        helper.make_node("Mul", ["x", "scale"], ["y"], name="mul"),
+        *decomposed_dropout(),
         constant("train", bool_tensor("value", True)),
         if_node("branch", [dropout(out="branch_out")], out="z"),
     ]

@@ -478,16 +478,8 @@ class _OnnxNodeView(NodeView):
         args: _LazyArgs,
         index: GraphIndex | None,
     ) -> None:
-        # Every slot is set here rather than through NodeView.__init__: tens of thousands of
-        # these are made per large graph.
-        self.kind = ArtifactKind.ONNX
-        self.scope = scope
-        self.name = name
-        self.op = op
-        self.args = args
-        self.graph = index
+        super().__init__(ArtifactKind.ONNX, scope, name, op, _UNREAD, _UNREAD, args, _UNREAD, index)
         self._proto = proto
-        self._inputs = self._outputs = self._module = _UNREAD
 
     @property
     def inputs(self) -> tuple[str, ...]:
