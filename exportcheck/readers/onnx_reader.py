@@ -248,9 +248,7 @@ def _role(op_type: str | bytes, wanted_types: frozenset[str]) -> str:
 
 def _attribute_value(attr: AttributeProto) -> Any:
     kind = attr.type
-    if kind == _INT:  # the common case (a mode flag), without onnx.helper's dispatch
-        return attr.i
-    if kind == _FLOAT:
+    if kind == _FLOAT:  # a scalar read without onnx.helper's dispatch (_attribute_arg: ints)
         return attr.f
     if kind in _SUBGRAPH_TYPES:
         return None
@@ -289,7 +287,7 @@ def _constant_node_value(node: NodeProto) -> Arg:
     source = f"Constant {node.name!r}"
     for attr in node.attribute:
         name = _text(attr.name)
-        if name == "value" and attr.type == AttributeProto.TENSOR and not attr.ref_attr_name:
+        if name == "value" and attr.type == _TENSOR and not attr.ref_attr_name:
             if attr.t.data_location == _EXTERNAL:
                 return Arg.dynamic("Constant with external data")
             return _tensor_arg(attr.t, source)
