@@ -12,9 +12,9 @@ from typing import Annotated, Any
 import typer
 
 from exportcheck import __version__
-from exportcheck.allocation import gc_paused
 from exportcheck.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, ExportcheckError
-from exportcheck.report import FAIL_ON_CHOICES, Report
+from exportcheck.pipeline.gc_pause import gc_paused
+from exportcheck.results.report import FAIL_ON_CHOICES, Report
 
 app = typer.Typer(
     name="exportcheck",
@@ -128,8 +128,8 @@ def check_choice(value: str, choices: tuple[str, ...] | list[str], option: str) 
 
 def settings_for(config: str | None, **overrides: Any) -> Any:
     """Settings from the config file, then the flags given; usage errors before any work."""
-    from exportcheck.config import load_settings
     from exportcheck.reporters import REPORTERS
+    from exportcheck.settings.config import load_settings
 
     if overrides.get("format") is not None:
         check_choice(overrides["format"], list(REPORTERS), "--format")
@@ -161,8 +161,8 @@ def output_targets(format_name: str, outputs: list[str] | None) -> list[tuple[st
 
 
 def emit(report: Report, targets: list[tuple[str, str | None]]) -> None:
-    from exportcheck.output import write_atomic
     from exportcheck.reporters import render
+    from exportcheck.reporters.files import write_atomic
 
     for fmt, path in targets:
         text = render(report, fmt)
@@ -173,7 +173,7 @@ def emit(report: Report, targets: list[tuple[str, str | None]]) -> None:
 
 
 def finish(report: Report, settings: Any, outputs: list[str] | None) -> int:
-    from exportcheck.policy import apply_policy
+    from exportcheck.settings.policy import apply_policy
 
     report = apply_policy(report, settings)
     for problem in report.errors:
@@ -236,7 +236,7 @@ def inspect_command(
     output_targets(settings.format, output)
 
     def action() -> int:
-        from exportcheck.inspection import inspect
+        from exportcheck.pipeline.inspection import inspect
 
         return finish(inspect(paths, fail_on=settings.fail_on), settings, output)
 
@@ -248,7 +248,7 @@ def inspect_command(
 
 
 def _validation_options(settings: Any) -> dict[str, Any]:
-    from exportcheck.validation import Tolerances
+    from exportcheck.pipeline.validation import Tolerances
 
     return dict(
         formats=settings.formats,
@@ -307,7 +307,7 @@ def validate_command(
     output_targets(settings.format, output)
 
     def action() -> int:
-        from exportcheck.parallel import run_targets
+        from exportcheck.pipeline.parallel import run_targets
 
         options = _validation_options(settings)
         report = run_with_progress(
@@ -364,7 +364,7 @@ def compare_command(
     output_targets(settings.format, output)
 
     def action() -> int:
-        from exportcheck.validation import compare_target
+        from exportcheck.pipeline.validation import compare_target
 
         options = _validation_options(settings)
         options.pop("formats")
@@ -417,7 +417,7 @@ def audit_command(
     output_targets(settings.format, output)
 
     def action() -> int:
-        from exportcheck.parallel import run_targets
+        from exportcheck.pipeline.parallel import run_targets
 
         report = run_with_progress(
             lambda update: run_targets(

@@ -11,25 +11,25 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "inspect": ("exportcheck.inspection", "inspect"),
-    "validate": ("exportcheck.validation", "validate"),
-    "compare": ("exportcheck.validation", "compare"),
-    "audit": ("exportcheck.module_audit", "audit"),
-    "eval_mode": ("exportcheck.modes", "eval_mode"),
-    "Report": ("exportcheck.report", "Report"),
-    "Finding": ("exportcheck.findings", "Finding"),
-    "Severity": ("exportcheck.findings", "Severity"),
+    "inspect": ("exportcheck.pipeline.inspection", "inspect"),
+    "validate": ("exportcheck.pipeline.validation", "validate"),
+    "compare": ("exportcheck.pipeline.validation", "compare"),
+    "audit": ("exportcheck.auditing.module_audit", "audit"),
+    "eval_mode": ("exportcheck.auditing.modes", "eval_mode"),
+    "Report": ("exportcheck.results.report", "Report"),
+    "Finding": ("exportcheck.results.findings", "Finding"),
+    "Severity": ("exportcheck.results.findings", "Severity"),
     "ExportcheckError": ("exportcheck.errors", "ExportcheckError"),
 }
 
 if TYPE_CHECKING:
+    from exportcheck.auditing.modes import eval_mode
+    from exportcheck.auditing.module_audit import audit
     from exportcheck.errors import ExportcheckError
-    from exportcheck.findings import Finding, Severity
-    from exportcheck.inspection import inspect
-    from exportcheck.modes import eval_mode
-    from exportcheck.module_audit import audit
-    from exportcheck.report import Report
-    from exportcheck.validation import compare, validate
+    from exportcheck.pipeline.inspection import inspect
+    from exportcheck.pipeline.validation import compare, validate
+    from exportcheck.results.findings import Finding, Severity
+    from exportcheck.results.report import Report
 
 
 def __getattr__(name: str) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from exportcheck.report import Report
+from exportcheck.results.report import Report
 
 
 class ExportCheckFailed(AssertionError):
@@ -31,7 +31,7 @@ def assert_export_ok(
     """Validates `model` like `exportcheck validate` and raises an AssertionError listing every
     finding at or above `fail_on`. Options are those of `exportcheck.validate` (formats, devices,
     rtol, atol, out_dir, allow_tf32, probes, subject). Returns the report when it passes."""
-    from exportcheck.validation import validate
+    from exportcheck.pipeline.validation import validate
 
     options.setdefault("devices", "cpu")
     report = validate(model, example_inputs, fail_on=fail_on, **options)

@@ -36,7 +36,7 @@ PYEOF
 import sys
 sys.path.insert(0, "sample_models")
 import torch
-from exportcheck.targets import build_target
+from exportcheck.targets.python_targets import build_target
 model, inputs = (lambda t: (t.model.eval(), t.inputs))(build_target("sample_models/cnn.py:build"))
 with torch.inference_mode():
     cpu = model(*inputs)

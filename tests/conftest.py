@@ -29,7 +29,7 @@ def sample_expected(name: str) -> dict:
 
 def build_sample(name: str):
     """(model, inputs) from a sample file, imported the way a target is."""
-    from exportcheck.targets import build_target
+    from exportcheck.targets.python_targets import build_target
 
     target = build_target(f"{SAMPLES / name}.py:build")
     return target.model, target.inputs
@@ -51,7 +51,7 @@ def sample_exports(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[tuple[str, str, str], str | None]:
     """(sample, mode, format) -> artifact path, or None where the exporter refused."""
-    from exportcheck.exporters import FORMATS, SUFFIXES, Exporter, ExportFailed
+    from exportcheck.export.exporters import FORMATS, SUFFIXES, Exporter, ExportFailed
 
     folder = tmp_path_factory.mktemp("exports")
     exports: dict[tuple[str, str, str], str | None] = {}
@@ -72,7 +72,7 @@ def sample_exports(
 @pytest.fixture(scope="session")
 def demo_report():
     """`validate sample_models --device cpu`, run once for the whole session."""
-    from exportcheck.validation import validate_targets
+    from exportcheck.pipeline.validation import validate_targets
 
     return validate_targets([str(SAMPLES)], devices="cpu")
 

@@ -8,11 +8,11 @@ import pytest
 from typer.testing import CliRunner
 
 from exportcheck.cli.main import app
-from exportcheck.config import load_settings
 from exportcheck.errors import ConfigError
-from exportcheck.findings import Finding, Location, Severity
-from exportcheck.policy import apply_policy
-from exportcheck.report import Report
+from exportcheck.results.findings import Finding, Location, Severity
+from exportcheck.results.report import Report
+from exportcheck.settings.config import load_settings
+from exportcheck.settings.policy import apply_policy
 
 runner = CliRunner()
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from exportcheck.exporters import FORMATS
-from exportcheck.findings import Severity
-from exportcheck.inspection import inspect_artifact
+from exportcheck.export.exporters import FORMATS
+from exportcheck.pipeline.inspection import inspect_artifact
+from exportcheck.results.findings import Severity
 from tests.conftest import SAMPLE_NAMES, sample_expected
 
 CASES = [(name, fmt) for name in SAMPLE_NAMES for fmt in FORMATS]
@@ -75,7 +75,7 @@ def test_traced_module_keeps_training_constants_after_eval(sample_exports):
     """`.eval()` on a traced train-mode module flips the flag, not the baked constants."""
     import torch
 
-    from exportcheck.readers.torchscript_reader import read_torchscript
+    from exportcheck.readers.torchscript import read_torchscript
 
     traced = torch.jit.load(sample_exports[("cnn", "train", "torchscript-trace")])
     traced.eval()
@@ -91,7 +91,7 @@ def test_traced_module_keeps_training_constants_after_eval(sample_exports):
 
 
 def test_scripted_training_argument_resolves_from_saved_flags(sample_exports):
-    from exportcheck.readers.torchscript_reader import read_torchscript
+    from exportcheck.readers.torchscript import read_torchscript
 
     for mode, expected in (("train", True), ("eval", False)):
         view = read_torchscript(

@@ -15,8 +15,8 @@ import pytest
 from onnx import AttributeProto, ModelProto, NodeProto, TensorProto, helper, numpy_helper
 
 from exportcheck.errors import UnreadableArtifactError, UnsafeExternalDataError
-from exportcheck.findings import Finding, Severity
-from exportcheck.inspection import inspect_artifact
+from exportcheck.pipeline.inspection import inspect_artifact
+from exportcheck.results.findings import Finding, Severity
 
 ROOT = Path(__file__).resolve().parent.parent
 OPSET = 18
@@ -530,7 +530,7 @@ def test_inspection_never_opens_the_weight_file(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "weights.bin")
     script = (
         "import json, sys\n"
-        "from exportcheck.inspection import inspect_artifact\n"
+        "from exportcheck.pipeline.inspection import inspect_artifact\n"
         "print(json.dumps([f.rule for f in inspect_artifact(sys.argv[1])]))\n"
     )
     done = subprocess.run(
@@ -638,7 +638,7 @@ def test_dropout_in_explicit_ai_onnx_domain_is_onnx_dropout(tmp_path: Path) -> N
 def test_subgraph_operators_are_those_onnx_declares() -> None:
     """The reader reads attributes only of these standard operators (and of every node in
     another domain); the list must follow onnx's schemas."""
-    from exportcheck.readers.onnx_reader import SUBGRAPH_OPS
+    from exportcheck.readers.onnx.reader import SUBGRAPH_OPS
 
     subgraph_types = {AttributeProto.GRAPH, AttributeProto.GRAPHS}
     declared = {
@@ -676,8 +676,8 @@ def test_subgraph_on_a_standard_operator_that_declares_none_is_not_read(tmp_path
 def test_input_names_of_matched_operators_follow_onnx_schemas() -> None:
     """The reader names the inputs of the operators rules match without asking onnx.defs;
     every opset onnx knows must give the names onnx's own schema gives."""
-    from exportcheck.inspection import wanted_ops
-    from exportcheck.readers.onnx_reader import _RULE_OP_INPUTS, _input_names
+    from exportcheck.pipeline.inspection import wanted_ops
+    from exportcheck.readers.onnx.reader import _RULE_OP_INPUTS, _input_names
     from exportcheck.rules import graph_rules
 
     standard = {op for op in wanted_ops(graph_rules()) if "::" not in op and op[0].isupper()}
@@ -697,8 +697,8 @@ def test_plain_operator_list_holds_no_subgraph_operator() -> None:
     """The reader never reads the attributes of these: none may declare a subgraph attribute
     in any version the installed onnx knows, and the list must name every standard operator
     of its opset that holds none."""
-    from exportcheck.readers.onnx_operators import OPSET, PLAIN_OPERATORS
-    from exportcheck.readers.onnx_reader import SUBGRAPH_OPS
+    from exportcheck.readers.onnx.operators import OPSET, PLAIN_OPERATORS
+    from exportcheck.readers.onnx.reader import SUBGRAPH_OPS
 
     subgraph_types = {AttributeProto.GRAPH, AttributeProto.GRAPHS}
     standard: dict[str, bool] = {}
@@ -730,7 +730,7 @@ def test_reading_and_judging_a_graph_leaves_no_reference_cycles(tmp_path: Path) 
     counting alone, or a folder of models would stay in memory until the process ends."""
     import gc
 
-    from exportcheck.inspection import findings_for_view, wanted_ops
+    from exportcheck.pipeline.inspection import findings_for_view, wanted_ops
     from exportcheck.readers import read_artifact
     from exportcheck.rules import graph_rules
 

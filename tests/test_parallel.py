@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from exportcheck.errors import EXIT_INTERNAL, EXIT_TIMEOUT, InputSpecError
-from exportcheck.parallel import run_targets, select_shard
+from exportcheck.pipeline.parallel import run_targets, select_shard
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = str(ROOT / "sample_models")
@@ -152,7 +152,7 @@ def test_a_hanging_target_times_out_quickly(tmp_path):
 
 INTERRUPTED = """\
 import multiprocessing, sys
-from exportcheck.parallel import run_targets
+from exportcheck.pipeline.parallel import run_targets
 
 def progress(step):
     pids = " ".join(str(p.pid) for p in multiprocessing.active_children())

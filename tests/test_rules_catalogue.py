@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from exportcheck.findings import Severity
+from exportcheck.results.findings import Severity
 from exportcheck.rules import RULES, get_rule, graph_rules
 from exportcheck.rules.base import DOC_SECTIONS
 

@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 import exportcheck
+from exportcheck.auditing.modes import eval_mode
 from exportcheck.errors import InputSpecError, ModelRunError, TargetError
-from exportcheck.modes import eval_mode
-from exportcheck.targets import build_target, inputs_from_shapes, parse_shape
+from exportcheck.targets.python_targets import build_target, inputs_from_shapes, parse_shape
 from tests.conftest import SAMPLE_NAMES, SAMPLES, build_sample, sample_expected
 
 
@@ -139,7 +139,7 @@ def test_probes_tolerate_noise_but_catch_batch_statistics():
     model, inputs = build_sample("transformer")
     assert exportcheck.audit(model).ok
     bad, bad_inputs = build_sample("bad_batchnorm_no_running_stats")
-    from exportcheck.probes import run_probes
+    from exportcheck.auditing.probes import run_probes
 
     with eval_mode(bad, inference=False):
         outcome = run_probes(bad, bad_inputs, "bn")
@@ -257,7 +257,7 @@ def test_validation_writes_nothing_into_the_users_folder(tmp_path):
 
 
 def test_out_of_memory_is_a_clear_input_error(tmp_path):
-    from exportcheck.validation import validate_targets
+    from exportcheck.pipeline.validation import validate_targets
 
     script = tmp_path / "huge.py"
     script.write_text("def build():\n    raise MemoryError()\n")

@@ -6,7 +6,7 @@ import os
 import zipfile
 
 from exportcheck.errors import UnreadableArtifactError, UnsupportedArtifactError
-from exportcheck.graphview import ArtifactKind, ArtifactView
+from exportcheck.readers.view import ArtifactKind, ArtifactView
 
 ARTIFACT_SUFFIXES = {
     ".onnx": ArtifactKind.ONNX,
@@ -71,15 +71,15 @@ def read_artifact(path: str, wanted: frozenset[str], loaded: object = None) -> A
     ExportedProgram), so that one load serves the reader and the runner."""
     kind = detect_kind(path)
     if kind is ArtifactKind.ONNX:
-        from exportcheck.readers.onnx_reader import read_onnx
+        from exportcheck.readers.onnx.reader import read_onnx
 
         return read_onnx(path, wanted)
     if kind is ArtifactKind.TORCHSCRIPT:
-        from exportcheck.readers.torchscript_reader import read_torchscript
+        from exportcheck.readers.torchscript import read_torchscript
 
         return read_torchscript(path, wanted, loaded)
     if kind is ArtifactKind.EXPORTED_PROGRAM:
-        from exportcheck.readers.exported_program_reader import read_exported_program
+        from exportcheck.readers.exported_program import read_exported_program
 
         return read_exported_program(path, wanted, loaded)
     raise UnreadableArtifactError(f"no reader for {kind}", subject=path)  # pragma: no cover

@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-from exportcheck.allocation import gc_paused
-from exportcheck.report import Report
+from exportcheck.pipeline.gc_pause import gc_paused
+from exportcheck.results.report import Report
 
 Reporter = Callable[[Report], str]
 

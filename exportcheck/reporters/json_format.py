@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from exportcheck.report import Report
+from exportcheck.results.report import Report
 
 INDENT_LIMIT = 2000
 

@@ -24,9 +24,9 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 
-from exportcheck.comparison import Comparison
-from exportcheck.findings import Finding
-from exportcheck.report import Report
+from exportcheck.results.comparison import Comparison
+from exportcheck.results.findings import Finding
+from exportcheck.results.report import Report
 
 # XML 1.0 forbids most control characters even as character references; ElementTree would
 # write them anyway and produce a file no parser accepts.

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from exportcheck.comparison import Comparison
 from exportcheck.errors import EXIT_FINDINGS, EXIT_OK
-from exportcheck.findings import Finding
-from exportcheck.report import Report
+from exportcheck.results.comparison import Comparison
+from exportcheck.results.findings import Finding
+from exportcheck.results.report import Report
 
 MAX_ROWS = 50
 

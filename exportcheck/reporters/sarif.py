@@ -22,8 +22,8 @@ from typing import Any
 from urllib.parse import quote
 
 from exportcheck import __version__
-from exportcheck.findings import Finding, Location, Severity
-from exportcheck.report import InputProblem, Report
+from exportcheck.results.findings import Finding, Location, Severity
+from exportcheck.results.report import InputProblem, Report
 from exportcheck.rules import RULES
 from exportcheck.rules.base import DOC_SECTIONS, Rule
 

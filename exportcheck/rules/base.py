@@ -7,8 +7,8 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import ClassVar, NamedTuple
 
-from exportcheck.findings import Severity
-from exportcheck.graphview import ArtifactView, NodeView
+from exportcheck.readers.view import ArtifactView, NodeView
+from exportcheck.results.findings import Severity
 
 DOC_SECTIONS = ("What it finds", "Why it is wrong", "How to fix")
 

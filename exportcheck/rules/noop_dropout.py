@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from exportcheck.findings import Severity
-from exportcheck.graphview import NodeView
+from exportcheck.readers.view import NodeView
+from exportcheck.results.findings import Severity
 from exportcheck.rules.base import Hit, Rule
 
 

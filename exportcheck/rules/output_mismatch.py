@@ -18,7 +18,7 @@ How to fix
 
 from __future__ import annotations
 
-from exportcheck.findings import Severity
+from exportcheck.results.findings import Severity
 from exportcheck.rules.base import Rule
 
 

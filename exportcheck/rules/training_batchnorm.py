@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from exportcheck.findings import Severity
-from exportcheck.graphview import ArtifactView, NodeView
+from exportcheck.readers.view import ArtifactView, NodeView
+from exportcheck.results.findings import Severity
 from exportcheck.rules.base import Hit, Rule
 
 _TORCH_TRAINING_ARG = {

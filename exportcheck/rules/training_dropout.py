@@ -27,10 +27,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from exportcheck.findings import Severity
-from exportcheck.graphview import NodeView
-from exportcheck.patterns import RANDOM_OPS, dropout_mask_path
+from exportcheck.readers.view import NodeView
+from exportcheck.results.findings import Severity
 from exportcheck.rules.base import Hit, Rule
+from exportcheck.rules.patterns import RANDOM_OPS, dropout_mask_path
 
 TORCH_DROPOUTS = frozenset(
     {

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from exportcheck.findings import Severity
-from exportcheck.graphview import ArtifactView
+from exportcheck.readers.view import ArtifactView
+from exportcheck.results.findings import Severity
 from exportcheck.rules.base import Hit, Rule
 
 

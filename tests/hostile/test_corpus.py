@@ -33,7 +33,7 @@ from exportcheck.errors import (
     UnsafeExternalDataError,
     UnsupportedArtifactError,
 )
-from exportcheck.inspection import inspect_artifact
+from exportcheck.pipeline.inspection import inspect_artifact
 
 PREFIX = "exportcheck: error: "
 

@@ -22,10 +22,10 @@ from hypothesis import strategies as st
 from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, helper
 
 from exportcheck.errors import InputError
-from exportcheck.findings import Finding
-from exportcheck.inspection import inspect_artifact
-from exportcheck.report import Report
+from exportcheck.pipeline.inspection import inspect_artifact
 from exportcheck.reporters import render
+from exportcheck.results.findings import Finding
+from exportcheck.results.report import Report
 
 if TYPE_CHECKING:
     from tests.hostile.conftest import FuzzTally

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from exportcheck.comparison import Comparison, OutputMetrics, Tolerance
-from exportcheck.findings import Finding, Location, Severity, Suppression
-from exportcheck.report import InputProblem, Report, Skipped
+from exportcheck.results.comparison import Comparison, OutputMetrics, Tolerance
+from exportcheck.results.findings import Finding, Location, Severity, Suppression
+from exportcheck.results.report import InputProblem, Report, Skipped
 
 ONNX = "models/encoder.onnx"
 TARGET = "train.py:build"

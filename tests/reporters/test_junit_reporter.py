@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from exportcheck.report import Report
 from exportcheck.reporters.junit import render_junit
+from exportcheck.results.report import Report
 
 COUNTS = ("tests", "failures", "errors", "skipped")
 

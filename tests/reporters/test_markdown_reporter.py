@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from exportcheck.report import Report
 from exportcheck.reporters.markdown import MAX_ROWS, render_markdown
+from exportcheck.results.report import Report
 
 
 def test_clean_report_passes_without_tables(samples: dict[str, Report]) -> None:

@@ -11,8 +11,8 @@ import jsonschema
 import pytest
 
 import exportcheck
-from exportcheck.report import Report
 from exportcheck.reporters.json_format import render_json
+from exportcheck.results.report import Report
 
 SCHEMA_PATH = Path(exportcheck.__file__).parent / "schemas" / "report.schema.json"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from exportcheck.report import Report
 from exportcheck.reporters import REPORTERS, render, reporter_for
+from exportcheck.results.report import Report
 
 REPORTER_DIR = Path(__file__).resolve().parents[2] / "exportcheck" / "reporters"
 

@@ -11,8 +11,8 @@ import jsonschema
 import pytest
 
 from exportcheck import __version__
-from exportcheck.report import Report
 from exportcheck.reporters.sarif import artifact_uri, render_sarif
+from exportcheck.results.report import Report
 from exportcheck.rules import RULES
 from exportcheck.rules.base import DOC_SECTIONS
 

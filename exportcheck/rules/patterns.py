@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exportcheck.graphview import NodeView
+from exportcheck.readers.view import NodeView
 
 RANDOM_OPS = frozenset(
     {

@@ -21,7 +21,7 @@ from exportcheck.errors import (
     TargetTimeoutError,
     first_line,
 )
-from exportcheck.report import Report, input_problem, merge_reports
+from exportcheck.results.report import Report, input_problem, merge_reports
 
 Progress = Callable[[str], None]
 
@@ -85,7 +85,7 @@ def run_targets(
         )
     if shard is not None:
         parse_shard(shard)
-    from exportcheck.targets import expand_targets
+    from exportcheck.targets.python_targets import expand_targets
 
     targets = select_shard(expand_targets(specs), shard)
     notify = progress or _quiet
@@ -101,7 +101,7 @@ def _quiet(_: str) -> None:
 
 
 def _command(command: str) -> Callable[..., Report]:
-    from exportcheck import validation
+    from exportcheck.pipeline import validation
 
     return getattr(validation, COMMANDS[command])
 

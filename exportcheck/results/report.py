@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from exportcheck.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK
-from exportcheck.findings import Finding, Severity
+from exportcheck.results.findings import Finding, Severity
 
 FAIL_ON_CHOICES = ("error", "warning", "info", "never")
 

@@ -9,15 +9,11 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from exportcheck.artifact_check import check_artifact
-from exportcheck.comparison import Comparison
-from exportcheck.devices import resolve_devices
-from exportcheck.errors import InputError, ModelRunError
-from exportcheck.exporters import FORMATS, SUFFIXES, Exporter, ExportFailed, onnx_batch_is_dynamic
-from exportcheck.findings import Finding
-from exportcheck.modes import preserved
-from exportcheck.module_audit import audit_findings
-from exportcheck.reference import (
+from exportcheck.auditing.modes import preserved
+from exportcheck.auditing.module_audit import audit_findings
+from exportcheck.comparison.artifact_checks import check_artifact
+from exportcheck.comparison.devices import resolve_devices
+from exportcheck.comparison.reference import (
     ModelRun,
     Progress,
     Tolerances,
@@ -26,8 +22,18 @@ from exportcheck.reference import (
     quiet_progress,
     reference_findings,
 )
-from exportcheck.report import Report, Skipped, input_problem
-from exportcheck.runners import check_onnx_external_data
+from exportcheck.comparison.runtimes import check_onnx_external_data
+from exportcheck.errors import InputError, ModelRunError
+from exportcheck.export.exporters import (
+    FORMATS,
+    SUFFIXES,
+    Exporter,
+    ExportFailed,
+    onnx_batch_is_dynamic,
+)
+from exportcheck.results.comparison import Comparison
+from exportcheck.results.findings import Finding
+from exportcheck.results.report import Report, Skipped, input_problem
 
 __all__ = [
     "Tolerances",
@@ -57,7 +63,7 @@ def validate(
     fail_on: str = "error",
 ) -> Report:
     """Validates one model; the model comes back with its own modes and buffers."""
-    from exportcheck.targets import as_input_tuple
+    from exportcheck.targets.python_targets import as_input_tuple
 
     inputs = as_input_tuple(example_inputs, subject)
     chosen = tuple(formats) if formats else FORMATS
@@ -167,9 +173,9 @@ def compare(
     fail_on: str = "error",
 ) -> Report:
     """Checks a file someone else exported against the eval-mode model."""
-    from exportcheck.graphview import ArtifactKind
     from exportcheck.readers import detect_kind
-    from exportcheck.targets import as_input_tuple
+    from exportcheck.readers.view import ArtifactKind
+    from exportcheck.targets.python_targets import as_input_tuple
 
     path = os.fspath(artifact)
     label = subject or path
@@ -214,8 +220,8 @@ def _for_each_target(
 ) -> Report:
     """Builds each target and checks it; a target that cannot be built or run becomes a report
     error and the others go on."""
-    from exportcheck.report import merge_reports
-    from exportcheck.targets import build_target, expand_targets
+    from exportcheck.results.report import merge_reports
+    from exportcheck.targets.python_targets import build_target, expand_targets
 
     reports: list[Report] = []
     for spec in expand_targets(specs):
@@ -327,7 +333,7 @@ def compare_target(
     inputs_file: str | None = None,
     **options: Any,
 ) -> Report:
-    from exportcheck.targets import build_target
+    from exportcheck.targets.python_targets import build_target
 
     target = build_target(spec, input_shapes, inputs_file)
     return compare(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import replace
 
-from exportcheck.config import IgnoreEntry, Settings
-from exportcheck.findings import Finding, Suppression
-from exportcheck.report import Report
+from exportcheck.results.findings import Finding, Suppression
+from exportcheck.results.report import Report
+from exportcheck.settings.config import IgnoreEntry, Settings
 
 
 def _matches(pattern: str | None, value: str | None) -> bool:

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from exportcheck.comparison.metrics import flatten, to_numpy
 from exportcheck.errors import MissingExternalDataError, UnreadableArtifactError
-from exportcheck.tensors import flatten, to_numpy
 
 OPTIMIZATION_LEVELS = {
     "disable_all": "ORT_DISABLE_ALL",
@@ -40,7 +40,7 @@ class Runner:
 def check_onnx_external_data(path: str) -> None:
     """Before ORT reads anything: the reader's one walk refuses escaping locations and notes a
     missing side file, which a run cannot do without."""
-    from exportcheck.readers.onnx_reader import read_onnx
+    from exportcheck.readers.onnx.reader import read_onnx
 
     for note in read_onnx(path, frozenset()).notes:
         if note.code == "missing-external-data":
@@ -86,10 +86,10 @@ def onnx_runner(path: str, device: str, optimization: str) -> Runner:
 def load_torch_artifact(path: str, kind: str) -> Any:
     """A TorchScript module or an ExportedProgram, loaded on the CPU."""
     if kind == "torchscript":
-        from exportcheck.readers.torchscript_reader import load_archive
+        from exportcheck.readers.torchscript import load_archive
 
         return load_archive(path)
-    from exportcheck.readers.exported_program_reader import load_program
+    from exportcheck.readers.exported_program import load_program
 
     return load_program(path)
 

@@ -11,16 +11,16 @@ from typing import Any
 
 import numpy as np
 
-from exportcheck.comparison import Comparison, OutputMetrics, Tolerance
-from exportcheck.devices import tf32
+from exportcheck.auditing.modes import batch_statistics_mode
+from exportcheck.auditing.probes import batch_size, run_probes
+from exportcheck.comparison.devices import tf32
+from exportcheck.comparison.metrics import default_tolerance, measure
+from exportcheck.comparison.runtimes import Runner, pytorch_runner
 from exportcheck.errors import ModelRunError, first_line
-from exportcheck.findings import Finding, Location
-from exportcheck.modes import batch_statistics_mode
-from exportcheck.probes import batch_size, run_probes
-from exportcheck.report import Skipped
+from exportcheck.results.comparison import Comparison, OutputMetrics, Tolerance
+from exportcheck.results.findings import Finding, Location
+from exportcheck.results.report import Skipped
 from exportcheck.rules import NonfiniteOutput
-from exportcheck.runners import Runner, pytorch_runner
-from exportcheck.tensors import default_tolerance, measure
 
 Progress = Callable[[str], None]
 

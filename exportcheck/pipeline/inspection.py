@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 
-from exportcheck.allocation import gc_paused
 from exportcheck.errors import InputError
-from exportcheck.findings import Finding, Location
-from exportcheck.graphview import ArtifactView
+from exportcheck.pipeline.gc_pause import gc_paused
 from exportcheck.readers import ARTIFACT_SUFFIXES, read_artifact
-from exportcheck.report import InputProblem, Report, input_problem
+from exportcheck.readers.view import ArtifactView
+from exportcheck.results.findings import Finding, Location
+from exportcheck.results.report import InputProblem, Report, input_problem
 from exportcheck.rules import Hit, Rule, graph_rules
 
 PathLike = str | os.PathLike[str]

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from exportcheck.comparison import OutputMetrics, Tolerance
+from exportcheck.results.comparison import OutputMetrics, Tolerance
 
 
 def flatten(value: Any) -> list[Any]:

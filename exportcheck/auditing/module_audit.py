@@ -9,9 +9,9 @@ import textwrap
 from functools import lru_cache
 from typing import Any
 
-from exportcheck.findings import Finding, Location
-from exportcheck.modes import preserved
-from exportcheck.report import Report
+from exportcheck.auditing.modes import preserved
+from exportcheck.results.findings import Finding, Location
+from exportcheck.results.report import Report
 from exportcheck.rules import ModeDependentModule, StaleBatchNormStats, SubmoduleLeftTraining
 from exportcheck.rules.base import Rule
 

@@ -7,7 +7,7 @@ import zipfile
 from typing import Any
 
 from exportcheck.errors import UnreadableArtifactError, first_line
-from exportcheck.graphview import Arg, ArtifactKind, ArtifactView, GraphIndex, NodeView
+from exportcheck.readers.view import Arg, ArtifactKind, ArtifactView, GraphIndex, NodeView
 
 
 class _Held(logging.Filter):

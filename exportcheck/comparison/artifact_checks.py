@@ -11,16 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from exportcheck.comparison import Comparison
-from exportcheck.devices import tf32
-from exportcheck.errors import InputError, ModelRunError, first_line
-from exportcheck.findings import Finding
-from exportcheck.inspection import inspect_artifact
-from exportcheck.probes import batch_size, companions
-from exportcheck.reference import ModelRun, compare_outputs, finding
-from exportcheck.report import Skipped
-from exportcheck.rules import NonfiniteOutput, OutputMismatch, RuntimeNondeterminism
-from exportcheck.runners import (
+from exportcheck.auditing.probes import batch_size, companions
+from exportcheck.comparison.devices import tf32
+from exportcheck.comparison.metrics import measure
+from exportcheck.comparison.reference import ModelRun, compare_outputs, finding
+from exportcheck.comparison.runtimes import (
     OPTIMIZATION_LEVELS,
     Runner,
     RunnerUnavailable,
@@ -28,7 +23,12 @@ from exportcheck.runners import (
     onnx_runner,
     torch_runner,
 )
-from exportcheck.tensors import measure
+from exportcheck.errors import InputError, ModelRunError, first_line
+from exportcheck.pipeline.inspection import inspect_artifact
+from exportcheck.results.comparison import Comparison
+from exportcheck.results.findings import Finding
+from exportcheck.results.report import Skipped
+from exportcheck.rules import NonfiniteOutput, OutputMismatch, RuntimeNondeterminism
 
 
 def second_batch(inputs: tuple[Any, ...]) -> tuple[Any, ...] | None:

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from exportcheck.errors import ConfigError
-from exportcheck.findings import Severity
-from exportcheck.report import FAIL_ON_CHOICES
+from exportcheck.results.findings import Severity
+from exportcheck.results.report import FAIL_ON_CHOICES
 
 if TYPE_CHECKING:
-    from exportcheck.comparison import Tolerance
+    from exportcheck.results.comparison import Tolerance
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -168,7 +168,7 @@ def _choice(value: Any, key: str, choices: tuple[str, ...], origin: str) -> str:
 
 def parse_table(table: Mapping[str, Any], origin: str) -> dict[str, Any]:
     """Validated settings from one table; an unknown key is an error that names it."""
-    from exportcheck.exporters import FORMATS
+    from exportcheck.export.exporters import FORMATS
     from exportcheck.reporters import REPORTERS
 
     values: dict[str, Any] = {}
@@ -224,7 +224,7 @@ def _list(value: Any, key: str, origin: str) -> list[Any]:
 
 
 def _output_tolerances(value: Any, origin: str) -> dict[str, Tolerance]:
-    from exportcheck.comparison import Tolerance
+    from exportcheck.results.comparison import Tolerance
 
     if not isinstance(value, dict):
         raise ConfigError(

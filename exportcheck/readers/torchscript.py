@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 from exportcheck.errors import UnreadableArtifactError, first_line
-from exportcheck.graphview import (
+from exportcheck.readers.view import (
     Arg,
     ArtifactKind,
     ArtifactView,

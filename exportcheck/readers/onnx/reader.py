@@ -13,7 +13,8 @@ from google.protobuf.message import DecodeError
 from onnx import AttributeProto, GraphProto, NodeProto, TensorProto, numpy_helper
 
 from exportcheck.errors import UnreadableArtifactError, UnsafeExternalDataError, first_line
-from exportcheck.graphview import (
+from exportcheck.readers.onnx.operators import PLAIN_OPERATORS
+from exportcheck.readers.view import (
     Arg,
     ArtifactKind,
     ArtifactView,
@@ -21,7 +22,6 @@ from exportcheck.graphview import (
     NodeView,
     Note,
 )
-from exportcheck.readers.onnx_operators import PLAIN_OPERATORS
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 # Plain ints: reading AttributeProto.GRAPH goes through protobuf's enum wrapper on every access.

@@ -11,12 +11,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from exportcheck.comparison import Tolerance
+from exportcheck.comparison.metrics import default_tolerance, flatten, measure, to_numpy
 from exportcheck.errors import first_line
-from exportcheck.findings import Finding, Location
-from exportcheck.report import Skipped
+from exportcheck.results.comparison import Tolerance
+from exportcheck.results.findings import Finding, Location
+from exportcheck.results.report import Skipped
 from exportcheck.rules import BatchDependentEval, NondeterministicEval
-from exportcheck.tensors import default_tolerance, flatten, measure, to_numpy
 
 SEEDS = (1234, 98765)
 

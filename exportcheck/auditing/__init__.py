@@ -1,0 +1,1 @@
+"""The audit stage: the eval-mode model's modules and its behaviour, before anything is exported."""

@@ -1,0 +1,1 @@
+"""The export stage: one eval-mode model to ONNX, TorchScript and torch.export artifacts."""

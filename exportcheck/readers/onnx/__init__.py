@@ -1,0 +1,1 @@
+"""The ONNX reader: a ModelProto's graphs and functions as the uniform view, weights never read."""

@@ -1,0 +1,1 @@
+"""What every stage returns: findings, comparisons and the Report that holds them."""

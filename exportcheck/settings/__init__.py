@@ -1,0 +1,1 @@
+"""Settings: `[tool.exportcheck]` in pyproject.toml, and the policy it applies to a report."""
