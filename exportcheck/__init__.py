@@ -14,7 +14,7 @@ _LAZY = {
     "inspect": ("exportcheck.pipeline.inspection", "inspect"),
     "validate": ("exportcheck.pipeline.validation", "validate"),
     "compare": ("exportcheck.pipeline.validation", "compare"),
-    "audit": ("exportcheck.auditing.module_audit", "audit"),
+    "audit": ("exportcheck.pipeline.validation", "audit"),
     "eval_mode": ("exportcheck.auditing.modes", "eval_mode"),
     "Report": ("exportcheck.results.report", "Report"),
     "Finding": ("exportcheck.results.findings", "Finding"),
@@ -24,10 +24,9 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from exportcheck.auditing.modes import eval_mode
-    from exportcheck.auditing.module_audit import audit
     from exportcheck.errors import ExportcheckError
     from exportcheck.pipeline.inspection import inspect
-    from exportcheck.pipeline.validation import compare, validate
+    from exportcheck.pipeline.validation import audit, compare, validate
     from exportcheck.results.findings import Finding, Severity
     from exportcheck.results.report import Report
 

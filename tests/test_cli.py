@@ -56,7 +56,18 @@ def test_json_shape_is_the_documented_contract(sample_exports):
     } <= set(report)
     finding = report["findings"][0]
     assert set(finding) >= {"rule", "code", "severity", "message", "subject", "location"}
-    assert set(finding["location"]) == {"artifact", "scope", "node", "op_type", "module"}
+    assert set(finding["location"]) == {
+        "artifact",
+        "scope",
+        "node",
+        "op_type",
+        "module",
+        "module_type",
+        "runtime",
+        "output",
+        "source_file",
+        "source_line",
+    }
     assert set(report["summary"]) >= {"error", "warning", "info"}
     assert report["exit_code"] == 1 == result.exit_code
 

@@ -11,22 +11,30 @@ from typing import Any
 
 from exportcheck.auditing.modes import preserved
 from exportcheck.results.findings import Finding, Location
-from exportcheck.results.report import Report
 from exportcheck.rules import ModeDependentModule, StaleBatchNormStats, SubmoduleLeftTraining
 from exportcheck.rules.base import Rule
 
 
-def _finding(rule: type[Rule], message: str, subject: str, module: str, type_name: str) -> Finding:
-    return Finding(
-        rule=rule.slug,
-        code=rule.code,
-        severity=rule.severity,
-        message=message,
-        subject=subject,
-        location=Location(
-            scope="module tree", node=module or "<root>", op_type=type_name, module=module or None
-        ),
+@lru_cache(maxsize=256)
+def class_source(cls: type) -> tuple[str | None, int | None]:
+    """The file and first line of a class's definition, where Python can tell."""
+    try:
+        _, first = _inspect.getsourcelines(cls)
+        return _inspect.getsourcefile(cls), first
+    except (OSError, TypeError):
+        return None, None
+
+
+def _finding(rule: type[Rule], message: str, subject: str, name: str, module: Any) -> Finding:
+    source_file, source_line = class_source(type(module))
+    where = Location(
+        scope="module tree",
+        module=name or None,
+        module_type=type(module).__name__,
+        source_file=source_file,
+        source_line=source_line,
     )
+    return rule.finding(message, subject, where)
 
 
 @lru_cache(maxsize=256)
@@ -112,7 +120,7 @@ def audit_findings(model: Any, subject: str = "model") -> list[Finding]:
                         "model.eval(): a train() override does not reach it",
                         subject,
                         name,
-                        type_name,
+                        module,
                     )
                 )
             why = mode_dependence(module)
@@ -123,7 +131,7 @@ def audit_findings(model: Any, subject: str = "model") -> list[Finding]:
                         f"{name or '<root>'} ({type_name}): {why}",
                         subject,
                         name,
-                        type_name,
+                        module,
                     )
                 )
             if _stale_statistics(module):
@@ -134,14 +142,7 @@ def audit_findings(model: Any, subject: str = "model") -> list[Finding]:
                         "variance all 1: its statistics were never updated",
                         subject,
                         name,
-                        type_name,
+                        module,
                     )
                 )
     return findings
-
-
-def audit(model: Any, *, subject: str = "model", fail_on: str = "error") -> Report:
-    """Audits a model's modules without changing it."""
-    return Report(
-        subjects=(subject,), findings=tuple(audit_findings(model, subject)), fail_on=fail_on
-    )

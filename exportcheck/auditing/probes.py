@@ -1,12 +1,16 @@
 """Behavioural probes on the eval-mode model: same input twice, one sample alone versus in a batch.
 
-Each probe that fails is localized with forward hooks to the first module (in completion order)
-whose output differs between the two runs.
+Each probe that fails is localized with forward hooks to the module whose own code introduces
+the difference: the first module (in completion order) whose inputs agree between the two runs
+while its outputs differ. A module downstream of the cause sees differing inputs and is never
+blamed; where no module qualifies (the cause sits in the root's own forward), the first module
+whose output differs is named instead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect as _inspect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +20,7 @@ from exportcheck.errors import first_line
 from exportcheck.results.comparison import Tolerance
 from exportcheck.results.findings import Finding, Location
 from exportcheck.results.report import Skipped
-from exportcheck.rules import BatchDependentEval, NondeterministicEval
+from exportcheck.rules import BatchDependentEval, NondeterministicEval, Rule
 
 SEEDS = (1234, 98765)
 
@@ -27,13 +31,18 @@ class _Recorder:
 
     names: dict[int, str]
     records: list[tuple[tuple[str, int], list[Any]]] = field(default_factory=list)
+    inputs: dict[tuple[str, int], list[Any]] = field(default_factory=dict)
+    modules: dict[tuple[str, int], Any] = field(default_factory=dict)
     calls: dict[str, int] = field(default_factory=dict)
 
     def __call__(self, module: Any, args: Any, output: Any) -> None:
         name = self.names.get(id(module), "?")
         count = self.calls.get(name, 0)
         self.calls[name] = count + 1
-        self.records.append(((name, count), [t.detach().clone() for t in flatten(output)]))
+        key = (name, count)
+        self.inputs[key] = [t.detach().clone() for t in flatten(args)]
+        self.modules[key] = module
+        self.records.append((key, [t.detach().clone() for t in flatten(output)]))
 
 
 @contextlib.contextmanager
@@ -88,33 +97,48 @@ def _outputs_differ(
     return worst
 
 
+def _pairs(
+    first: list[Any], second: list[Any], sizes: tuple[int, int] | None
+) -> list[tuple[Any, Any]]:
+    """Tensor pairs to compare; with `sizes`, only sample 0 of tensors batched at those sizes."""
+    if not sizes:
+        return list(zip(first, second))
+    return [
+        (a[:1], b[:1])
+        for a, b in zip(first, second)
+        if a.dim() > 0
+        and b.dim() > 0
+        and a.shape[0] == sizes[0]
+        and b.shape[0] == sizes[1]
+        and a.shape[1:] == b.shape[1:]
+    ]
+
+
+def _differ(pairs: list[tuple[Any, Any]], override: Tolerance | None) -> bool:
+    return any(_outputs_differ([a], [b], override) is not None for a, b in pairs)
+
+
 def _first_divergence(
     first: _Recorder,
     second: _Recorder,
     override: Tolerance | None,
     sizes: tuple[int, int] | None = None,
 ) -> tuple[str, int] | None:
-    """The first module whose outputs differ; with `sizes`, only sample 0 of batched tensors."""
+    """The module that introduces a difference: inputs agree, outputs differ (see the module
+    docstring); else the first module whose outputs differ."""
     later = dict(second.records)
+    first_differing: tuple[str, int] | None = None
     for key, tensors in first.records:
         other = later.get(key)
-        if other is None:
+        if other is None or not _differ(_pairs(tensors, other, sizes), override):
             continue
-        if sizes:
-            pairs = [
-                (a[:1], b[:1])
-                for a, b in zip(tensors, other)
-                if a.dim() > 0
-                and b.dim() > 0
-                and a.shape[0] == sizes[0]
-                and b.shape[0] == sizes[1]
-                and a.shape[1:] == b.shape[1:]
-            ]
-        else:
-            pairs = list(zip(tensors, other))
-        if any(_outputs_differ([a], [b], override) is not None for a, b in pairs):
+        first_differing = first_differing or key
+        inputs_a, inputs_b = first.inputs.get(key, []), second.inputs.get(key, [])
+        if len(inputs_a) == len(inputs_b) and not _differ(
+            _pairs(inputs_a, inputs_b, sizes), override
+        ):
             return key
-    return None
+    return first_differing
 
 
 def _label(key: tuple[str, int] | None) -> str | None:
@@ -152,21 +176,36 @@ def companions(inputs: Sequence[Any], count: int, seed: int) -> tuple[Any, ...]:
     return tuple(made)
 
 
+def forward_source(module: Any) -> tuple[str | None, int | None]:
+    """The file and line of a module's `forward`, where Python can tell."""
+    forward = getattr(type(module), "forward", None)
+    try:
+        _, line = _inspect.getsourcelines(forward)
+        return _inspect.getsourcefile(forward), line
+    except (OSError, TypeError):
+        return None, None
+
+
 def _probe_finding(
-    rule: Any, message: str, subject: str, device: str, key: tuple[str, int] | None
+    rule: type[Rule],
+    message: str,
+    subject: str,
+    device: str,
+    key: tuple[str, int] | None,
+    recorder: _Recorder | None,
 ) -> Finding:
-    module = _label(key)
-    return Finding(
-        rule=rule.slug,
-        code=rule.code,
-        severity=rule.severity,
-        message=f"{message}; first differing module: {module or 'unknown'}",
-        subject=subject,
-        location=Location(
-            scope=f"pytorch eval ({device})",
-            node=module,
-            op_type="forward",
+    label = _label(key)
+    module = recorder.modules.get(key) if recorder is not None and key is not None else None
+    source_file, source_line = forward_source(module) if module is not None else (None, None)
+    return rule.finding(
+        f"{message}; introduced in module: {label or 'unknown'}",
+        subject,
+        Location(
+            runtime=f"pytorch eval ({device})",
             module=key[0] if key and key[0] else None,
+            module_type=type(module).__name__ if module is not None else None,
+            source_file=source_file,
+            source_line=source_line,
         ),
     )
 
@@ -185,48 +224,55 @@ def run_probes(
     tolerance: Tolerance | None = None,
 ) -> ProbeOutcome:
     """Both probes on a model that is already in eval mode."""
+    findings, random_keys = nondeterminism_probe(model, inputs, subject, device, tolerance)
+    batch_findings, skipped = batch_independence_probe(
+        model, inputs, subject, device, tolerance, random_keys
+    )
+    return ProbeOutcome(tuple(findings + batch_findings), tuple(skipped))
+
+
+def nondeterminism_probe(
+    model: Any,
+    inputs: Sequence[Any],
+    subject: str,
+    device: str,
+    tolerance: Tolerance | None,
+) -> tuple[list[Finding], frozenset[tuple[str, int]]]:
+    """The same input twice under different seeds; returns the findings and the modules whose
+    outputs were random between the runs (the batch probe cannot blame those)."""
+    first, _ = _forward(model, inputs, SEEDS[0], record=False)
+    second, _ = _forward(model, inputs, SEEDS[1], record=False)
+    gap = _outputs_differ(first, second, tolerance)
+    if gap is None:
+        return [], frozenset()
+    _, rec_a = _forward(model, inputs, SEEDS[0], record=True)
+    _, rec_b = _forward(model, inputs, SEEDS[1], record=True)
+    assert rec_a is not None and rec_b is not None
+    key = _first_divergence(rec_a, rec_b, tolerance)
+    later = dict(rec_b.records)
+    random_keys = frozenset(
+        k
+        for k, tensors in rec_a.records
+        if k in later and _outputs_differ(tensors, later[k], tolerance) is not None
+    )
+    finding = _probe_finding(
+        NondeterministicEval,
+        f"two eval-mode forwards of the same input differ by up to {gap:.3g} on {device}",
+        subject,
+        device,
+        key,
+        rec_a,
+    )
+    return [finding], random_keys
+
+
+def _batch_runs(
+    model: Any, inputs: Sequence[Any], size: int
+) -> tuple[list[tuple[str, tuple[Any, ...], int, list[Any]]], list[str]]:
+    """Sample 0 alone and inside two batches of other companions: (label, inputs, batch size,
+    outputs) for each run that ran, and the failures of those that did not."""
     import torch
 
-    findings: list[Finding] = []
-    skipped: list[Skipped] = []
-    where = f" on {device}"
-
-    first, rec_a = _forward(model, inputs, SEEDS[0], record=False)
-    second, _ = _forward(model, inputs, SEEDS[1], record=False)
-    random_keys: frozenset[tuple[str, int]] = frozenset()
-    gap = _outputs_differ(first, second, tolerance)
-    if gap is not None:
-        _, rec_a = _forward(model, inputs, SEEDS[0], record=True)
-        _, rec_b = _forward(model, inputs, SEEDS[1], record=True)
-        assert rec_a is not None and rec_b is not None
-        key = _first_divergence(rec_a, rec_b, tolerance)
-        later = dict(rec_b.records)
-        random_keys = frozenset(
-            k
-            for k, tensors in rec_a.records
-            if k in later and _outputs_differ(tensors, later[k], tolerance) is not None
-        )
-        findings.append(
-            _probe_finding(
-                NondeterministicEval,
-                f"two eval-mode forwards of the same input differ by up to {gap:.3g}{where}",
-                subject,
-                device,
-                key,
-            )
-        )
-
-    size = batch_size(inputs)
-    if size is None:
-        skipped.append(
-            Skipped(
-                subject,
-                "batch-independence probe",
-                "inputs have no common batch dimension",
-                device=device,
-            )
-        )
-        return ProbeOutcome(tuple(findings), tuple(skipped))
     companion_count = max(size - 1, 2)
     runs: list[tuple[str, tuple[Any, ...]]] = [("alone", tuple(x[:1] for x in inputs))]
     for seed in (11, 22):
@@ -243,55 +289,56 @@ def run_probes(
             failures.append(f"{label}: {first_line(error)}")
             continue
         outputs.append((label, run_inputs, run_inputs[0].shape[0], result))
+    return outputs, failures
+
+
+def batch_independence_probe(
+    model: Any,
+    inputs: Sequence[Any],
+    subject: str,
+    device: str,
+    tolerance: Tolerance | None,
+    random_keys: frozenset[tuple[str, int]] = frozenset(),
+) -> tuple[list[Finding], list[Skipped]]:
+    """One sample alone versus inside batches with different companions."""
+    size = batch_size(inputs)
+    if size is None:
+        reason = "inputs have no common batch dimension"
+        return [], [Skipped(subject, "batch-independence probe", reason, device=device)]
+    outputs, failures = _batch_runs(model, inputs, size)
     if len(outputs) < 2:
-        skipped.append(
-            Skipped(subject, "batch-independence probe", "; ".join(failures), device=device)
-        )
-        return ProbeOutcome(tuple(findings), tuple(skipped))
+        reason = "; ".join(failures)
+        return [], [Skipped(subject, "batch-independence probe", reason, device=device)]
     base_label, base_inputs, base_size, base = outputs[0]
     worst: tuple[float, str, tuple[Any, ...], int] | None = None
     for label, run_inputs, run_size, result in outputs[1:]:
-        paired = [
-            (a[:1], b[:1])
-            for a, b in zip(base, result)
-            if a.dim() > 0
-            and a.shape[0] == base_size
-            and b.shape[0] == run_size
-            and a.shape[1:] == b.shape[1:]
-        ]
+        paired = _pairs(base, result, (base_size, run_size))
         gap = _outputs_differ([a for a, _ in paired], [b for _, b in paired], tolerance)
         if gap is not None and (worst is None or gap > worst[0]):
             worst = (gap, label, run_inputs, run_size)
-    if worst is not None:
-        gap, label, run_inputs, run_size = worst
-        _, rec_base = _forward(model, base_inputs, SEEDS[0], record=True)
-        _, rec_run = _forward(model, run_inputs, SEEDS[0], record=True)
-        assert rec_base is not None and rec_run is not None
-        key = _first_divergence(rec_base, rec_run, tolerance, sizes=(base_size, run_size))
-        if key is not None and key in random_keys:
-            skipped.append(
-                Skipped(
-                    subject,
-                    "batch-independence probe",
-                    f"inconclusive: the first module that differs ({_label(key)}) is "
-                    "already random between identical runs",
-                    device=device,
-                )
-            )
-        else:
-            base_text = (
-                "alone"
-                if base_label == "alone"
-                else f"{base_label} and {label} with other companions"
-            )
-            compared = f"sample 0 {base_text}" + (f" and {label}" if base_label == "alone" else "")
-            findings.append(
-                _probe_finding(
-                    BatchDependentEval,
-                    f"{compared} differ by up to {gap:.3g}{where}",
-                    subject,
-                    device,
-                    key,
-                )
-            )
-    return ProbeOutcome(tuple(findings), tuple(skipped))
+    if worst is None:
+        return [], []
+    gap, label, run_inputs, run_size = worst
+    _, rec_base = _forward(model, base_inputs, SEEDS[0], record=True)
+    _, rec_run = _forward(model, run_inputs, SEEDS[0], record=True)
+    assert rec_base is not None and rec_run is not None
+    key = _first_divergence(rec_base, rec_run, tolerance, sizes=(base_size, run_size))
+    if key is not None and key in random_keys:
+        reason = (
+            f"inconclusive: the first module that differs ({_label(key)}) is already random "
+            "between identical runs"
+        )
+        return [], [Skipped(subject, "batch-independence probe", reason, device=device)]
+    base_text = (
+        "alone" if base_label == "alone" else f"{base_label} and {label} with other companions"
+    )
+    compared = f"sample 0 {base_text}" + (f" and {label}" if base_label == "alone" else "")
+    finding = _probe_finding(
+        BatchDependentEval,
+        f"{compared} differ by up to {gap:.3g} on {device}",
+        subject,
+        device,
+        key,
+        rec_base,
+    )
+    return [finding], []

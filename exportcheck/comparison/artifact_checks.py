@@ -14,7 +14,7 @@ import numpy as np
 from exportcheck.auditing.probes import batch_size, companions
 from exportcheck.comparison.devices import tf32
 from exportcheck.comparison.metrics import measure
-from exportcheck.comparison.reference import ModelRun, compare_outputs, finding
+from exportcheck.comparison.reference import ModelRun, compare_outputs, measured_finding
 from exportcheck.comparison.runtimes import (
     OPTIMIZATION_LEVELS,
     Runner,
@@ -28,7 +28,13 @@ from exportcheck.pipeline.inspection import inspect_artifact
 from exportcheck.results.comparison import Comparison
 from exportcheck.results.findings import Finding
 from exportcheck.results.report import Skipped
-from exportcheck.rules import NonfiniteOutput, OutputMismatch, RuntimeNondeterminism
+from exportcheck.rules import (
+    NonfiniteOutput,
+    OutputMismatch,
+    RandomOp,
+    RuntimeNondeterminism,
+    TrainingDropout,
+)
 
 
 def second_batch(inputs: tuple[Any, ...]) -> tuple[Any, ...] | None:
@@ -48,6 +54,16 @@ class ArtifactOutcome:
     skipped: list[Skipped] = field(default_factory=list)
 
 
+def runner_label(runner: Runner, artifact_format: str) -> str:
+    """`onnx on onnxruntime/CPU/cpu/ORT_DISABLE_ALL`: the configuration a measurement ran in."""
+    parts = (
+        runner.provider and runner.provider.replace("ExecutionProvider", ""),
+        runner.device,
+        runner.optimization,
+    )
+    return f"{artifact_format} on {runner.runtime}/" + "/".join(p for p in parts if p)
+
+
 def check_runner(
     ctx: ModelRun,
     runner: Runner,
@@ -59,43 +75,13 @@ def check_runner(
     """Runs one artifact configuration twice on the example inputs (and once on a second batch
     size when the batch is dynamic) and compares with the eval-mode reference on its device."""
     outcome = ArtifactOutcome()
-    label = f"{artifact_format} on {runner.runtime}/" + "/".join(
-        p
-        for p in (
-            runner.provider and runner.provider.replace("ExecutionProvider", ""),
-            runner.device,
-            runner.optimization,
-        )
-        if p
-    )
+    label = runner_label(runner, artifact_format)
     size = batch_size(ctx.inputs)
     try:
         first = runner.run(ctx.inputs)
         second = runner.run(ctx.inputs)
     except Exception as error:
-        if runner.device != "cpu" and runner.runtime == "torch":
-            # Tracing and torch.export bake the export device into constants (LSTM initial
-            # states, views): an artifact exported on the CPU is not expected to run there.
-            outcome.skipped.append(
-                Skipped(
-                    ctx.subject,
-                    f"compare on {runner.device}",
-                    f"{label}: the artifact, exported on cpu, does not run on "
-                    f"{runner.device}: {first_line(error)}",
-                    artifact_format,
-                    runner.device,
-                )
-            )
-            return outcome
-        outcome.findings.append(
-            finding(
-                OutputMismatch,
-                f"{label} fails on the example inputs: {first_line(error)}",
-                ctx.subject,
-                artifact,
-                label,
-            )
-        )
+        _record_run_failure(outcome, ctx, runner, error, artifact, artifact_format, label)
         return outcome
     expected = ctx.reference(runner.device, ctx.inputs)
     compared = compare_outputs(
@@ -117,7 +103,7 @@ def check_runner(
     if unstable:
         worst = max((c.metrics.max_abs or 0.0) for c in unstable)
         outcome.findings.append(
-            finding(
+            measured_finding(
                 RuntimeNondeterminism,
                 f"{label}: two runs of the same input differ by up to {worst:.3g} in "
                 f"{', '.join(c.output for c in unstable)}",
@@ -126,59 +112,10 @@ def check_runner(
                 label,
             )
         )
-    for c in compared:
-        if c.metrics.nonfinite > c.metrics.expected_nonfinite:
-            outcome.findings.append(
-                finding(
-                    NonfiniteOutput,
-                    f"{label}: output {c.output} has {c.metrics.nonfinite} "
-                    "NaN/Inf value(s) the reference does not have",
-                    ctx.subject,
-                    artifact,
-                    label,
-                    c.output,
-                )
-            )
+    outcome.findings += _nonfinite_findings(ctx, compared, artifact, label)
     failing = [c for c in compared if not c.passed]
     if dynamic_batch:
-        alt = second_batch(ctx.inputs)
-        if alt is not None:
-            try:
-                alt_expected = ctx.reference(runner.device, alt)
-                alt_actual = runner.run(alt)
-            except ModelRunError as error:
-                outcome.skipped.append(
-                    Skipped(
-                        ctx.subject,
-                        "second batch size",
-                        error.message,
-                        artifact_format,
-                        runner.device,
-                    )
-                )
-            except Exception as error:
-                outcome.findings.append(
-                    finding(
-                        OutputMismatch,
-                        f"{label} declares a dynamic batch but fails at batch "
-                        f"{alt[0].shape[0]}: {first_line(error)}",
-                        ctx.subject,
-                        artifact,
-                        label,
-                    )
-                )
-            else:
-                extra = compare_outputs(
-                    ctx,
-                    runner,
-                    alt_actual,
-                    alt_expected,
-                    artifact=artifact,
-                    artifact_format=artifact_format,
-                    batch=int(alt[0].shape[0]),
-                )
-                outcome.comparisons += extra
-                failing += [c for c in extra if not c.passed]
+        failing += _check_second_batch(outcome, ctx, runner, artifact, artifact_format, label)
     if failing:
         worst = max(
             (c.metrics.max_abs if c.metrics.max_abs is not None else float("inf")) for c in failing
@@ -186,8 +123,107 @@ def check_runner(
         outputs = ", ".join(sorted({f"{c.output}@batch{c.batch_size}" for c in failing}))
         message = f"{label} differs from the eval-mode model in {outputs} (max abs {worst:.3g})"
         message += attribution(ctx, runner, first, unstable=bool(unstable))
-        outcome.findings.append(finding(OutputMismatch, message, ctx.subject, artifact, label))
+        outcome.findings.append(
+            measured_finding(OutputMismatch, message, ctx.subject, artifact, label)
+        )
     return outcome
+
+
+def _record_run_failure(
+    outcome: ArtifactOutcome,
+    ctx: ModelRun,
+    runner: Runner,
+    error: Exception,
+    artifact: str | None,
+    artifact_format: str,
+    label: str,
+) -> None:
+    if runner.device != "cpu" and runner.runtime == "torch":
+        # Tracing and torch.export bake the export device into constants (LSTM initial
+        # states, views): an artifact exported on the CPU is not expected to run there.
+        outcome.skipped.append(
+            Skipped(
+                ctx.subject,
+                f"compare on {runner.device}",
+                f"{label}: the artifact, exported on cpu, does not run on "
+                f"{runner.device}: {first_line(error)}",
+                artifact_format,
+                runner.device,
+            )
+        )
+        return
+    outcome.findings.append(
+        measured_finding(
+            OutputMismatch,
+            f"{label} fails on the example inputs: {first_line(error)}",
+            ctx.subject,
+            artifact,
+            label,
+        )
+    )
+
+
+def _nonfinite_findings(
+    ctx: ModelRun, compared: Sequence[Comparison], artifact: str | None, label: str
+) -> list[Finding]:
+    return [
+        measured_finding(
+            NonfiniteOutput,
+            f"{label}: output {c.output} has {c.metrics.nonfinite} "
+            "NaN/Inf value(s) the reference does not have",
+            ctx.subject,
+            artifact,
+            label,
+            c.output,
+        )
+        for c in compared
+        if c.metrics.nonfinite > c.metrics.expected_nonfinite
+    ]
+
+
+def _check_second_batch(
+    outcome: ArtifactOutcome,
+    ctx: ModelRun,
+    runner: Runner,
+    artifact: str | None,
+    artifact_format: str,
+    label: str,
+) -> list[Comparison]:
+    """The artifact at a batch one larger; returns the comparisons that failed."""
+    alt = second_batch(ctx.inputs)
+    if alt is None:
+        return []
+    try:
+        alt_expected = ctx.reference(runner.device, alt)
+        alt_actual = runner.run(alt)
+    except ModelRunError as error:
+        outcome.skipped.append(
+            Skipped(ctx.subject, "second batch size", error.message, artifact_format, runner.device)
+        )
+        return []
+    except Exception as error:
+        outcome.findings.append(
+            measured_finding(
+                OutputMismatch,
+                f"{label} declares a dynamic batch but fails at batch "
+                f"{alt[0].shape[0]}: {first_line(error)}",
+                ctx.subject,
+                artifact,
+                label,
+            )
+        )
+        return []
+    extra = compare_outputs(
+        ctx,
+        runner,
+        alt_actual,
+        alt_expected,
+        artifact=artifact,
+        artifact_format=artifact_format,
+        batch=int(alt[0].shape[0]),
+    )
+    outcome.comparisons += extra
+    return [c for c in extra if not c.passed]
 
 
 def attribution(ctx: ModelRun, runner: Runner, actual: list[np.ndarray], *, unstable: bool) -> str:
@@ -282,7 +318,7 @@ def _with_causes(outcome: ArtifactOutcome) -> ArtifactOutcome:
     take the module of the likeliest one (randomness for nondeterminism)."""
 
     numeric = {OutputMismatch.slug, RuntimeNondeterminism.slug}
-    random_rules = ("training-dropout", "random-op")
+    random_rules = (TrainingDropout.slug, RandomOp.slug)
     causes = [
         f
         for f in outcome.findings
@@ -312,21 +348,7 @@ def _with_causes(outcome: ArtifactOutcome) -> ArtifactOutcome:
         for f in outcome.findings
     ]
     return outcome
-    modules = list(dict.fromkeys(f.location.module for f in causes))
-    rules = ", ".join(dict.fromkeys(f"{f.rule} at {f.location.module}" for f in causes))
-    outcome.findings = [
-        replace(
-            f,
-            message=f"{f.message} (see {rules})",
-            location=replace(f.location, module=", ".join(modules)),
-        )
-        if f.rule in numeric
-        else f
-        for f in outcome.findings
-    ]
-    return outcome
 
 
 def _relabel(finding: Finding, artifact: str | None) -> Finding:
-
     return replace(finding, location=replace(finding.location, artifact=artifact))

@@ -20,7 +20,7 @@ from exportcheck.errors import ModelRunError, first_line
 from exportcheck.results.comparison import Comparison, OutputMetrics, Tolerance
 from exportcheck.results.findings import Finding, Location
 from exportcheck.results.report import Skipped
-from exportcheck.rules import NonfiniteOutput
+from exportcheck.rules import NonfiniteOutput, Rule
 
 Progress = Callable[[str], None]
 
@@ -97,16 +97,17 @@ def quiet_progress(_: str) -> None:
     return None
 
 
-def finding(
-    rule: Any, message: str, subject: str, artifact: str | None, scope: str, node: str | None = None
+def measured_finding(
+    rule: type[Rule],
+    message: str,
+    subject: str,
+    artifact: str | None,
+    runtime: str,
+    output: str | None = None,
 ) -> Finding:
-    return Finding(
-        rule.slug,
-        rule.code,
-        rule.severity,
-        message,
-        subject,
-        Location(artifact=artifact, scope=scope, node=node, op_type="outputs"),
+    """A finding from a measurement: where it ran (the runtime label) and of which output."""
+    return rule.finding(
+        message, subject, Location(artifact=artifact, runtime=runtime, output=output)
     )
 
 
@@ -188,7 +189,7 @@ def reference_findings(ctx: ModelRun, device: str = "cpu") -> list[Finding]:
             bad = int(value.size - np.count_nonzero(np.isfinite(value)))
             if bad:
                 findings.append(
-                    finding(
+                    measured_finding(
                         NonfiniteOutput,
                         f"the eval-mode model's output_{index} has {bad} of "
                         f"{value.size} values NaN/Inf on the example inputs ({device})",

@@ -9,9 +9,9 @@ from exportcheck.errors import InputError
 from exportcheck.pipeline.gc_pause import gc_paused
 from exportcheck.readers import ARTIFACT_SUFFIXES, read_artifact
 from exportcheck.readers.view import ArtifactView
-from exportcheck.results.findings import Finding, Location
+from exportcheck.results.findings import Finding
 from exportcheck.results.report import InputProblem, Report, input_problem
-from exportcheck.rules import Hit, Rule, graph_rules
+from exportcheck.rules import Rule, graph_rules, rule_descriptors
 
 PathLike = str | os.PathLike[str]
 
@@ -51,17 +51,6 @@ def wanted_ops(rules: Sequence[Rule]) -> frozenset[str]:
     return frozenset(wanted)
 
 
-def _finding(rule: Rule, hit: Hit, artifact: str, subject: str) -> Finding:
-    node = hit.node
-    if node is None:
-        location = Location(artifact, hit.scope, hit.node_name, hit.op_type, hit.module)
-    else:
-        location = Location(artifact, node.scope, node.name, node.op, node.module or hit.module)
-    return Finding(
-        rule.slug, rule.code, hit.severity or rule.severity, hit.message, subject, location
-    )
-
-
 def findings_for_view(view: ArtifactView, subject: str, rules: Sequence[Rule]) -> list[Finding]:
     """Runs every rule over one artifact view: node rules on the nodes they asked for."""
     findings: list[Finding] = []
@@ -74,10 +63,10 @@ def findings_for_view(view: ArtifactView, subject: str, rules: Sequence[Rule]) -
     for node in view.nodes:
         for rule in by_op.get(node.op, ()):
             for hit in rule.check_node(node):
-                append(_finding(rule, hit, artifact, subject))
+                append(rule.finding_for_hit(hit, artifact, subject))
     for rule in rules:
         for hit in rule.check_artifact(view):
-            append(_finding(rule, hit, artifact, subject))
+            append(rule.finding_for_hit(hit, artifact, subject))
     return findings
 
 
@@ -116,4 +105,5 @@ def inspect(paths: PathLike | Iterable[PathLike], *, fail_on: str = "error") -> 
         findings=tuple(findings),
         errors=tuple(problems),
         fail_on=fail_on,
+        rules=rule_descriptors(),
     )

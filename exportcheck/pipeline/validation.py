@@ -34,10 +34,11 @@ from exportcheck.export.exporters import (
 from exportcheck.results.comparison import Comparison
 from exportcheck.results.findings import Finding
 from exportcheck.results.report import Report, Skipped, input_problem
+from exportcheck.rules import rule_descriptors
 
 __all__ = [
     "Tolerances",
-    "audit_model",
+    "audit",
     "audit_targets",
     "compare",
     "compare_target",
@@ -126,6 +127,7 @@ def validate(
         comparisons=tuple(comparisons),
         skipped=tuple(skipped),
         fail_on=fail_on,
+        rules=rule_descriptors(),
     )
 
 
@@ -207,6 +209,7 @@ def compare(
         comparisons=tuple(outcome.comparisons),
         skipped=tuple(skipped + outcome.skipped),
         fail_on=fail_on,
+        rules=rule_descriptors(),
     )
 
 
@@ -230,7 +233,11 @@ def _for_each_target(
             reports.append(check(build_target(spec, input_shapes, inputs_file)))
         except InputError as error:
             problem = input_problem(spec, error)
-            reports.append(Report(subjects=(spec,), errors=(problem,), fail_on=fail_on))
+            reports.append(
+                Report(
+                    subjects=(spec,), errors=(problem,), fail_on=fail_on, rules=rule_descriptors()
+                )
+            )
         except MemoryError:
             problem = input_problem(
                 spec,
@@ -238,7 +245,11 @@ def _for_each_target(
                     "out of memory: the model is too large for this machine", subject=spec
                 ),
             )
-            reports.append(Report(subjects=(spec,), errors=(problem,), fail_on=fail_on))
+            reports.append(
+                Report(
+                    subjects=(spec,), errors=(problem,), fail_on=fail_on, rules=rule_descriptors()
+                )
+            )
     return merge_reports(reports, fail_on=fail_on)
 
 
@@ -269,19 +280,23 @@ def validate_targets(
     )
 
 
-def audit_model(
+def audit(
     model: Any,
-    inputs: tuple[Any, ...],
+    example_inputs: Any = None,
     *,
     subject: str = "model",
     probes: bool = True,
     devices: str | Sequence[str] | None = "cpu",
     fail_on: str = "error",
 ) -> Report:
-    """The module audit and, with inputs, the behavioural probes; nothing is exported."""
+    """The module audit and, given example inputs, the behavioural probes; nothing is
+    exported and the model comes back with its own modes."""
     findings = audit_findings(model, subject)
     skipped: list[Skipped] = []
-    if probes:
+    if probes and example_inputs is not None:
+        from exportcheck.targets.python_targets import as_input_tuple
+
+        inputs = as_input_tuple(example_inputs, subject)
         usable, missing = resolve_devices(devices)
         skipped += [Skipped(subject, f"{d} probes", why, device=d) for d, why in missing]
         ctx = ModelRun(model, inputs, subject, Tolerances(), False, quiet_progress)
@@ -293,7 +308,11 @@ def audit_model(
         skipped += missed
         ctx.models.clear()
     return Report(
-        subjects=(subject,), findings=tuple(findings), skipped=tuple(skipped), fail_on=fail_on
+        subjects=(subject,),
+        findings=tuple(findings),
+        skipped=tuple(skipped),
+        fail_on=fail_on,
+        rules=rule_descriptors(),
     )
 
 
@@ -314,7 +333,7 @@ def audit_targets(
         inputs_file,
         fail_on,
         progress,
-        lambda target: audit_model(
+        lambda target: audit(
             target.model,
             target.inputs,
             subject=target.label,

@@ -157,15 +157,12 @@ def _add_findings(suite: _Suite, findings: Iterable[Finding], failing: set[Findi
             suite.passed(name, _finding_body(finding))
 
 
-_NUMERIC_RULES = frozenset({"output-mismatch", "runtime-nondeterminism", "nonfinite-output"})
-
-
 def _verdicts(findings: Iterable[Finding], failing: set[Finding]) -> dict[str | None, Finding]:
     """Per artifact, the numeric finding that judges its failed comparisons: a failing one
     first, else a suppressed one."""
     verdicts: dict[str | None, Finding] = {}
     for finding in findings:
-        if finding.rule not in _NUMERIC_RULES:
+        if finding.stage != "compare":
             continue
         current = verdicts.get(finding.location.artifact)
         if current is None or (finding in failing and current not in failing):

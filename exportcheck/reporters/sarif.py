@@ -22,10 +22,9 @@ from typing import Any
 from urllib.parse import quote
 
 from exportcheck import __version__
+from exportcheck.results.catalogue import DOC_SECTIONS, RuleDescriptor
 from exportcheck.results.findings import Finding, Location, Severity
 from exportcheck.results.report import InputProblem, Report
-from exportcheck.rules import RULES
-from exportcheck.rules.base import DOC_SECTIONS, Rule
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"
@@ -79,11 +78,11 @@ def _markdown(doc: str) -> str:
     return "\n".join(lines)
 
 
-def _descriptor(rule: type[Rule]) -> dict[str, Any]:
-    doc = rule.doc()
+def _descriptor(rule: RuleDescriptor) -> dict[str, Any]:
+    doc = rule.doc
     return {
         "id": rule.slug,
-        "name": rule.__name__,
+        "name": rule.name,
         "shortDescription": {"text": rule.summary},
         "fullDescription": {"text": doc},
         "help": {"text": doc, "markdown": _markdown(doc)},
@@ -217,14 +216,14 @@ def _invocation(report: Report) -> dict[str, Any]:
 
 
 def render_sarif(report: Report) -> str:
-    rule_index = {rule.slug: index for index, rule in enumerate(RULES)}
+    rule_index = {rule.slug: index for index, rule in enumerate(report.rules)}
     failed = sum(1 for c in report.comparisons if not c.passed)
     run = {
         "tool": {
             "driver": {
                 "name": "exportcheck",
                 "version": __version__,
-                "rules": [_descriptor(rule) for rule in RULES],
+                "rules": [_descriptor(rule) for rule in report.rules],
             }
         },
         "invocations": [_invocation(report)],

@@ -30,13 +30,25 @@ _SEVERITY_LABELS = {severity.value: severity.name.lower() for severity in Severi
 
 @dataclass(frozen=True)
 class Location:
-    """Where a finding points: the artifact file, the graph scope, the node, and its module."""
+    """Where a finding points, each part in its own field.
+
+    `artifact` is the artifact file; `scope` the graph or function inside it; `node` the
+    operator (or buffer) name and `op_type` its operator type. `module` is the torch module
+    path and `module_type` its class name. `runtime` names what produced a measured finding
+    (`onnxruntime ORT_DISABLE_ALL (cpu)`, `pytorch eval (cpu)`) and `output` the model output
+    it concerns. `source_file` and `source_line` point at the responsible Python code.
+    """
 
     artifact: str | None = None
     scope: str | None = None
     node: str | None = None
     op_type: str | None = None
     module: str | None = None
+    module_type: str | None = None
+    runtime: str | None = None
+    output: str | None = None
+    source_file: str | None = None
+    source_line: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +57,11 @@ class Location:
             "node": self.node,
             "op_type": self.op_type,
             "module": self.module,
+            "module_type": self.module_type,
+            "runtime": self.runtime,
+            "output": self.output,
+            "source_file": self.source_file,
+            "source_line": self.source_line,
         }
 
 
@@ -58,6 +75,9 @@ class Suppression:
 
 @dataclass(frozen=True)
 class Finding:
+    """One finding. Made by `Rule.finding` alone, so `rule`, `code` and `stage` are always
+    those of the rule class that stands behind it."""
+
     rule: str
     code: str
     severity: Severity
@@ -65,6 +85,7 @@ class Finding:
     subject: str
     location: Location = field(default_factory=Location)
     suppressed: Suppression | None = None
+    stage: str = "inspect"
 
     def with_subject(self, subject: str) -> Finding:
         return replace(self, subject=subject)
@@ -77,6 +98,7 @@ class Finding:
             "message": self.message,
             "subject": self.subject,
             "location": self.location.to_dict(),
+            "stage": self.stage,
         }
         if self.suppressed is not None:
             data["suppressed"] = {"reason": self.suppressed.reason, "entry": self.suppressed.entry}

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from exportcheck.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK
+from exportcheck.results.catalogue import RuleDescriptor
 from exportcheck.results.findings import Finding, Severity
 
 FAIL_ON_CHOICES = ("error", "warning", "info", "never")
@@ -66,6 +67,11 @@ class Report:
     unused_suppressions: tuple[dict[str, Any], ...] = ()
     fail_on: str = "error"
     tool: str = "exportcheck"
+    rules: tuple[RuleDescriptor, ...] = ()
+    """The catalogue of the rules this run applied, for reporters that document them."""
+
+    def rule(self, slug: str) -> RuleDescriptor | None:
+        return next((r for r in self.rules if r.slug == slug), None)
 
     @property
     def active_findings(self) -> tuple[Finding, ...]:
@@ -94,9 +100,6 @@ class Report:
 
     def with_fail_on(self, fail_on: str) -> Report:
         return replace(self, fail_on=fail_on)
-
-    def merge(self, other: Report) -> Report:
-        return merge_reports([self, other], fail_on=self.fail_on)
 
     def to_dict(self) -> dict[str, Any]:
         from exportcheck import __version__
@@ -127,6 +130,7 @@ def merge_reports(reports: Iterable[Report], fail_on: str = "error") -> Report:
         errors=tuple(e for r in parts for e in r.errors),
         unused_suppressions=tuple(u for r in parts for u in r.unused_suppressions),
         fail_on=fail_on,
+        rules=tuple({d.slug: d for r in parts for d in r.rules}.values()),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from exportcheck.results.catalogue import RuleDescriptor
 from exportcheck.rules.base import Hit, Rule
 from exportcheck.rules.batch_dependent_eval import BatchDependentEval
 from exportcheck.rules.dynamic_dropout_mode import DynamicDropoutMode
@@ -51,9 +52,14 @@ def get_rule(key: str) -> type[Rule]:
         raise KeyError(f"unknown rule {key!r}; `exportcheck rules` lists them") from None
 
 
+def rule_descriptors() -> tuple[RuleDescriptor, ...]:
+    """The whole catalogue as data, for reports and listings."""
+    return tuple(rule.descriptor() for rule in RULES)
+
+
 def graph_rules() -> tuple[Rule, ...]:
     """Instances of the rules that read artifact graphs (the `inspect` stage)."""
     return tuple(rule() for rule in RULES if rule.stage == "inspect")
 
 
-__all__ = ["RULES", "Hit", "Rule", "get_rule", "graph_rules"]
+__all__ = ["RULES", "Hit", "Rule", "get_rule", "graph_rules", "rule_descriptors"]

@@ -8,9 +8,8 @@ from collections.abc import Iterable, Iterator
 from typing import ClassVar, NamedTuple
 
 from exportcheck.readers.view import ArtifactView, NodeView
-from exportcheck.results.findings import Severity
-
-DOC_SECTIONS = ("What it finds", "Why it is wrong", "How to fix")
+from exportcheck.results.catalogue import DOC_SECTIONS, RuleDescriptor
+from exportcheck.results.findings import Finding, Location, Severity
 
 
 class Hit(NamedTuple):
@@ -21,7 +20,7 @@ class Hit(NamedTuple):
     node: NodeView | None = None
     scope: str | None = None
     module: str | None = None
-    op_type: str | None = None
+    module_type: str | None = None
     node_name: str | None = None
     severity: Severity | None = None
 
@@ -46,6 +45,45 @@ class Rule:
 
     def check_artifact(self, view: ArtifactView) -> Iterator[Hit]:
         return iter(())
+
+    @classmethod
+    def finding(
+        cls,
+        message: str,
+        subject: str,
+        location: Location | None = None,
+        severity: Severity | None = None,
+    ) -> Finding:
+        """The one way a finding is made: this rule's identity, its default severity unless
+        a hit or a measurement says otherwise, what was found and where."""
+        return Finding(
+            cls.slug,
+            cls.code,
+            severity or cls.severity,
+            message,
+            subject,
+            location if location is not None else Location(),
+            None,
+            cls.stage,
+        )
+
+    @classmethod
+    def finding_for_hit(cls, hit: Hit, artifact: str, subject: str) -> Finding:
+        """A graph rule's hit as a finding located in its artifact."""
+        node = hit.node
+        if node is None:
+            location = Location(
+                artifact, hit.scope, hit.node_name, None, hit.module, hit.module_type
+            )
+        else:
+            location = Location(artifact, node.scope, node.name, node.op, node.module or hit.module)
+        return cls.finding(hit.message, subject, location, hit.severity)
+
+    @classmethod
+    def descriptor(cls) -> RuleDescriptor:
+        return RuleDescriptor(
+            cls.slug, cls.code, cls.__name__, cls.severity, cls.stage, cls.summary, cls.doc()
+        )
 
     @classmethod
     def doc(cls) -> str:

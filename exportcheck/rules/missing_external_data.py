@@ -31,4 +31,4 @@ class MissingExternalData(Rule):
     def check_artifact(self, view: ArtifactView) -> Iterator[Hit]:
         for note in view.notes:
             if note.code == self.slug:
-                yield Hit(note.message, scope=note.scope, op_type="external data")
+                yield Hit(note.message, scope=note.scope)

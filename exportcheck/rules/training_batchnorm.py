@@ -94,5 +94,4 @@ class TrainingBatchNorm(Rule):
                     scope="graph signature",
                     module=module,
                     node_name=buffer,
-                    op_type="buffer mutation",
                 )

@@ -45,6 +45,6 @@ class TrainingModule(Rule):
                 f"module {where} ({flag.type_name}){also} was saved with training=True",
                 scope="module flags",
                 module=flag.path or None,
-                op_type=flag.type_name,
+                module_type=flag.type_name,
                 node_name=where,
             )

@@ -1,4 +1,5 @@
-"""Sample Reports for the reporter tests, built from the dataclasses alone (no torch, no export)."""
+"""Sample Reports for the reporter tests, built from the rules and dataclasses alone (no torch,
+no export)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,17 @@ from dataclasses import replace
 import pytest
 
 from exportcheck.results.comparison import Comparison, OutputMetrics, Tolerance
-from exportcheck.results.findings import Finding, Location, Severity, Suppression
+from exportcheck.results.findings import Location, Suppression
 from exportcheck.results.report import InputProblem, Report, Skipped
+from exportcheck.rules import (
+    NoopDropout,
+    OutputMismatch,
+    RandomOp,
+    SubmoduleLeftTraining,
+    TrainingBatchNorm,
+    TrainingDropout,
+    rule_descriptors,
+)
 
 ONNX = "models/encoder.onnx"
 TARGET = "train.py:build"
@@ -44,10 +54,7 @@ def comparison(output: str, m: OutputMetrics, **extra: object) -> Comparison:
     return Comparison(**values)  # type: ignore[arg-type]
 
 
-TRAINING_DROPOUT = Finding(
-    rule="training-dropout",
-    code="EC101",
-    severity=Severity.ERROR,
+TRAINING_DROPOUT = TrainingDropout.finding(
     message="Dropout runs in training mode (training_mode is constant true, from initializer)",
     subject=ONNX,
     location=Location(
@@ -58,47 +65,37 @@ TRAINING_DROPOUT = Finding(
         module="encoder.dropout",
     ),
 )
-RANDOM_OP = Finding(
-    rule="random-op",
-    code="EC103",
-    severity=Severity.WARNING,
+RANDOM_OP = RandomOp.finding(
     message="RandomNormalLike in an inference graph",
     subject=ONNX,
     location=Location(artifact=ONNX, scope="main_graph", node="noise", op_type="RandomNormalLike"),
 )
-NOOP_DROPOUT = Finding(
-    rule="noop-dropout",
-    code="EC106",
-    severity=Severity.INFO,
+NOOP_DROPOUT = NoopDropout.finding(
     message="Dropout with ratio 0 does nothing",
     subject=ONNX,
     location=Location(artifact=ONNX, scope="main_graph", node="/head/Dropout", op_type="Dropout"),
 )
-SUPPRESSED = Finding(
-    rule="training-batchnorm",
-    code="EC102",
-    severity=Severity.ERROR,
+SUPPRESSED = TrainingBatchNorm.finding(
     message="BatchNormalization uses batch statistics | training_mode=1",
     subject=ONNX,
     location=Location(artifact=ONNX, scope="main_graph", node="bn", module="encoder.bn"),
-    suppressed=Suppression(reason="known issue | tracked in #12", entry=0),
 )
-AUDIT = Finding(
-    rule="submodule-left-training",
-    code="EC201",
-    severity=Severity.ERROR,
+SUPPRESSED = replace(
+    SUPPRESSED, suppressed=Suppression(reason="known issue | tracked in #12", entry=0)
+)
+AUDIT = SubmoduleLeftTraining.finding(
     message="encoder.dropout is still in training mode after model.eval()",
     subject=TARGET,
     location=Location(module="encoder.dropout"),
 )
-MISMATCH = Finding(
-    rule="output-mismatch",
-    code="EC301",
-    severity=Severity.ERROR,
+MISMATCH = OutputMismatch.finding(
     message="logits differs from the eval-mode model: max_abs=0.5",
     subject=ONNX,
     location=Location(artifact=ONNX),
 )
+
+
+RULES = rule_descriptors()
 
 
 def _samples() -> dict[str, Report]:
@@ -115,18 +112,21 @@ def _samples() -> dict[str, Report]:
         "hidden", metrics(0.0, shape=(2, 16)), artifact_format="torchscript-trace"
     )
     return {
-        "empty": Report(),
-        "clean": Report(subjects=(ONNX,)),
+        "empty": Report(rules=RULES),
+        "clean": Report(subjects=(ONNX,), rules=RULES),
         "findings": Report(
+            rules=RULES,
             subjects=(ONNX, TARGET),
             findings=(TRAINING_DROPOUT, RANDOM_OP, NOOP_DROPOUT, SUPPRESSED, AUDIT),
         ),
         "comparisons": Report(
+            rules=RULES,
             subjects=(ONNX,),
             findings=(MISMATCH,),
             comparisons=(passing, failing, shape_bad),
         ),
         "skipped_and_errors": Report(
+            rules=RULES,
             subjects=(ONNX, "broken.onnx"),
             comparisons=(passing,),
             skipped=(
@@ -145,6 +145,7 @@ def _samples() -> dict[str, Report]:
             unused_suppressions=({"entry": 3, "rule": "random-op", "reason": "old"},),
         ),
         "odd_paths": Report(
+            rules=RULES,
             subjects=(
                 "pkg.models:build",
                 "/abs/dir/model.onnx",
@@ -163,10 +164,7 @@ def _samples() -> dict[str, Report]:
                     subject="C:\\models\\net.onnx",
                     location=replace(NOOP_DROPOUT.location, artifact="C:\\models\\net.onnx"),
                 ),
-                Finding(
-                    rule="training-dropout",
-                    code="EC101",
-                    severity=Severity.ERROR,
+                TrainingDropout.finding(
                     message="control \x01 char and `backticks` <here> *stars*",
                     subject="my dir/we:ird.onnx",
                     location=Location(artifact="my dir/we:ird.onnx", node="a|b", module="x|y"),
@@ -174,12 +172,10 @@ def _samples() -> dict[str, Report]:
             ),
         ),
         "many": Report(
+            rules=RULES,
             subjects=(ONNX,),
             findings=tuple(
-                Finding(
-                    rule="random-op",
-                    code="EC103",
-                    severity=Severity.WARNING,
+                RandomOp.finding(
                     message=f"random op {i}",
                     subject=ONNX,
                     location=Location(artifact=ONNX, node=f"rand_{i}"),
