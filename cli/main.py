@@ -165,7 +165,8 @@ def emit(report: Report, targets: list[tuple[str, str | None]]) -> None:
     from exportcheck.reporters.files import write_atomic
 
     for fmt, path in targets:
-        text = render(report, fmt)
+        with gc_paused():
+            text = render(report, fmt)
         if path is None:
             sys.stdout.write(text)
         else:

@@ -15,7 +15,7 @@ print("torch", torch.__version__, "cuda", torch.version.cuda, "device",
 print("onnxruntime", ort.__version__, ort.get_available_providers())
 PYEOF
 status=0
-"$PY" -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda.py 2>&1 | tee "$OUT/pytest-cuda.txt" || status=1
+"$PY" -m pytest -q -p no:cacheprovider -m cuda tests/comparison/test_cuda.py 2>&1 | tee "$OUT/pytest-cuda.txt" || status=1
 rc=0
 "$PY" -m exportcheck validate sample_models --device all --format json --output "$OUT/validate-all.json" \
     --output "text=$OUT/validate-all.txt" || rc=$?

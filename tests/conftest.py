@@ -1,14 +1,15 @@
-"""Shared fixtures: every sample model exported once per session, in train and eval mode."""
+"""Shared fixtures: sample models and their exports, each made once per session on first use."""
 
 from __future__ import annotations
 
-import ast
+import functools
 import importlib.util
-import os
-import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
+
+from exportcheck.export.exporters import FORMATS
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_models"
@@ -17,14 +18,17 @@ SAMPLE_NAMES = sorted(
 )
 
 
+@functools.cache
+def _check_demo():
+    spec = importlib.util.spec_from_file_location("check_demo", SAMPLES / "check_demo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def sample_expected(name: str) -> dict:
-    tree = ast.parse((SAMPLES / f"{name}.py").read_text())
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(
-            getattr(t, "id", None) == "EXPECTED" for t in node.targets
-        ):
-            return ast.literal_eval(node.value)
-    raise AssertionError(f"{name} declares no EXPECTED")
+    """A sample's EXPECTED declaration, read by the demo's own parser."""
+    return _check_demo().declared(str(SAMPLES / f"{name}.py"))
 
 
 def build_sample(name: str):
@@ -46,27 +50,50 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-@pytest.fixture(scope="session")
-def sample_exports(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> dict[tuple[str, str, str], str | None]:
-    """(sample, mode, format) -> artifact path, or None where the exporter refused."""
-    from exportcheck.export.exporters import FORMATS, SUFFIXES, Exporter, ExportFailed
+class SampleExports(Mapping):
+    """(sample, mode, format) -> artifact path, or None where the exporter refused.
 
-    folder = tmp_path_factory.mktemp("exports")
-    exports: dict[tuple[str, str, str], str | None] = {}
-    for name in SAMPLE_NAMES:
-        for mode in ("train", "eval"):
-            model, inputs = build_sample(name)
-            model.train(mode == "train")
-            exporter = Exporter(model, inputs)
-            for fmt in FORMATS:
-                path = str(folder / f"{name}.{mode}{SUFFIXES[fmt]}")
-                try:
-                    exports[(name, mode, fmt)] = exporter.export(fmt, path).path
-                except ExportFailed:
-                    exports[(name, mode, fmt)] = None
-    return exports
+    Each artifact is exported on first use and kept for the session, so a test that needs one
+    export pays for that one alone; iterating exports every combination."""
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._paths: dict[tuple[str, str, str], str | None] = {}
+        self._keys = [
+            (name, mode, fmt)
+            for name in SAMPLE_NAMES
+            for mode in ("train", "eval")
+            for fmt in FORMATS
+        ]
+
+    def __getitem__(self, key: tuple[str, str, str]) -> str | None:
+        if key not in self._paths:
+            if key not in self._keys:
+                raise KeyError(key)
+            self._paths[key] = self._export(*key)
+        return self._paths[key]
+
+    def _export(self, name: str, mode: str, fmt: str) -> str | None:
+        from exportcheck.export.exporters import SUFFIXES, Exporter, ExportFailed
+
+        model, inputs = build_sample(name)
+        model.train(mode == "train")
+        path = str(self._folder / f"{name}.{mode}{SUFFIXES[fmt]}")
+        try:
+            return Exporter(model, inputs).export(fmt, path).path
+        except ExportFailed:
+            return None
+
+    def __iter__(self) -> Iterator[tuple[str, str, str]]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+@pytest.fixture(scope="session")
+def sample_exports(tmp_path_factory: pytest.TempPathFactory) -> SampleExports:
+    return SampleExports(tmp_path_factory.mktemp("exports"))
 
 
 @pytest.fixture(scope="session")
@@ -75,21 +102,3 @@ def demo_report():
     from exportcheck.pipeline.validation import validate_targets
 
     return validate_targets([str(SAMPLES)], devices="cpu")
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    old = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        yield tmp_path
-    finally:
-        os.chdir(old)
-
-
-def load_module_from(path: Path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module
-    spec.loader.exec_module(module)
-    return module

@@ -89,3 +89,83 @@ def test_python_dash_m_runs_the_cli():
         timeout=120,
     )
     assert result.returncode == 0 and "exportcheck" in result.stdout
+
+
+# What each stage package may import from the rest of exportcheck. The package root is only
+# ever imported for `__version__`, and `errors` is the one exception family every stage raises.
+SHARED = ("exportcheck", "exportcheck.errors")
+LAYERS = {
+    "readers": ("exportcheck.readers", "exportcheck.results"),
+    "rules": ("exportcheck.rules", "exportcheck.readers.view", "exportcheck.results"),
+    "reporters": ("exportcheck.reporters", "exportcheck.results"),
+    "results": ("exportcheck.results",),
+}
+
+
+def _first_party(path: Path) -> set[str]:
+    return {
+        name
+        for name in imported_modules(path)
+        if name == "exportcheck" or name.startswith("exportcheck.")
+    }
+
+
+@pytest.mark.parametrize("layer", sorted(LAYERS))
+def test_each_layer_imports_only_what_it_may(layer):
+    allowed = LAYERS[layer]
+    for path in sorted((LIBRARY / layer).rglob("*.py")):
+        for name in _first_party(path):
+            ok = name in SHARED or any(name == a or name.startswith(a + ".") for a in allowed)
+            assert ok, f"{path.relative_to(ROOT)} imports {name}, outside {layer}'s layer"
+
+
+def test_library_never_imports_the_cli_or_exits():
+    for path in LIBRARY.rglob("*.py"):
+        if path.name == "__main__.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                names.append(getattr(node, "module", None) or "")
+                assert not any(n.startswith("exportcheck.cli") for n in names), path
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
+                and (node.func.value.id, node.func.attr) in {("sys", "exit"), ("os", "_exit")}
+            ):
+                raise AssertionError(f"{path.relative_to(ROOT)} calls {node.func.attr}")
+
+
+def test_top_level_holds_only_entry_points_and_stage_packages():
+    modules = {p.name for p in LIBRARY.glob("*.py")}
+    packages = {p.name for p in LIBRARY.iterdir() if (p / "__init__.py").exists()}
+    assert modules == {
+        "__init__.py",
+        "__main__.py",
+        "errors.py",
+        "pytest_plugin.py",
+        "testing.py",
+    }
+    assert packages == {
+        "auditing",
+        "comparison",
+        "export",
+        "pipeline",
+        "readers",
+        "reporters",
+        "results",
+        "rules",
+        "settings",
+        "targets",
+    }
+
+
+@pytest.mark.parametrize("name", ["inspect", "validate", "compare", "audit", "eval_mode"])
+def test_public_api_names_are_functions_not_stage_packages(name):
+    import exportcheck
+    import exportcheck.auditing  # noqa: F401 - a stage package must not shadow `audit`
+    import exportcheck.comparison  # noqa: F401 - nor `compare`
+
+    assert callable(getattr(exportcheck, name))

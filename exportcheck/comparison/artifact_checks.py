@@ -13,13 +13,13 @@ import numpy as np
 
 from exportcheck.auditing.probes import batch_size, companions
 from exportcheck.comparison.devices import tf32
+from exportcheck.comparison.loaders import load_torch_artifact
 from exportcheck.comparison.metrics import measure
 from exportcheck.comparison.reference import ModelRun, compare_outputs, measured_finding
 from exportcheck.comparison.runtimes import (
     OPTIMIZATION_LEVELS,
     Runner,
     RunnerUnavailable,
-    load_torch_artifact,
     onnx_runner,
     torch_runner,
 )

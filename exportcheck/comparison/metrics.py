@@ -112,12 +112,3 @@ def measure(actual: Any, expected: Any, tolerance: Tolerance) -> OutputMetrics:
         nonfinite=nonfinite,
         expected_nonfinite=expected_nonfinite,
     )
-
-
-def differs(actual: Any, expected: Any, tolerance: Tolerance | None = None) -> bool:
-    """Whether two tensors differ beyond tolerance (per-dtype default when none is given)."""
-    a, e = to_numpy(actual), to_numpy(expected)
-    if a.shape != e.shape:
-        return True
-    tol = tolerance or default_tolerance(e.dtype)
-    return measure(a, e, tol).mismatched > 0

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from exportcheck.comparison.loaders import load_torch_artifact
 from exportcheck.comparison.metrics import flatten, to_numpy
 from exportcheck.errors import MissingExternalDataError, UnreadableArtifactError
 
@@ -83,17 +84,6 @@ def onnx_runner(path: str, device: str, optimization: str) -> Runner:
     return Runner("onnxruntime", device, provider, optimization, outputs, call)
 
 
-def load_torch_artifact(path: str, kind: str) -> Any:
-    """A TorchScript module or an ExportedProgram, loaded on the CPU."""
-    if kind == "torchscript":
-        from exportcheck.readers.torchscript import load_archive
-
-        return load_archive(path)
-    from exportcheck.readers.exported_program import load_program
-
-    return load_program(path)
-
-
 def torch_runner(path: str, kind: str, device: str, loaded: Any = None) -> Runner:
     """Runs a TorchScript archive or ExportedProgram in torch. `loaded` (CPU) is reused on the
     CPU; another device gets its own copy, since moving a ScriptModule moves it in place."""
@@ -106,17 +96,12 @@ def torch_runner(path: str, kind: str, device: str, loaded: Any = None) -> Runne
     module = loaded.to(device) if kind == "torchscript" else loaded.module()
     if kind != "torchscript" and device != "cpu":
         module = module.to(device)
-
-    def call(inputs: Sequence[Any]) -> list[np.ndarray]:
-        moved = [x.to(device) for x in inputs]
-        with torch.inference_mode():
-            return [to_numpy(t) for t in flatten(module(*moved))]
-
-    return Runner("torch", device, None, None, [], call)
+    return pytorch_runner(module, device)
 
 
 def pytorch_runner(model: Any, device: str) -> Runner:
-    """The eval-mode model itself (the caller holds it in eval mode)."""
+    """A torch module run under inference mode: the eval-mode model itself (the caller holds
+    it in eval mode), a ScriptModule or an ExportedProgram's module."""
     import torch
 
     def call(inputs: Sequence[Any]) -> list[np.ndarray]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -179,6 +179,3 @@ class ArtifactView:
     notes: tuple[Note, ...] = ()
     node_count: int = 0
     scope_count: int = 1
-
-    def nodes_with_op(self, ops: frozenset[str]) -> Iterator[NodeView]:
-        return (node for node in self.nodes if node.op in ops)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-from exportcheck.pipeline.gc_pause import gc_paused
 from exportcheck.results.report import Report
 
 Reporter = Callable[[Report], str]
@@ -36,6 +35,4 @@ def reporter_for(format_name: str) -> Reporter:
 
 
 def render(report: Report, format_name: str) -> str:
-    reporter = reporter_for(format_name)
-    with gc_paused():
-        return reporter(report)
+    return reporter_for(format_name)(report)

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
+from exportcheck.results.catalogue import DOC_SECTIONS
 from exportcheck.results.findings import Severity
 from exportcheck.rules import RULES, get_rule, graph_rules
-from exportcheck.rules.base import DOC_SECTIONS
 
 
 def test_slugs_and_codes_are_unique():
@@ -45,5 +45,31 @@ def test_graph_rules_declare_what_they_read():
         assert rule.ops or not overridden, f"{rule.slug} checks nodes but asks for none"
 
 
-def test_documented_sections_are_the_three_we_require():
-    assert DOC_SECTIONS == ("What it finds", "Why it is wrong", "How to fix")
+def test_a_rule_missing_a_documentation_section_is_reported(tmp_path, monkeypatch):
+    module = tmp_path / "half_documented_rule.py"
+    module.write_text(
+        '''"""A rule documented in part (`half-documented`).
+
+What it finds
+    Something.
+
+How to fix
+    Something else.
+"""
+
+from exportcheck.results.findings import Severity
+from exportcheck.rules.base import Rule
+
+
+class HalfDocumented(Rule):
+    slug = "half-documented"
+    code = "EC999"
+    severity = Severity.INFO
+    summary = "A rule without its why"
+'''
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from half_documented_rule import HalfDocumented
+
+    assert HalfDocumented.missing_sections() == ["Why it is wrong"]
+    assert DOC_SECTIONS[1] == "Why it is wrong"
