@@ -273,7 +273,7 @@ def _artifact_kind(fmt: str) -> str:
     )
 
 
-def check_artifact(
+def inspect_and_compare_artifact(
     ctx: ModelRun,
     path: str,
     fmt: str,

@@ -11,7 +11,7 @@ from typing import Any
 
 from exportcheck.auditing.modes import preserved
 from exportcheck.auditing.module_audit import audit_findings
-from exportcheck.comparison.artifact_checks import check_artifact
+from exportcheck.comparison.artifact_checks import inspect_and_compare_artifact
 from exportcheck.comparison.devices import resolve_devices
 from exportcheck.comparison.reference import (
     ModelRun,
@@ -109,7 +109,7 @@ def validate(
                 label = (
                     path if out_dir is not None else f"{fmt}: {os.path.basename(path)} (temporary)"
                 )
-                outcome = check_artifact(
+                outcome = inspect_and_compare_artifact(
                     ctx,
                     exported.path,
                     fmt,
@@ -194,7 +194,7 @@ def compare(
     with preserved(model):
         model.eval()
         reference_problems = reference_findings(ctx)
-        outcome = check_artifact(
+        outcome = inspect_and_compare_artifact(
             ctx,
             path,
             kind.value,
