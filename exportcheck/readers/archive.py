@@ -65,6 +65,12 @@ class Archive:
         for info in infos:
             # zipfile cuts a name at its first NUL; the name as stored is `orig_filename`.
             check_member_name(info.orig_filename, self.error)
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                # torch's reader (miniz) inflates only these two; any other is a damaged file.
+                raise self.error(
+                    f"member {info.filename!r} uses compression method {info.compress_type}, "
+                    "which torch archives never use"
+                )
             total += info.file_size
         ceiling = min(MAX_TOTAL_BYTES, file_size * MAX_INFLATION_RATIO + INFLATION_SLACK_BYTES)
         if total > ceiling:

@@ -69,8 +69,7 @@ def load_program(path: str) -> Any:
         logged = [r.exc_info[1] for r in held.records if r.exc_info and r.exc_info[1]]
         cause = first_line(logged[-1] if logged else exc, with_type=False)
         raise UnreadableArtifactError(
-            f"{ERROR_PREFIX}: {cause} (saved by another torch version, or not an "
-            "ExportedProgram?)",
+            f"{ERROR_PREFIX}: {cause} (saved by another torch version, or not an ExportedProgram?)",
             subject=path,
         ) from None
     finally:
@@ -383,9 +382,7 @@ def _scan_pickles(archive: Archive, root: str, unsafe: list[UnsafeContent]) -> N
                 unsafe.append(UnsafeContent(member, f"a pickle pickletools cannot read ({error})"))
                 continue
             if bad:
-                unsafe.append(
-                    UnsafeContent(member, f"a pickle that imports {', '.join(bad[:5])}")
-                )
+                unsafe.append(UnsafeContent(member, f"a pickle that imports {', '.join(bad[:5])}"))
 
 
 def _pickles_in(archive: Archive, name: str) -> list[tuple[str, bytes]]:

@@ -143,7 +143,10 @@ def read_torchscript(path: str, wanted: frozenset[str]) -> ArtifactView:
         unsafe = [UnsafeContent(m.name, m.reason) for m in archive.unsafe_members()]
         data, data_unsafe = _unpickle(archive, f"{root}data.pkl", required=True)
         constants, constants_unsafe = _unpickle(archive, f"{root}constants.pkl", required=False)
-        for member, bad in ((f"{root}data.pkl", data_unsafe), (f"{root}constants.pkl", constants_unsafe)):
+        for member, bad in (
+            (f"{root}data.pkl", data_unsafe),
+            (f"{root}constants.pkl", constants_unsafe),
+        ):
             if bad:
                 unsafe.append(UnsafeContent(member, f"a pickle that imports {', '.join(bad[:5])}"))
         for name in archive.names:
@@ -153,7 +156,9 @@ def read_torchscript(path: str, wanted: frozenset[str]) -> ArtifactView:
                 except ValueError as error:
                     bad = [f"<unreadable: {error}>"]
                 if bad:
-                    unsafe.append(UnsafeContent(name, f"a pickle that imports {', '.join(bad[:5])}"))
+                    unsafe.append(
+                        UnsafeContent(name, f"a pickle that imports {', '.join(bad[:5])}")
+                    )
         code, code_unsafe = _parse_code(archive, root)
         unsafe.extend(code_unsafe)
     if not isinstance(data, Record):
@@ -203,7 +208,8 @@ def _root_methods(code: CodeIndex, root: Record) -> list[ast.FunctionDef]:
     return [
         s
         for s in cls.body
-        if isinstance(s, ast.FunctionDef) and not (s.name.startswith("__") and s.name.endswith("__"))
+        if isinstance(s, ast.FunctionDef)
+        and not (s.name.startswith("__") and s.name.endswith("__"))
     ]
 
 

@@ -356,8 +356,10 @@ class Interpreter:
             if all(isinstance(v, Const) for v in values):
                 result = values[0].value
                 for v in values[1:]:
-                    result = (result and v.value) if isinstance(node.op, ast.And) else (
-                        result or v.value
+                    result = (
+                        (result and v.value)
+                        if isinstance(node.op, ast.And)
+                        else (result or v.value)
                     )
                 return Const(result, values[0].source)
             return Unknown("a condition known only at run time")
@@ -497,8 +499,15 @@ class Interpreter:
                 return Const(len(value.value))
         output = f"%{len(self.nodes)}"
         self.nodes.append(
-            RawNode(op, frame.scope, tuple(positional), keywords, [output], frame.module,
-                    len(self.nodes))
+            RawNode(
+                op,
+                frame.scope,
+                tuple(positional),
+                keywords,
+                [output],
+                frame.module,
+                len(self.nodes),
+            )
         )
         return Value(output, f"{op} output {output}")
 

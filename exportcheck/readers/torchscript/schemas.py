@@ -12,14 +12,63 @@ from collections.abc import Sequence
 
 _DROPOUT = (("input", "p", "train"),)
 _DROPOUT_ = (("self", "p", "train"),)
-_BATCH_NORM_8 = ("input", "weight", "bias", "running_mean", "running_var", "training", "momentum", "eps")
+_BATCH_NORM_8 = (
+    "input",
+    "weight",
+    "bias",
+    "running_mean",
+    "running_var",
+    "training",
+    "momentum",
+    "eps",
+)
 _RECURRENT = (
-    ("input", "hx", "params", "has_biases", "num_layers", "dropout", "train", "bidirectional", "batch_first"),
-    ("data", "batch_sizes", "hx", "params", "has_biases", "num_layers", "dropout", "train", "bidirectional"),
+    (
+        "input",
+        "hx",
+        "params",
+        "has_biases",
+        "num_layers",
+        "dropout",
+        "train",
+        "bidirectional",
+        "batch_first",
+    ),
+    (
+        "data",
+        "batch_sizes",
+        "hx",
+        "params",
+        "has_biases",
+        "num_layers",
+        "dropout",
+        "train",
+        "bidirectional",
+    ),
 )
 _RNN_CELL = (
-    ("input", "hx", "params", "has_biases", "num_layers", "dropout", "train", "bidirectional", "batch_first"),
-    ("data", "batch_sizes", "hx", "params", "has_biases", "num_layers", "dropout", "train", "bidirectional"),
+    (
+        "input",
+        "hx",
+        "params",
+        "has_biases",
+        "num_layers",
+        "dropout",
+        "train",
+        "bidirectional",
+        "batch_first",
+    ),
+    (
+        "data",
+        "batch_sizes",
+        "hx",
+        "params",
+        "has_biases",
+        "num_layers",
+        "dropout",
+        "train",
+        "bidirectional",
+    ),
 )
 
 SCHEMAS: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -40,10 +89,28 @@ SCHEMAS: dict[str, tuple[tuple[str, ...], ...]] = {
     ),
     "aten::_native_batch_norm_legit_functional": (_BATCH_NORM_8,),
     "aten::cudnn_batch_norm": (
-        ("input", "weight", "bias", "running_mean", "running_var", "training", "exponential_average_factor", "epsilon"),
+        (
+            "input",
+            "weight",
+            "bias",
+            "running_mean",
+            "running_var",
+            "training",
+            "exponential_average_factor",
+            "epsilon",
+        ),
     ),
     "aten::miopen_batch_norm": (
-        ("input", "weight", "bias", "running_mean", "running_var", "training", "exponential_average_factor", "epsilon"),
+        (
+            "input",
+            "weight",
+            "bias",
+            "running_mean",
+            "running_var",
+            "training",
+            "exponential_average_factor",
+            "epsilon",
+        ),
     ),
     "aten::_batch_norm_with_update": (
         ("input", "weight", "bias", "running_mean", "running_var", "momentum", "eps"),
@@ -52,7 +119,17 @@ SCHEMAS: dict[str, tuple[tuple[str, ...], ...]] = {
         ("input", "weight", "bias", "running_mean", "running_var", "momentum", "eps"),
     ),
     "aten::instance_norm": (
-        ("input", "weight", "bias", "running_mean", "running_var", "use_input_stats", "momentum", "eps", "cudnn_enabled"),
+        (
+            "input",
+            "weight",
+            "bias",
+            "running_mean",
+            "running_var",
+            "use_input_stats",
+            "momentum",
+            "eps",
+            "cudnn_enabled",
+        ),
     ),
     "aten::lstm": _RECURRENT,
     "aten::gru": _RNN_CELL,
@@ -82,6 +159,10 @@ def pick(op: str, positional: Sequence[object], is_bool_constant: object) -> tup
     if len(overloads) == 1:
         return overloads[0]
     if op in ("aten::lstm", "aten::gru", "aten::rnn_tanh", "aten::rnn_relu"):
-        return overloads[0] if len(positional) > 3 and is_bool_constant(positional[3]) else overloads[1]
+        return (
+            overloads[0]
+            if len(positional) > 3 and is_bool_constant(positional[3])
+            else overloads[1]
+        )
     fitting = [names for names in overloads if len(names) == len(positional)]
     return fitting[0] if fitting else overloads[0]
