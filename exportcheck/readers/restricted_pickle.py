@@ -156,9 +156,21 @@ class Record:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         pass
 
+    def __setstate__(self, state: Any) -> None:
+        # BUILD lands here, never in the pickled class's own __setstate__; a state that is not
+        # an attribute dict (a custom __getstate__) is kept as data.
+        if isinstance(state, dict):
+            self.__dict__.update(
+                (k, v) for k, v in state.items() if isinstance(k, str) and not k.startswith("__")
+            )
+        else:
+            self.__dict__["_pickle_state"] = state
+
     @property
     def attributes(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_pickle_args"}
+        return {
+            k: v for k, v in self.__dict__.items() if k not in ("_pickle_args", "_pickle_state")
+        }
 
 
 @dataclass

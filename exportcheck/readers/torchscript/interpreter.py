@@ -289,7 +289,7 @@ class Interpreter:
                 self._block(body, branch)
             except _Raised:
                 continue
-            except _Return as returned:
+            except _Return:
                 if position == 1 and not survivors:
                     raise
                 continue
