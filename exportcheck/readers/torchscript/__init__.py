@@ -77,7 +77,8 @@ def _parse_code(archive: Archive, root: str) -> tuple[CodeIndex, list[UnsafeCont
             raise archive.error(f"{name} nests too deeply to parse") from None
         qualifier = name[len(prefix) : -len(".py")].replace("/", ".")
         index.add(qualifier, tree)
-        unsafe.extend(_file_calls(tree, name))
+        if any(op.rsplit(".", 1)[-1].encode() in data for op in _FILE_OPS):
+            unsafe.extend(_file_calls(tree, name))
     return index, unsafe
 
 

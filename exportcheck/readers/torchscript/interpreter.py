@@ -113,6 +113,24 @@ class CodeIndex:
 
     classes: dict[str, ast.ClassDef] = field(default_factory=dict)
     functions: dict[str, ast.FunctionDef] = field(default_factory=dict)
+    _members: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def _class_members(self, qualified_class: str) -> dict[str, Any]:
+        members = self._members.get(qualified_class)
+        if members is None:
+            members = {}
+            cls = self.classes.get(qualified_class)
+            for statement in cls.body if cls is not None else ():
+                if isinstance(statement, ast.FunctionDef):
+                    members[statement.name] = statement
+                elif (
+                    isinstance(statement, ast.AnnAssign)
+                    and isinstance(statement.target, ast.Name)
+                    and statement.value is not None
+                ):
+                    members[statement.target.id] = _literal(statement.value)
+            self._members[qualified_class] = members
+        return members
 
     def add(self, qualifier: str, tree: ast.Module) -> None:
         for statement in tree.body:
@@ -122,27 +140,12 @@ class CodeIndex:
                 self.functions[f"{qualifier}.{statement.name}"] = statement
 
     def method(self, qualified_class: str, name: str) -> ast.FunctionDef | None:
-        cls = self.classes.get(qualified_class)
-        if cls is None:
-            return None
-        for statement in cls.body:
-            if isinstance(statement, ast.FunctionDef) and statement.name == name:
-                return statement
-        return None
+        member = self._class_members(qualified_class).get(name)
+        return member if isinstance(member, ast.FunctionDef) else None
 
     def class_constant(self, qualified_class: str, name: str) -> Any:
-        cls = self.classes.get(qualified_class)
-        if cls is None:
-            return None
-        for statement in cls.body:
-            if (
-                isinstance(statement, ast.AnnAssign)
-                and isinstance(statement.target, ast.Name)
-                and statement.target.id == name
-                and statement.value is not None
-            ):
-                return _literal(statement.value)
-        return None
+        member = self._class_members(qualified_class).get(name)
+        return member if isinstance(member, Const) else None
 
 
 def _literal(node: ast.expr) -> Any:
