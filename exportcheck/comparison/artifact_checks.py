@@ -287,7 +287,7 @@ def inspect_and_compare_artifact(
     ctx.progress(f"{ctx.subject}: inspect {fmt}")
     kind = _artifact_kind(fmt)
     loaded = load_torch_artifact(path, kind) if kind != "onnx" else None
-    for found in inspect_artifact(path, subject=ctx.subject, loaded=loaded):
+    for found in inspect_artifact(path, subject=ctx.subject):
         outcome.findings.append(_relabel(found, artifact_label))
     for runner, label, reason in runners_for(path, kind, devices, loaded):
         if runner is None:

@@ -74,13 +74,12 @@ def inspect_artifact(
     path: PathLike,
     subject: str | None = None,
     rules: Sequence[Rule] | None = None,
-    loaded: object = None,
 ) -> list[Finding]:
     """Findings for one artifact file; raises an InputError for a file that cannot be read."""
     active = tuple(rules) if rules is not None else graph_rules()
     path = os.fspath(path)
     with gc_paused():
-        view = read_artifact(path, wanted_ops(active), loaded)
+        view = read_artifact(path, wanted_ops(active))
         findings = findings_for_view(view, subject or path, active)
         # Freed while the collector is paused: otherwise its first run after the pause walks
         # every object the reader made (0.2 s of a 1M-node inspect).

@@ -64,11 +64,10 @@ def detect_kind(path: str) -> ArtifactKind:
     )
 
 
-def read_artifact(path: str, wanted: frozenset[str], loaded: object = None) -> ArtifactView:
+def read_artifact(path: str, wanted: frozenset[str]) -> ArtifactView:
     """Reads one artifact file read-only; bad files raise an InputError naming file and cause.
 
-    `loaded` is the torch object a caller already loaded from `path` (a ScriptModule or an
-    ExportedProgram), so that one load serves the reader and the runner."""
+    Every reader parses: none imports torch, unpickles with real classes or runs file content."""
     kind = detect_kind(path)
     if kind is ArtifactKind.ONNX:
         from exportcheck.readers.onnx.reader import read_onnx
@@ -77,9 +76,9 @@ def read_artifact(path: str, wanted: frozenset[str], loaded: object = None) -> A
     if kind is ArtifactKind.TORCHSCRIPT:
         from exportcheck.readers.torchscript import read_torchscript
 
-        return read_torchscript(path, wanted, loaded)
+        return read_torchscript(path, wanted)
     if kind is ArtifactKind.EXPORTED_PROGRAM:
         from exportcheck.readers.exported_program import read_exported_program
 
-        return read_exported_program(path, wanted, loaded)
+        return read_exported_program(path, wanted)
     raise UnreadableArtifactError(f"no reader for {kind}", subject=path)  # pragma: no cover

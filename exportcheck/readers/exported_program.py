@@ -1,13 +1,42 @@
-"""Reads a torch.export archive (.pt2): every graph module's nodes and the graph signature."""
+"""Reads a torch.export archive (.pt2) from its program JSON: nodes, arguments by name, signature.
+
+Nothing is unpickled, extracted or loaded: the graph, its argument names and node metadata are
+in `<root>/models/<name>.json` (torch/_export/serde/schema.py). Weights are never read; the only
+tensor bytes read are one-element constants that decide a `cond`.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import struct
 import zipfile
+from collections.abc import Iterator
 from typing import Any
 
 from exportcheck.errors import UnreadableArtifactError, first_line
-from exportcheck.readers.view import Arg, ArtifactKind, ArtifactView, GraphIndex, NodeView
+from exportcheck.readers.archive import Archive, archive_root
+from exportcheck.readers.restricted_pickle import MAX_TENSOR_ELEMENTS, unsafe_globals
+from exportcheck.readers.view import (
+    Arg,
+    ArtifactKind,
+    ArtifactView,
+    GraphIndex,
+    NodeView,
+    Note,
+    UnsafeContent,
+)
+
+ERROR_PREFIX = "cannot load as a torch.export program"
+SUPPORTED_SCHEMA_MAJOR = 8
+SUPPORTED_ARCHIVE_VERSIONS = frozenset({"0"})
+MAX_JSON_BYTES = 512 << 20
+_PASS_THROUGH = frozenset(
+    {"aten::lift_fresh_copy", "aten::detach_", "aten::detach", "aten::clone", "aten::alias"}
+)
+# ScalarType codes of the serialized schema -> struct format of one element.
+_SCALAR_FORMATS = {1: "B", 2: "b", 3: "h", 4: "i", 5: "q", 7: "f", 8: "d", 12: "?"}
+_TORCH_DTYPE_BYTES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 2, 7: 4, 8: 8, 12: 1, 13: 2}
 
 
 class _Held(logging.Filter):
@@ -23,6 +52,7 @@ class _Held(logging.Filter):
 
 
 def load_program(path: str) -> Any:
+    """torch.export.load, for running a program (compare/validate); inspection never calls it."""
     import torch
 
     if not zipfile.is_zipfile(path):
@@ -39,89 +69,391 @@ def load_program(path: str) -> Any:
         logged = [r.exc_info[1] for r in held.records if r.exc_info and r.exc_info[1]]
         cause = first_line(logged[-1] if logged else exc, with_type=False)
         raise UnreadableArtifactError(
-            f"cannot load as a torch.export program: {cause} (saved by another torch "
-            "version, or not an ExportedProgram?)",
+            f"{ERROR_PREFIX}: {cause} (saved by another torch version, or not an ExportedProgram?)",
             subject=path,
         ) from None
     finally:
         logger.removeFilter(held)
 
 
-def op_key(target: Any) -> str | None:
-    """`aten::dropout` for torch.ops.aten.dropout.default, the TorchScript spelling."""
-    schema = getattr(target, "_schema", None)
-    return schema.name if schema is not None else None
+def op_key(target: str) -> str:
+    """`aten::dropout` for `torch.ops.aten.dropout.default`, the TorchScript spelling."""
+    if target.startswith("torch.ops."):
+        parts = target.split(".")
+        if len(parts) >= 4:
+            return f"{parts[2]}::{parts[3]}"
+    return f"call_function:{target}"
 
 
-def _module_path(node: Any) -> str | None:
-    stack = node.meta.get("nn_module_stack")
+def module_path(stack: str | None) -> str | None:
+    """The innermost module path of a serialized `nn_module_stack` (`key,path,type;...`)."""
     if not stack:
         return None
-    path = list(stack.values())[-1][0]
-    return path or None
+    last = stack.rsplit(";", 1)[-1]
+    parts = _split_top_level(last)
+    if len(parts) != 3:
+        return None
+    return parts[1] or None
 
 
-def _arg(value: Any) -> Arg:
-    import torch
-
-    if isinstance(value, torch.fx.Node):
-        return Arg.dynamic(f"node {value.name}")
-    return Arg.const(value, source="constant")
-
-
-def _view(node: Any, scope: str, index: GraphIndex | None) -> NodeView:
-    import torch
-
-    key = op_key(node.target) if node.op == "call_function" else None
-    args: dict[str, Arg] = {}
-    if key is not None:
-        formals = node.target._schema.arguments
-        for formal, value in zip(formals, node.args):
-            args[formal.name] = _arg(value)
-        for name, value in node.kwargs.items():
-            args[name] = _arg(value)
-    inputs = tuple(a.name for a in node.all_input_nodes if isinstance(a, torch.fx.Node))
-    return NodeView(
-        kind=ArtifactKind.EXPORTED_PROGRAM,
-        scope=scope,
-        name=node.name,
-        op=key or f"{node.op}:{getattr(node.target, '__name__', node.target)}",
-        inputs=inputs,
-        outputs=(node.name,),
-        args=args,
-        module=_module_path(node),
-        graph=index,
-    )
+def _split_top_level(text: str) -> list[str]:
+    parts: list[str] = []
+    start = depth = 0
+    for position, char in enumerate(text):
+        if char in "[(":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(text[start:position])
+            start = position + 1
+    parts.append(text[start:])
+    return parts
 
 
-def read_exported_program(path: str, wanted: frozenset[str], program: Any = None) -> ArtifactView:
-    import torch
+def _tensor_names(argument: Any) -> Iterator[str]:
+    if not isinstance(argument, dict):
+        return
+    for kind, value in argument.items():
+        if kind == "as_tensor" and isinstance(value, dict):
+            yield str(value.get("name", ""))
+        elif kind in ("as_tensors", "as_optional_tensors") and isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict) and "name" in item:
+                    yield str(item["name"])
+                elif isinstance(item, dict):
+                    yield from _tensor_names(item)
+        elif kind in ("as_sym_int", "as_sym_bool", "as_sym_float") and isinstance(value, dict):
+            if "as_name" in value:
+                yield str(value["as_name"])
 
-    program = program if program is not None else load_program(path)
-    views: list[NodeView] = []
-    node_count = 0
-    scope_count = 0
-    for name, graph_module in program.graph_module.named_modules():
-        if not isinstance(graph_module, torch.fx.GraphModule):
-            continue
-        scope = name or "main"
-        scope_count += 1
-        nodes = list(graph_module.graph.nodes)
-        node_count += len(nodes)
 
-        def build(nodes: list[Any] = nodes, scope: str = scope) -> list[NodeView]:
+def _argument(argument: Any) -> Arg:
+    if not isinstance(argument, dict) or len(argument) != 1:
+        return Arg.dynamic("an argument of an unknown form")
+    [(kind, value)] = argument.items()
+    if kind == "as_none":
+        return Arg.const(None, source="constant")
+    if kind == "as_tensor":
+        return Arg.dynamic(f"node {value.get('name') if isinstance(value, dict) else value}")
+    if kind in ("as_int", "as_float", "as_bool", "as_string", "as_scalar_type"):
+        return Arg.const(value, source="constant")
+    if kind in ("as_ints", "as_floats", "as_bools", "as_strings"):
+        return Arg.const(tuple(value) if isinstance(value, list) else value, source="constant")
+    if kind in ("as_sym_int", "as_sym_bool", "as_sym_float") and isinstance(value, dict):
+        for constant in ("as_int", "as_bool", "as_float"):
+            if constant in value:
+                return Arg.const(value[constant], source="constant")
+        return Arg.dynamic(f"symbol {value.get('as_name')}")
+    if kind == "as_graph":
+        return Arg.dynamic(f"subgraph {value.get('name') if isinstance(value, dict) else ''}")
+    return Arg.dynamic(f"{kind} value")
+
+
+class _ProgramReader:
+    """Walks a program's graphs, following only the taken branch of a constant `cond`."""
+
+    def __init__(self, wanted: frozenset[str], constants: dict[str, bool | int | float]) -> None:
+        self.wanted = wanted
+        self.constants = constants
+        self.views: list[NodeView] = []
+        self.node_count = 0
+        self.scope_count = 0
+        self.notes: list[Note] = []
+
+    def read_graph(self, graph: dict, scope: str, depth: int = 0) -> None:
+        if depth > 64:
+            raise ValueError("cond subgraphs nest more than 64 deep")
+        nodes = graph.get("nodes") or []
+        if not isinstance(nodes, list):
+            raise ValueError("graph nodes are not a list")
+        self.scope_count += 1
+        self.node_count += len(nodes)
+        known = dict(self.constants)
+
+        def build(nodes: list = nodes, scope: str = scope) -> list[NodeView]:
             return [_view(n, scope, None) for n in nodes]
 
         index = GraphIndex(scope, build)
         for node in nodes:
-            if node.op == "call_function" and op_key(node.target) in wanted:
-                views.append(_view(node, scope, index))
-    signature = program.graph_signature
+            if not isinstance(node, dict):
+                raise ValueError("a graph node is not an object")
+            target = str(node.get("target", ""))
+            op = op_key(target)
+            inputs = node.get("inputs") or []
+            if op in _PASS_THROUGH and inputs:
+                source = next(_tensor_names(inputs[0].get("arg")), None)
+                if source in known:
+                    for output in _output_names(node):
+                        known[output] = known[source]
+            if op == "higher_order::cond":
+                self._read_cond(node, scope, known, depth)
+                continue
+            if op in self.wanted:
+                self.views.append(_view(node, scope, index))
+
+    def _read_cond(self, node: dict, scope: str, known: dict, depth: int) -> None:
+        inputs = node.get("inputs") or []
+        graphs = [
+            i["arg"]["as_graph"]
+            for i in inputs
+            if isinstance(i, dict) and isinstance(i.get("arg"), dict) and "as_graph" in i["arg"]
+        ]
+        predicate = _predicate(inputs[0].get("arg") if inputs else None, known)
+        if len(graphs) != 2:
+            raise ValueError("a cond without two branch graphs")
+        if predicate is None:
+            chosen = graphs
+        else:
+            chosen = [graphs[0] if predicate else graphs[1]]
+            self.notes.append(
+                Note(
+                    "dead-branch",
+                    f"cond {node.get('name', '')} has a constant predicate ({predicate}): "
+                    f"only {chosen[0].get('name')} runs",
+                    scope=scope,
+                )
+            )
+        for graph in chosen:
+            name = str(graph.get("name", "subgraph"))
+            self.read_graph(graph.get("graph") or {}, name, depth + 1)
+
+
+def _predicate(argument: Any, known: dict) -> bool | None:
+    if not isinstance(argument, dict):
+        return None
+    if "as_bool" in argument:
+        return bool(argument["as_bool"])
+    name = next(_tensor_names(argument), None)
+    if name in known:
+        return bool(known[name])
+    return None
+
+
+def _output_names(node: dict) -> list[str]:
+    names: list[str] = []
+    for output in node.get("outputs") or []:
+        names.extend(_tensor_names(output))
+    return names
+
+
+def _view(node: dict, scope: str, index: GraphIndex | None) -> NodeView:
+    target = str(node.get("target", ""))
+    args: dict[str, Arg] = {}
+    inputs: list[str] = []
+    for position, item in enumerate(node.get("inputs") or []):
+        if not isinstance(item, dict):
+            continue
+        argument = item.get("arg")
+        args[str(item.get("name") or f"arg{position}")] = _argument(argument)
+        inputs.extend(_tensor_names(argument))
+    outputs = _output_names(node)
+    metadata = node.get("metadata") or {}
+    name = node.get("name") or (outputs[0] if outputs else target)
+    return NodeView(
+        kind=ArtifactKind.EXPORTED_PROGRAM,
+        scope=scope,
+        name=str(name),
+        op=op_key(target),
+        inputs=tuple(inputs),
+        outputs=tuple(outputs),
+        args=args,
+        module=module_path(metadata.get("nn_module_stack") if isinstance(metadata, dict) else None),
+        graph=index,
+    )
+
+
+def _load_json(archive: Archive, name: str) -> Any:
+    data = archive.read(name, MAX_JSON_BYTES)
+    try:
+        return json.loads(data)
+    except RecursionError:
+        # The C scanner counts its recursion and raises; it does not overflow the stack.
+        raise archive.error(f"{name} nests too deeply to read") from None
+    except (ValueError, MemoryError) as error:
+        raise archive.error(f"{name} is not valid JSON ({first_line(error)})") from None
+
+
+def _check_versions(archive: Archive, root: str, program: dict, model_name: str) -> None:
+    version_member = f"{root}archive_version"
+    if version_member in archive.names:
+        version = archive.read(version_member, 64).decode("ascii", "replace").strip()
+        if version not in SUPPORTED_ARCHIVE_VERSIONS:
+            raise archive.error(
+                f"archive_version {version!r} is newer than this exportcheck reads "
+                f"(it reads {', '.join(sorted(SUPPORTED_ARCHIVE_VERSIONS))})"
+            )
+    schema = program.get("schema_version")
+    major = schema.get("major") if isinstance(schema, dict) else None
+    if major != SUPPORTED_SCHEMA_MAJOR:
+        saved = program.get("torch_version", "an unknown torch")
+        minor = schema.get("minor") if isinstance(schema, dict) else None
+        raise archive.error(
+            f"{model_name} has schema version {major}.{minor} (saved by torch {saved}); "
+            f"this exportcheck reads schema {SUPPORTED_SCHEMA_MAJOR}.x"
+        )
+
+
+def _declared_elements(meta: Any) -> int:
+    sizes = meta.get("sizes", []) if isinstance(meta, dict) else []
+    count = 1
+    for size in sizes:
+        value = size.get("as_int") if isinstance(size, dict) else None
+        if isinstance(value, int):
+            if value < 0:
+                raise ValueError(f"a negative size {value}")
+            count *= value
+    return count
+
+
+def _check_weights(archive: Archive, root: str, member: str, unsafe: list[UnsafeContent]) -> dict:
+    """The weights/constants config, with declared sizes bounded by the bytes the archive holds."""
+    if member not in archive.names:
+        return {}
+    config = _load_json(archive, member)
+    entries = config.get("config") if isinstance(config, dict) else None
+    if not isinstance(entries, dict):
+        return {}
+    folder = member.rsplit("/", 1)[0] + "/"
+    for name, entry in entries.items():
+        if not isinstance(entry, dict):
+            continue
+        try:
+            elements = _declared_elements(entry.get("tensor_meta"))
+        except ValueError as error:
+            raise archive.error(f"weight {name!r} declares {error}") from None
+        if elements > MAX_TENSOR_ELEMENTS:
+            raise archive.error(f"weight {name!r} declares {elements} elements")
+        if entry.get("use_pickle"):
+            unsafe.append(
+                UnsafeContent(
+                    f"{folder}{entry.get('path_name')}",
+                    f"weight {name!r} is stored as a pickle (use_pickle), which "
+                    "torch.export.load unpickles with weights_only=False",
+                )
+            )
+            continue
+        meta = entry.get("tensor_meta") or {}
+        path = f"{folder}{entry.get('path_name')}"
+        width = _TORCH_DTYPE_BYTES.get(meta.get("dtype") if isinstance(meta, dict) else None, 1)
+        if path in archive.names and elements * width > archive.size(path) > 0:
+            raise archive.error(
+                f"weight {name!r} declares {elements} elements but its member holds "
+                f"{archive.size(path)} bytes"
+            )
+    return entries
+
+
+def _constant_scalars(archive: Archive, root: str, entries: dict, program: dict) -> dict:
+    """Lifted one-element constants (`torch.tensor(False)` as a cond predicate), by graph name."""
+    by_constant: dict[str, bool | int | float] = {}
+    for name, entry in entries.items():
+        meta = entry.get("tensor_meta") if isinstance(entry, dict) else None
+        if not isinstance(meta, dict) or entry.get("use_pickle"):
+            continue
+        code = _SCALAR_FORMATS.get(meta.get("dtype"))
+        path = f"{root}data/constants/{entry.get('path_name')}"
+        if code is None or _declared_elements(meta) != 1 or path not in archive.names:
+            continue
+        data = archive.read(path, 16)
+        if len(data) >= struct.calcsize(code):
+            by_constant[name] = struct.unpack_from(f"<{code}", data)[0]
+    graph_names: dict[str, bool | int | float] = {}
+    signature = program.get("graph_module", {}).get("signature", {})
+    for spec in signature.get("input_specs", []) or []:
+        constant = spec.get("tensor_constant") if isinstance(spec, dict) else None
+        if isinstance(constant, dict) and constant.get("tensor_constant_name") in by_constant:
+            graph_name = constant.get("arg", {}).get("name")
+            graph_names[graph_name] = by_constant[constant["tensor_constant_name"]]
+    return graph_names
+
+
+def _scan_pickles(archive: Archive, root: str, unsafe: list[UnsafeContent]) -> None:
+    """Pickles torch.export.load would unpickle (sample inputs, pickled weights), scanned only."""
+    for name in archive.names:
+        if not name.startswith(f"{root}data/") or name.endswith(".json"):
+            continue
+        if "/sample_inputs/" not in name and not name.endswith((".pkl", ".pt")):
+            continue
+        for member, data in _pickles_in(archive, name):
+            try:
+                bad = unsafe_globals(data)
+            except ValueError as error:
+                unsafe.append(UnsafeContent(member, f"a pickle pickletools cannot read ({error})"))
+                continue
+            if bad:
+                unsafe.append(UnsafeContent(member, f"a pickle that imports {', '.join(bad[:5])}"))
+
+
+def _pickles_in(archive: Archive, name: str) -> list[tuple[str, bytes]]:
+    import io
+
+    data = archive.read(name)
+    if not data.startswith(b"PK"):
+        return [(name, data)]
+    # torch.save writes a zip of its own: scan its data.pkl.
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as inner:
+            found = []
+            for info in inner.infolist()[:1000]:
+                if info.filename.endswith(".pkl") and info.file_size <= 64 << 20:
+                    found.append((f"{name}!{info.filename}", inner.read(info)))
+            return found
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError):
+        return [(name, data)]
+
+
+def read_exported_program(path: str, wanted: frozenset[str]) -> ArtifactView:
+    with Archive(path, ERROR_PREFIX) as archive:
+        root = archive_root(archive.names)
+        models = sorted(
+            n for n in archive.names if n.startswith(f"{root}models/") and n.endswith(".json")
+        )
+        if not models:
+            raise archive.error("no models/*.json program in the archive")
+        unsafe = [UnsafeContent(m.name, m.reason) for m in archive.unsafe_members()]
+        _scan_pickles(archive, root, unsafe)
+        weights = f"{root}data/weights/model_weights_config.json"
+        constants_member = f"{root}data/constants/model_constants_config.json"
+        _check_weights(archive, root, weights, unsafe)
+        constant_entries = _check_weights(archive, root, constants_member, unsafe)
+        views: list[NodeView] = []
+        notes: list[Note] = []
+        mutated: list[str] = []
+        node_count = scope_count = 0
+        for member in models:
+            program = _load_json(archive, member)
+            if not isinstance(program, dict) or not isinstance(program.get("graph_module"), dict):
+                raise archive.error(f"{member} is not a serialized ExportedProgram")
+            _check_versions(archive, root, program, member.rsplit("/", 1)[-1])
+            constants = _constant_scalars(archive, root, constant_entries, program)
+            reader = _ProgramReader(wanted, constants)
+            graph_module = program["graph_module"]
+            try:
+                reader.read_graph(graph_module.get("graph") or {}, "main")
+                mutated.extend(_mutated_buffers(graph_module.get("signature") or {}))
+            except (ValueError, TypeError, AttributeError, KeyError, IndexError) as error:
+                raise archive.error(f"{member} is malformed ({first_line(error)})") from None
+            views.extend(reader.views)
+            notes.extend(reader.notes)
+            node_count += reader.node_count
+            scope_count += reader.scope_count
     return ArtifactView(
         path=path,
         kind=ArtifactKind.EXPORTED_PROGRAM,
         nodes=tuple(views),
-        mutated_buffers=tuple(signature.buffers_to_mutate.values()),
+        mutated_buffers=tuple(mutated),
+        notes=tuple(notes),
         node_count=node_count,
         scope_count=scope_count,
+        unsafe_content=tuple(unsafe),
     )
+
+
+def _mutated_buffers(signature: dict) -> list[str]:
+    names: list[str] = []
+    for spec in signature.get("output_specs") or []:
+        mutation = spec.get("buffer_mutation") if isinstance(spec, dict) else None
+        if isinstance(mutation, dict) and mutation.get("buffer_name"):
+            names.append(str(mutation["buffer_name"]))
+    return names

@@ -168,6 +168,15 @@ class Note:
 
 
 @dataclass(frozen=True)
+class UnsafeContent:
+    """Archive content a loader would execute or misplace (a foreign pickle global, a native
+    library, a path escape); the reader saw it without acting on it."""
+
+    member: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class ArtifactView:
     """What a reader hands the rules: the nodes they asked for, module flags, buffers, notes."""
 
@@ -179,3 +188,4 @@ class ArtifactView:
     notes: tuple[Note, ...] = ()
     node_count: int = 0
     scope_count: int = 1
+    unsafe_content: tuple[UnsafeContent, ...] = ()

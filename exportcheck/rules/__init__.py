@@ -19,6 +19,7 @@ from exportcheck.rules.submodule_left_training import SubmoduleLeftTraining
 from exportcheck.rules.training_batchnorm import TrainingBatchNorm
 from exportcheck.rules.training_dropout import TrainingDropout
 from exportcheck.rules.training_module import TrainingModule
+from exportcheck.rules.unsafe_archive_content import UnsafeArchiveContent
 
 RULES: tuple[type[Rule], ...] = (
     TrainingDropout,
@@ -28,6 +29,7 @@ RULES: tuple[type[Rule], ...] = (
     DynamicDropoutMode,
     NoopDropout,
     MissingExternalData,
+    UnsafeArchiveContent,
     SubmoduleLeftTraining,
     ModeDependentModule,
     StaleBatchNormStats,

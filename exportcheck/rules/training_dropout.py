@@ -8,6 +8,8 @@ What it finds
     either as a constant baked in by `torch.jit.trace` or read from a module saved in training
     mode; torch.export `aten.dropout`/`aten.native_dropout` with `train=True`; and dropout
     an exporter decomposed into a random mask (`RandomUniformLike -> Less -> Cast -> Div -> Mul`).
+    A dropout whose rate is a constant 0 drops nothing and is `noop-dropout` instead; code in a
+    branch that a constant or a saved `training` flag disables is not checked (it never runs).
 
 Why it is wrong
     A training Dropout zeroes a random share of activations and rescales the rest on every
@@ -69,7 +71,9 @@ class TrainingDropout(Rule):
                     node,
                 )
         elif node.op in TORCH_DROPOUTS:
-            train = node.arg("train")
+            train, rate = node.arg("train"), node.arg("p")
+            if rate is not None and rate.truthy() is False:
+                return  # p = 0 drops nothing: noop-dropout's business
             if train is not None and train.truthy():
                 yield Hit(f"{node.op} runs with train=True (from {train.source})", node)
         elif node.op in RECURRENT:

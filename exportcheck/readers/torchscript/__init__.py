@@ -1,0 +1,244 @@
+"""Reads a TorchScript archive by parsing it: code with `ast`, pickles with a restricted unpickler.
+
+Nothing in the archive runs: no `torch.jit.load`, no `__setstate__`, no storage is read. The
+module tree and `training` flags come from data.pkl, the nodes from walking the code of every
+root method (see interpreter.py).
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+from exportcheck.errors import first_line
+from exportcheck.readers.archive import Archive, archive_root
+from exportcheck.readers.restricted_pickle import (
+    Record,
+    restricted_load,
+    unsafe_globals,
+)
+from exportcheck.readers.torchscript.interpreter import (
+    CodeIndex,
+    Interpreter,
+    InterpretError,
+    RawNode,
+    dotted,
+    value_names,
+)
+from exportcheck.readers.torchscript.loading import load_archive
+from exportcheck.readers.view import (
+    ArtifactKind,
+    ArtifactView,
+    GraphIndex,
+    ModuleFlag,
+    NodeView,
+    Note,
+    UnsafeContent,
+)
+
+ERROR_PREFIX = "cannot load as TorchScript"
+MAX_FILE_FORMAT_VERSION = 10
+MAX_CODE_BYTES = 64 << 20
+# Calls torch would run while loading (`__setstate__`) or that reach the file system.
+_FILE_OPS = frozenset({"torch.from_file", "torch.save", "torch.load", "ops.prim.Print"})
+
+__all__ = ["load_archive", "read_torchscript"]
+
+
+def _check_version(archive: Archive, root: str) -> None:
+    member = f"{root}version"
+    if member not in archive.names:
+        return
+    text = archive.read(member, 64).decode("ascii", "replace").strip()
+    if not text.isdigit() or not 1 <= int(text) <= MAX_FILE_FORMAT_VERSION:
+        raise archive.error(
+            f"archive file format version {text!r} (this exportcheck reads versions 1 to "
+            f"{MAX_FILE_FORMAT_VERSION}; saved by a newer torch?)"
+        )
+
+
+def _parse_code(archive: Archive, root: str) -> tuple[CodeIndex, list[UnsafeContent]]:
+    index = CodeIndex()
+    unsafe: list[UnsafeContent] = []
+    prefix = f"{root}code/"
+    total = 0
+    for name in archive.names:
+        if not (name.startswith(prefix) and name.endswith(".py")):
+            continue
+        data = archive.read(name, MAX_CODE_BYTES)
+        total += len(data)
+        if total > MAX_CODE_BYTES:
+            raise archive.error(f"code members hold more than {MAX_CODE_BYTES} bytes")
+        try:
+            tree = ast.parse(data.decode("utf-8"), filename=name)
+        except (SyntaxError, ValueError, UnicodeDecodeError) as error:
+            raise archive.error(f"{name} is not TorchScript code ({first_line(error)})") from None
+        except (RecursionError, MemoryError):
+            raise archive.error(f"{name} nests too deeply to parse") from None
+        qualifier = name[len(prefix) : -len(".py")].replace("/", ".")
+        index.add(qualifier, tree)
+        if any(op.rsplit(".", 1)[-1].encode() in data for op in _FILE_OPS):
+            unsafe.extend(_file_calls(tree, name))
+    return index, unsafe
+
+
+def _file_calls(tree: ast.Module, member: str) -> list[UnsafeContent]:
+    found: list[UnsafeContent] = []
+    for cls in tree.body:
+        if not isinstance(cls, ast.ClassDef):
+            continue
+        for method in cls.body:
+            if not isinstance(method, ast.FunctionDef):
+                continue
+            for node in ast.walk(method):
+                if isinstance(node, ast.Call) and dotted(node.func) in _FILE_OPS:
+                    when = "at load time" if method.name == "__setstate__" else "when called"
+                    found.append(
+                        UnsafeContent(
+                            member,
+                            f"{cls.name}.{method.name} calls {dotted(node.func)} {when}",
+                        )
+                    )
+    return found
+
+
+def _unpickle(archive: Archive, member: str, required: bool) -> tuple[Any, tuple[str, ...]]:
+    if member not in archive.names:
+        if required:
+            raise archive.error(f"no {member.rsplit('/', 1)[-1]} in the archive")
+        return (), ()
+    try:
+        loaded = restricted_load(archive.read(member))
+    except ValueError as error:
+        raise archive.error(f"{member} {error}") from None
+    return loaded.value, loaded.unsafe_globals
+
+
+def _module_flags(root: Record) -> list[tuple[str, Record]]:
+    """Every module record, pre-order, with its attribute path (`named_modules()` order)."""
+    found: list[tuple[str, Record]] = []
+    stack: list[tuple[str, Record]] = [("", root)]
+    seen: set[int] = set()
+    while stack:
+        path, record = stack.pop()
+        if id(record) in seen:
+            continue
+        seen.add(id(record))
+        attributes = record.attributes
+        if not isinstance(attributes.get("training"), bool):
+            continue
+        found.append((path, record))
+        children = [
+            (f"{path}.{name}" if path else name, value)
+            for name, value in attributes.items()
+            if isinstance(value, Record)
+        ]
+        stack.extend(reversed(children))
+    return found
+
+
+def read_torchscript(path: str, wanted: frozenset[str]) -> ArtifactView:
+    with Archive(path, ERROR_PREFIX) as archive:
+        root = archive_root(archive.names)
+        _check_version(archive, root)
+        unsafe = [UnsafeContent(m.name, m.reason) for m in archive.unsafe_members()]
+        data, data_unsafe = _unpickle(archive, f"{root}data.pkl", required=True)
+        constants, constants_unsafe = _unpickle(archive, f"{root}constants.pkl", required=False)
+        for member, bad in (
+            (f"{root}data.pkl", data_unsafe),
+            (f"{root}constants.pkl", constants_unsafe),
+        ):
+            if bad:
+                unsafe.append(UnsafeContent(member, f"a pickle that imports {', '.join(bad[:5])}"))
+        for name in archive.names:
+            if name.endswith(".pkl") and name not in (f"{root}data.pkl", f"{root}constants.pkl"):
+                try:
+                    bad = unsafe_globals(archive.read(name))
+                except ValueError as error:
+                    bad = [f"<unreadable: {error}>"]
+                if bad:
+                    unsafe.append(
+                        UnsafeContent(name, f"a pickle that imports {', '.join(bad[:5])}")
+                    )
+        code, code_unsafe = _parse_code(archive, root)
+        unsafe.extend(code_unsafe)
+    if not isinstance(data, Record):
+        raise archive.error("data.pkl does not hold a scripted module")
+    if not isinstance(constants, (tuple, list)):
+        constants = ()
+    flags = _module_flags(data)
+    interpreter = Interpreter(code, constants)
+    scope_count = 0
+    try:
+        for method in _root_methods(code, data):
+            scope_count += 1
+            interpreter.run_method(data, method, method.name)
+    except InterpretError as error:
+        raise archive.error(str(error)) from None
+    except (RecursionError, MemoryError):
+        raise archive.error("code nests too deeply to read") from None
+    views = _views(interpreter, wanted)
+    notes = ()
+    if interpreter.dead_branches:
+        notes = (
+            Note(
+                "dead-branch",
+                f"{interpreter.dead_branches} branch(es) on constants or saved training flags "
+                "resolved; only the code that runs was checked",
+            ),
+        )
+    return ArtifactView(
+        path=path,
+        kind=ArtifactKind.TORCHSCRIPT,
+        nodes=tuple(views),
+        modules=tuple(
+            ModuleFlag(p, r.qualified_name.rsplit(".", 1)[-1], bool(r.attributes["training"]))
+            for p, r in flags
+        ),
+        notes=notes,
+        node_count=len(interpreter.nodes),
+        scope_count=scope_count,
+        unsafe_content=tuple(unsafe),
+    )
+
+
+def _root_methods(code: CodeIndex, root: Record) -> list[ast.FunctionDef]:
+    cls = code.classes.get(root.qualified_name)
+    if cls is None:
+        return []
+    return [
+        s
+        for s in cls.body
+        if isinstance(s, ast.FunctionDef)
+        and not (s.name.startswith("__") and s.name.endswith("__"))
+    ]
+
+
+def _views(interpreter: Interpreter, wanted: frozenset[str]) -> list[NodeView]:
+    by_scope: dict[str, list[RawNode]] = {}
+    for node in interpreter.nodes:
+        by_scope.setdefault(node.scope.split("/", 1)[0], []).append(node)
+    views: list[NodeView] = []
+    for scope, nodes in by_scope.items():
+
+        def build(nodes: list[RawNode] = nodes) -> list[NodeView]:
+            return [_view(interpreter, n, None) for n in nodes]
+
+        index = GraphIndex(scope, build)
+        views.extend(_view(interpreter, n, index) for n in nodes if n.op in wanted)
+    views.sort(key=lambda v: int(v.name[1:].split(".")[0]))
+    return views
+
+
+def _view(interpreter: Interpreter, node: RawNode, index: GraphIndex | None) -> NodeView:
+    return NodeView(
+        kind=ArtifactKind.TORCHSCRIPT,
+        scope=node.scope,
+        name=node.outputs[0],
+        op=node.op,
+        inputs=tuple(value_names(node.positional)) + tuple(value_names(node.keywords.values())),
+        outputs=tuple(node.outputs),
+        args=interpreter.arguments(node),
+        module=node.module or None,
+        graph=index,
+    )
