@@ -34,6 +34,7 @@ from exportcheck.rules import (
     RandomOp,
     RuntimeNondeterminism,
     TrainingDropout,
+    UnsafeArchiveContent,
 )
 
 
@@ -282,13 +283,27 @@ def inspect_and_compare_artifact(
     dynamic_batch: bool,
     artifact_label: str | None,
 ) -> ArtifactOutcome:
-    """Static rules, then every runtime configuration, for one artifact file."""
+    """Static rules, then every runtime configuration, for one artifact file.
+
+    The file is loaded to run only after the static pass found nothing unsafe in it: a loader
+    executes what the archive holds."""
     outcome = ArtifactOutcome()
     ctx.progress(f"{ctx.subject}: inspect {fmt}")
     kind = _artifact_kind(fmt)
-    loaded = load_torch_artifact(path, kind) if kind != "onnx" else None
     for found in inspect_artifact(path, subject=ctx.subject):
         outcome.findings.append(_relabel(found, artifact_label))
+    unsafe = [f for f in outcome.findings if f.rule == UnsafeArchiveContent.slug]
+    if unsafe:
+        outcome.skipped.append(
+            Skipped(
+                ctx.subject,
+                f"compare {fmt}",
+                f"not loaded: the archive holds unsafe content ({unsafe[0].message})",
+                fmt,
+            )
+        )
+        return outcome
+    loaded = load_torch_artifact(path, kind) if kind != "onnx" else None
     for runner, label, reason in runners_for(path, kind, devices, loaded):
         if runner is None:
             outcome.skipped.append(

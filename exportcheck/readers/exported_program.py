@@ -8,13 +8,12 @@ tensor bytes read are one-element constants that decide a `cond`.
 from __future__ import annotations
 
 import json
-import logging
 import struct
 import zipfile
 from collections.abc import Iterator
 from typing import Any
 
-from exportcheck.errors import UnreadableArtifactError, first_line
+from exportcheck.errors import first_line
 from exportcheck.readers.archive import Archive, archive_root
 from exportcheck.readers.restricted_pickle import MAX_TENSOR_ELEMENTS, unsafe_globals
 from exportcheck.readers.view import (
@@ -37,43 +36,6 @@ _PASS_THROUGH = frozenset(
 # ScalarType codes of the serialized schema -> struct format of one element.
 _SCALAR_FORMATS = {1: "B", 2: "b", 3: "h", 4: "i", 5: "q", 7: "f", 8: "d", 12: "?"}
 _TORCH_DTYPE_BYTES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 2, 7: 4, 8: 8, 12: 1, 13: 2}
-
-
-class _Held(logging.Filter):
-    """Keeps torch.export's log records instead of letting them reach stderr."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        self.records.append(record)
-        return False
-
-
-def load_program(path: str) -> Any:
-    """torch.export.load, for running a program (compare/validate); inspection never calls it."""
-    import torch
-
-    if not zipfile.is_zipfile(path):
-        raise UnreadableArtifactError(
-            "not a torch.export archive (.pt2 files are zip archives)", subject=path
-        )
-    # torch.export.load logs a damaged archive's traceback as a warning, then raises an error
-    # that only says "check the warnings above": hold the log, report its cause in one line.
-    logger, held = logging.getLogger("torch.export"), _Held()
-    logger.addFilter(held)
-    try:
-        return torch.export.load(path)
-    except Exception as exc:
-        logged = [r.exc_info[1] for r in held.records if r.exc_info and r.exc_info[1]]
-        cause = first_line(logged[-1] if logged else exc, with_type=False)
-        raise UnreadableArtifactError(
-            f"{ERROR_PREFIX}: {cause} (saved by another torch version, or not an ExportedProgram?)",
-            subject=path,
-        ) from None
-    finally:
-        logger.removeFilter(held)
 
 
 def op_key(target: str) -> str:

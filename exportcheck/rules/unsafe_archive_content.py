@@ -41,5 +41,4 @@ class UnsafeArchiveContent(Rule):
                 f"{content.member}: {content.reason}",
                 scope="archive",
                 node_name=content.member,
-                op_type="archive member",
             )

@@ -215,3 +215,44 @@ def test_huge_declared_weight_is_refused_without_allocating(tmp_path, program_by
     path.write_bytes(rewrite(program_bytes, change))
     with pytest.raises(UnreadableArtifactError, match="declares 1073741824 elements"):
         inspect_artifact(path)
+
+
+def test_compare_never_loads_an_archive_with_unsafe_content(tmp_path):
+    import torch
+
+    import exportcheck
+
+    class Trap(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.name = str(planted)
+            self.buffer = torch.zeros(1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * 2
+
+        @torch.jit.export
+        def __getstate__(self) -> tuple[str, bool]:
+            return (self.name, self.training)
+
+        @torch.jit.export
+        def __setstate__(self, state: tuple[str, bool]) -> None:
+            self.name = state[0]
+            self.training = state[1]
+            self.buffer = torch.from_file(state[0], shared=True, size=4)
+
+    planted = tmp_path / "planted.bin"
+    path = tmp_path / "setstate.pt"
+    model = Trap().eval()
+    torch.jit.script(model).save(str(path))
+    report = exportcheck.compare(str(path), model, (torch.randn(2, 3),), devices="cpu")
+    assert not planted.exists()
+    assert not report.comparisons
+    assert [s.reason for s in report.skipped if s.step.startswith("compare")] == [
+        s.reason
+        for s in report.skipped
+        if "not loaded: the archive holds unsafe content" in s.reason
+    ]
+    assert any("unsafe content" in s.reason for s in report.skipped)
+    assert "unsafe-archive-content" in {f.rule for f in report.findings}
+    assert report.exit_code() == 1

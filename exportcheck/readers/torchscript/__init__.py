@@ -25,7 +25,6 @@ from exportcheck.readers.torchscript.interpreter import (
     dotted,
     value_names,
 )
-from exportcheck.readers.torchscript.loading import load_archive
 from exportcheck.readers.view import (
     ArtifactKind,
     ArtifactView,
@@ -42,7 +41,7 @@ MAX_CODE_BYTES = 64 << 20
 # Calls torch would run while loading (`__setstate__`) or that reach the file system.
 _FILE_OPS = frozenset({"torch.from_file", "torch.save", "torch.load", "ops.prim.Print"})
 
-__all__ = ["load_archive", "read_torchscript"]
+__all__ = ["read_torchscript"]
 
 
 def _check_version(archive: Archive, root: str) -> None:
