@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -35,11 +36,19 @@ def test_inspect_clean_eval_export_exits_0(sample_exports):
     assert result.exit_code == 0, result.output
 
 
-def test_inspect_directory_recurses(sample_exports):
-    folder = Path(sample_exports[("cnn", "train", "onnx")]).parent
-    result = invoke("inspect", str(folder), "--format", "json")
+def test_inspect_directory_recurses(sample_exports, tmp_path):
+    placed = {
+        tmp_path / "top.onnx": ("cnn", "train", "onnx"),
+        tmp_path / "a" / "b" / "deep.pt": ("cnn", "eval", "torchscript-trace"),
+        tmp_path / "c" / "program.pt2": ("cnn", "eval", "exported-program"),
+    }
+    for target, key in placed.items():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(sample_exports[key], target)
+    (tmp_path / "a" / "notes.txt").write_text("not a model")
+    result = invoke("inspect", str(tmp_path), "--format", "json")
     report = json.loads(result.stdout)
-    assert len(report["subjects"]) == sum(1 for p in sample_exports.values() if p)
+    assert sorted(report["subjects"]) == sorted(str(p) for p in placed)
 
 
 def test_json_shape_is_the_documented_contract(sample_exports):
