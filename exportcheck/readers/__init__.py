@@ -71,7 +71,7 @@ def read_artifact(path: str, wanted: frozenset[str], loaded: object = None) -> A
     ExportedProgram), so that one load serves the reader and the runner."""
     kind = detect_kind(path)
     if kind is ArtifactKind.ONNX:
-        from exportcheck.readers.onnx.reader import read_onnx
+        from exportcheck.readers.onnx import read_onnx
 
         return read_onnx(path, wanted)
     if kind is ArtifactKind.TORCHSCRIPT:
