@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from functools import lru_cache
 
-import onnx
-
 from exportcheck.readers.onnx.constants import attribute_arg
 from exportcheck.readers.onnx.protos import SUBGRAPH_TYPES, NodeProto, text
 from exportcheck.readers.onnx.scopes import Scope, resolve_value
@@ -41,6 +39,9 @@ def input_names(op_type: str, domain: str, opset: int) -> tuple[str, ...]:
                 names = formal
         return names
     try:
+        # Only a rule reading a neighbour's argument by name gets here: it imports onnx.
+        import onnx.defs
+
         schema = onnx.defs.get_schema(op_type, opset, domain)
     except Exception:
         return ()
@@ -51,12 +52,13 @@ class LazyArgs:
     """A node's arguments by schema name, each resolved only when a rule asks for it (the
     read-only Mapping protocol, without the ABC's per-lookup overhead)."""
 
-    __slots__ = ("_node", "_scope", "_names", "_cache", "_keys")
+    __slots__ = ("_node", "_scope", "_operator", "_names_read", "_cache", "_keys")
 
-    def __init__(self, node: NodeProto, scope: Scope, names: tuple[str, ...]) -> None:
+    def __init__(self, node: NodeProto, scope: Scope, operator: tuple[str, str, int]) -> None:
         self._node = node
         self._scope = scope
-        self._names = names
+        self._operator = operator  # op type, domain, opset: the schema's input names on demand
+        self._names_read: tuple[str, ...] | None = None
         self._cache: dict[str, Arg | None] | None = None
         self._keys: list[str] | None = None
 
@@ -84,6 +86,12 @@ class LazyArgs:
 
     def items(self) -> list[tuple[str, Arg]]:
         return [(key, self[key]) for key in self]
+
+    @property
+    def _names(self) -> tuple[str, ...]:
+        if self._names_read is None:
+            self._names_read = input_names(*self._operator)
+        return self._names_read
 
     def _positions(self) -> dict[str, int]:
         names = self._names

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from exportcheck.readers.onnx.arguments import LazyArgs, input_names
+from exportcheck.readers.onnx.arguments import LazyArgs
 from exportcheck.readers.onnx.external_data import check_external_location, external_data_location
 from exportcheck.readers.onnx.load import load_model, opset_versions
 from exportcheck.readers.onnx.module_paths import module_path_of
@@ -21,7 +21,7 @@ from exportcheck.readers.onnx.protos import (
     text,
     texts,
 )
-from exportcheck.readers.onnx.scopes import Label, Scope
+from exportcheck.readers.onnx.scopes import Label, Scope, resolve_value
 from exportcheck.readers.view import ArtifactKind, ArtifactView, GraphIndex, NodeView, Note
 
 # The standard operators that hold subgraphs (a test derives them from onnx.defs), and Constant.
@@ -93,13 +93,12 @@ def _node_view(node: NodeProto, scope: Scope, index: GraphIndex | None) -> NodeV
         domain, op = "", op_type
     if type(name) is not str:
         name = text(name)
-    names = input_names(op_type, domain, scope.opsets.get(domain, 1))
     return _OnnxNodeView(
         node,
         scope.name,
         name or f"{op_type}({', '.join(texts(node.output))})",
         op,
-        LazyArgs(node, scope, names),
+        LazyArgs(node, scope, (op_type, domain, scope.opsets.get(domain, 1))),
         index,
     )
 
@@ -108,7 +107,38 @@ def _scope_index(scope: Scope) -> GraphIndex:
     return GraphIndex(scope.name, lambda: [_node_view(node, scope, None) for node in scope.nodes])
 
 
-_Pending = tuple[Any, Scope | None, Label | None, Scope | None]
+# (graph, parent scope, label, its scope if made, whether it can never run)
+_Pending = tuple[Any, Scope | None, Label | None, Scope | None, bool]
+_IF_BRANCHES = {"then_branch": True, "else_branch": False}
+
+
+def _never_runs(label: Label | None, parent: Scope | None) -> bool:
+    """Whether a subgraph is the branch an `If` with a constant condition does not take.
+
+    Decided when the branch is popped, after its parent graph's walk has registered every
+    Constant there, so the condition resolves like any argument (and is cached with them)."""
+    if label is None or parent is None:
+        return False
+    node, attribute, _ = label
+    taken_when = _IF_BRANCHES.get(text(attribute))
+    if taken_when is None or text(node.op_type) != "If" or node.domain not in DEFAULT_DOMAINS:
+        return False
+    if not node.input or not node.input[0]:
+        return False
+    name = text(node.input[0])
+    if not _may_be_constant(name, parent):
+        return False
+    condition = resolve_value(name, parent).truthy()
+    return condition is not None and condition is not taken_when
+
+
+def _may_be_constant(name: str, scope: Scope | None) -> bool:
+    # Most conditions are computed: this spares building a graph's set of computed names.
+    while scope is not None:
+        if name in scope.constants or name in scope.initializers:
+            return True
+        scope = scope.parent
+    return False
 
 
 def _subgraph_scope(graph: GraphProto, parent: Scope | None, label: Label | None) -> Scope:
@@ -147,14 +177,17 @@ def read_onnx(path: str, wanted: frozenset[str]) -> ArtifactView:
         fopsets.update({o.domain: o.version for o in function.opset_import})
         roots.append(Scope(function, None, fopsets, name=fname))
 
-    # A subgraph waits on the stack as (graph, parent scope, label, None); its Scope is made
-    # only once something in it needs one (a match, a Constant, a nested subgraph, a weight
-    # file): most If/Loop bodies need none.
-    stack: list[_Pending] = [(root.graph, None, None, root) for root in reversed(roots)]
+    # A subgraph waits on the stack as (graph, parent scope, label, None, dead); its Scope is
+    # made only once something in it needs one (a match, a Constant, a nested subgraph, a
+    # weight file): most If/Loop bodies need none. A dead branch (and all under it) is still
+    # walked for its weight files, whose locations a runtime opens all the same, but the
+    # rules never see its nodes: they cannot run in the deployed model.
+    stack: list[_Pending] = [(root.graph, None, None, root, False) for root in reversed(roots)]
     function_type = FunctionProto
     roles: dict[str, str] = {}
     while stack:
-        graph, parent, label, scope = stack.pop()
+        graph, parent, label, scope, dead = stack.pop()
+        dead = dead or _never_runs(label, parent)
         scope_count += 1
         if type(graph) is not function_type and graph.initializer:
             if scope is None:
@@ -171,7 +204,8 @@ def read_onnx(path: str, wanted: frozenset[str]) -> ArtifactView:
             if role is _PLAIN:
                 continue
             if role is _MATCH:
-                hits.append(node)
+                if not dead:
+                    hits.append(node)
                 if not node.domain:
                     continue
             elif role is _BY_DOMAIN and not node.domain:
@@ -183,10 +217,10 @@ def read_onnx(path: str, wanted: frozenset[str]) -> ArtifactView:
             for attr in node.attribute:
                 kind = attr.type
                 if kind == GRAPH:
-                    stack.append((attr.g, scope, (node, attr.name, None), None))
+                    stack.append((attr.g, scope, (node, attr.name, None), None, dead))
                 elif kind == GRAPHS:
                     for i, sub in enumerate(attr.graphs):
-                        stack.append((sub, scope, (node, attr.name, i), None))
+                        stack.append((sub, scope, (node, attr.name, i), None, dead))
         if hits:
             if scope is None:
                 scope = _subgraph_scope(graph, parent, label)
