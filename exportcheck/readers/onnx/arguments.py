@@ -94,7 +94,7 @@ class LazyArgs:
         return self._names_read
 
     def _positions(self) -> dict[str, int]:
-        names = self._names
+        names = self._names_read if self._names_read is not None else self._names
         return {
             (names[i] if i < len(names) else f"input{i}"): i
             for i, value in enumerate(self._node.input)
@@ -102,7 +102,7 @@ class LazyArgs:
         }
 
     def _lookup(self, key: str) -> Arg | None:
-        names = self._names
+        names = self._names_read if self._names_read is not None else self._names
         position: int | None = None
         if key in names:
             position = names.index(key)

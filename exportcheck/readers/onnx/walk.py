@@ -112,24 +112,17 @@ _Pending = tuple[Any, Scope | None, Label | None, Scope | None, bool]
 _IF_BRANCHES = {"then_branch": True, "else_branch": False}
 
 
-def _never_runs(label: Label | None, parent: Scope | None) -> bool:
-    """Whether a subgraph is the branch an `If` with a constant condition does not take.
+def _constant_condition(node: NodeProto, scope: Scope) -> bool | None:
+    """The condition of a standard `If` when it is a constant, else None.
 
-    Decided when the branch is popped, after its parent graph's walk has registered every
-    Constant there, so the condition resolves like any argument (and is cached with them)."""
-    if label is None or parent is None:
-        return False
-    node, attribute, _ = label
-    taken_when = _IF_BRANCHES.get(text(attribute))
-    if taken_when is None or text(node.op_type) != "If" or node.domain not in DEFAULT_DOMAINS:
-        return False
-    if not node.input or not node.input[0]:
-        return False
+    Asked as the walk reaches the If: a valid graph defines a Constant before its readers, and
+    a condition that is not a constant yet counts as unknown (both branches stay visible)."""
+    if node.domain not in DEFAULT_DOMAINS or not node.input or not node.input[0]:
+        return None
     name = text(node.input[0])
-    if not _may_be_constant(name, parent):
-        return False
-    condition = resolve_value(name, parent).truthy()
-    return condition is not None and condition is not taken_when
+    if not _may_be_constant(name, scope):
+        return None
+    return resolve_value(name, scope).truthy()
 
 
 def _may_be_constant(name: str, scope: Scope | None) -> bool:
@@ -187,7 +180,6 @@ def read_onnx(path: str, wanted: frozenset[str]) -> ArtifactView:
     roles: dict[str, str] = {}
     while stack:
         graph, parent, label, scope, dead = stack.pop()
-        dead = dead or _never_runs(label, parent)
         scope_count += 1
         if type(graph) is not function_type and graph.initializer:
             if scope is None:
@@ -214,10 +206,14 @@ def read_onnx(path: str, wanted: frozenset[str]) -> ArtifactView:
                 scope = _subgraph_scope(graph, parent, label)
             if op_type == "Constant" and len(node.output) == 1:
                 scope.constants[node.output[0]] = node
+            taken = _constant_condition(node, scope) if op_type == "If" and not dead else None
             for attr in node.attribute:
                 kind = attr.type
                 if kind == GRAPH:
-                    stack.append((attr.g, scope, (node, attr.name, None), None, dead))
+                    never_runs = dead or (
+                        taken is not None and _IF_BRANCHES.get(attr.name, taken) is not taken
+                    )
+                    stack.append((attr.g, scope, (node, attr.name, None), None, never_runs))
                 elif kind == GRAPHS:
                     for i, sub in enumerate(attr.graphs):
                         stack.append((sub, scope, (node, attr.name, i), None, dead))
