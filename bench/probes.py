@@ -12,12 +12,8 @@ import sys
 import time
 
 
-def floor_walk(path: str) -> int:
-    """The floor: parse the protobuf without weights, visit every node and attribute once."""
-    import onnx
-
-    graph_type, graphs_type = onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS
-    model = onnx.load(path, load_external_data=False)
+def _walk(model, graph_type: int, graphs_type: int) -> int:
+    """Visits every node and attribute of the main graph, its subgraphs and the functions."""
     stack = [model.graph, *model.functions]
     seen = 0
     while stack:
@@ -30,6 +26,36 @@ def floor_walk(path: str) -> int:
                     stack.append(attr.g)
                 elif attr.type == graphs_type:
                     stack.extend(attr.graphs)
+    return seen
+
+
+def onnx_load_floor(path: str) -> int:
+    """The old floor: `onnx.load` without weights (the whole onnx package imported), the walk."""
+    import onnx
+
+    model = onnx.load(path, load_external_data=False)
+    return _walk(model, onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+
+
+def protobuf_floor(*paths: str) -> int:
+    """The real limit: the wheel's generated classes (loaded by location, onnx/__init__.py not
+    run), ParseFromString on each file's bytes, and the same walk. Several paths: one process."""
+    import importlib.util
+
+    folder = importlib.util.find_spec("onnx").submodule_search_locations[0]
+    spec = importlib.util.spec_from_file_location(
+        "bench_onnx_ml_pb2", os.path.join(folder, "onnx_ml_pb2.py")
+    )
+    generated = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generated)
+    graph_type = int(generated.AttributeProto.GRAPH)
+    graphs_type = int(generated.AttributeProto.GRAPHS)
+    seen = 0
+    for path in paths:
+        model = generated.ModelProto()
+        with open(path, "rb") as handle:
+            model.ParseFromString(handle.read())
+        seen += _walk(model, graph_type, graphs_type)
     return seen
 
 
@@ -51,7 +77,7 @@ def import_check(result_path: str, *argv: str) -> None:
     import atexit
 
     def record() -> None:
-        heavy = ("torch", "onnxruntime", "onnx", "numpy", "onnxscript")
+        heavy = ("torch", "onnxruntime", "onnx", "onnx.helper", "ml_dtypes", "numpy", "onnxscript")
         with open(result_path, "w") as handle:
             json.dump({name: name in sys.modules for name in heavy}, handle)
 
@@ -145,7 +171,8 @@ def verify_anchor(name: str) -> None:
 
 
 KINDS = {
-    "floor": floor_walk,
+    "protobuf-floor": protobuf_floor,
+    "onnx-load-floor": onnx_load_floor,
     "onnx-ir": onnx_ir_walk,
     "imports": import_check,
     "validate-floor": validate_floor,

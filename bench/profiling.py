@@ -40,12 +40,30 @@ def _stats_text(path: str, sort: str, rows: int, only: str | None = None) -> str
     return _shorten("\n".join([totals, *table]))
 
 
+# The console script leaves through os._exit (no interpreter teardown), which would also skip
+# `python -m cProfile`'s own dump: the app runs here under a profiler that is saved first.
+_PROFILED_RUN = """
+import cProfile, sys
+out, sys.argv = sys.argv[1], ["exportcheck", *sys.argv[2:]]
+profiler = cProfile.Profile()
+profiler.enable()
+try:
+    from exportcheck.cli.main import app
+    app()
+except SystemExit:
+    pass
+finally:
+    profiler.disable()
+    profiler.dump_stats(out)
+"""
+
+
 def profile_cli(args: Sequence[str], cwd: str, rows: int = 30) -> str:
-    """`python -m cProfile -m exportcheck ARGS`: top rows by cumulative time (all functions,
-    then exportcheck's own) and by own time."""
+    """The CLI run under cProfile (imports included): top rows by cumulative time (all
+    functions, then exportcheck's own) and by own time."""
     with tempfile.TemporaryDirectory() as folder:
         out = os.path.join(folder, "run.prof")
-        argv = [sys.executable, "-m", "cProfile", "-o", out, "-m", "exportcheck", *args]
+        argv = [sys.executable, "-c", _PROFILED_RUN, out, *args]
         done = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, timeout=TIMEOUT_S)
         if not os.path.exists(out):
             return f"profiling failed (exit {done.returncode}): {done.stderr.strip()[-300:]}"

@@ -8,7 +8,9 @@ from measure import Measurement
 from synth import Input
 from targets import Target
 
-FLOOR = "floor"
+FLOOR = "protobuf floor"  # the row every inspect ratio is taken against
+ONNX_LOAD_FLOOR = "onnx.load floor"
+VALIDATE_FLOOR = "floor"
 
 
 @dataclass
@@ -36,6 +38,7 @@ class Results:
     startup: list[Measurement] = field(default_factory=list)
     imports: list[tuple[str, dict[str, bool] | str]] = field(default_factory=list)
     import_times: list[tuple[str, float]] = field(default_factory=list)
+    mixed: FileResult | None = None
     models: list[ModelResult] | None = None
     targets: list[Target] = field(default_factory=list)
     profiles: list[tuple[str, str]] = field(default_factory=list)
@@ -102,6 +105,31 @@ def _inspect_section(results: Results) -> list[str]:
     return ["## inspect on ONNX files", "", *files, "", *_table(header, rows), ""]
 
 
+HEAVY_MODULES = ("torch", "onnxruntime", "onnx", "onnx.helper", "ml_dtypes", "numpy", "onnxscript")
+
+
+def _mixed_section(results: Results) -> list[str]:
+    mixed = results.mixed
+    if mixed is None:
+        return []
+    floor = mixed.tools[FLOOR]
+    header = ["tool", *MEASURE_HEADER, "status"]
+    rows = [_measurement_row(name, tool, floor) for name, tool in mixed.tools.items()]
+    return [
+        f"## inspect on a folder of {mixed.input.label}, one process",
+        "",
+        f"- {mixed.input.label} in one folder: {mixed.input.nodes:,} nodes, "
+        f"{_mib(mixed.input.file_bytes)} in all (`.onnx` of 1k to 10k nodes; `.pt`/`.pt2` "
+        "join through `synth.torch_artifacts_for_mixed_folder` once their readers are "
+        "torch-free)",
+        "- the floor parses and walks every file in one process, as `exportcheck inspect "
+        "FOLDER` does",
+        "",
+        *_table(header, rows),
+        "",
+    ]
+
+
 def _startup_section(results: Results) -> list[str]:
     if not results.startup:
         return []
@@ -117,9 +145,9 @@ def _startup_section(results: Results) -> list[str]:
             if isinstance(loaded, str):
                 check_rows.append([label, loaded, "", "", ""])
             else:
-                marks = ["yes" if loaded.get(m) else "no" for m in ("torch", "onnxruntime", "onnx")]
-                check_rows.append([label, *marks, "yes" if loaded.get("onnxscript") else "no"])
-        header = ["command", "imports torch", "imports onnxruntime", "imports onnx", "onnxscript"]
+                marks = ["yes" if loaded.get(m) else "no" for m in HEAVY_MODULES]
+                check_rows.append([label, *marks])
+        header = ["command", *(f"imports {m}" for m in HEAVY_MODULES)]
         lines += ["Heavy modules loaded by each command (sys.modules at exit):", ""]
         lines += [*_table(header, check_rows), ""]
     if results.import_times:
@@ -135,7 +163,7 @@ def _validate_section(results: Results) -> list[str]:
     header = ["model", "tool", *MEASURE_HEADER, "status"]
     rows, phase_lines = [], []
     for model in results.models:
-        floor = model.tools[FLOOR]
+        floor = model.tools[VALIDATE_FLOOR]
         for tool_name, tool in model.tools.items():
             rows.append([model.name, *_measurement_row(tool_name, tool, floor)])
         for tool_name, phases in model.phases.items():
@@ -174,13 +202,21 @@ chains, two Dropouts with constant `training_mode` true or false, a BatchNormali
 with two-node branches, calls to two model-local functions), and a 1,000-node graph whose
 eight 256 MiB MatMul weights live in a sparse 2 GiB external-data file.
 
-- **floor**: `onnx.load(path, load_external_data=False)` and one loop over every node of the
-  main graph, its subgraphs and the functions, reading `op_type` and each attribute's name
-  and type (`bench/probes.py floor`).
+- **protobuf floor** (every inspect ratio is taken against it): the onnx wheel's generated
+  `onnx_ml_pb2` module loaded by file location (onnx/__init__.py, onnx.helper and ml_dtypes
+  never run), `ModelProto.ParseFromString` on the file's bytes, and one loop over every node
+  of the main graph, its subgraphs and the functions, reading `op_type` and each attribute's
+  name and type (`bench/probes.py protobuf-floor`).
+- **onnx.load floor**: the same loop after `onnx.load(path, load_external_data=False)`, which
+  imports the whole onnx package (`bench/probes.py onnx-load-floor`); the 1M target is
+  against it.
 - **exportcheck**: `exportcheck inspect PATH --format json --output /dev/null --fail-on never`.
 - **polygraphy**: `polygraphy inspect model PATH --show layers` (stdout discarded; it loads
   external data), killed after the anchor timeout.
-- **onnx_ir**: `onnx_ir.load(path)` and a walk over every graph and function.
+- **onnx_ir**: `onnx_ir.load(path)` and a walk over every graph and function (not at 1M
+  nodes, where it takes half a minute a run and no target uses it).
+- **start-up**: `exportcheck --help` and `exportcheck rules` must each stay under
+  2 x `python -c pass` + 0.1 s.
 - **validate floor**: one process doing the least `validate` must: eval-mode model,
   `torch.onnx.export` (dynamo and legacy), `torch.jit.trace`, `torch.export.export`, an ONNX
   Runtime session per optimization level (disabled, default) on the dynamo file with one run
@@ -211,6 +247,7 @@ def render(results: Results) -> str:
         METHOD,
         *_targets_section(results),
         *_inspect_section(results),
+        *_mixed_section(results),
         *_startup_section(results),
         *_validate_section(results),
         *_profile_section(results),

@@ -265,3 +265,38 @@ def make_external_file(folder: str, blocks: int = 20) -> Input:
     onnx.save(model, path)
     _check_external(path, data_path)
     return Input("2gb-external", path, count_nodes(model), os.path.getsize(path), offset)
+
+
+MIXED_FILES = 50
+MIXED_SIZES = (1_000, 2_000, 5_000, 10_000)  # nodes, in turn: 50 files, about 225k nodes
+
+
+def torch_artifacts_for_mixed_folder(folder: str) -> list[str]:
+    """HOOK: the `.pt` (TorchScript) and `.pt2` (torch.export) files of the mixed-folder row.
+
+    Empty until the torch-free TorchScript and .pt2 readers land: until then inspecting a
+    `.pt` imports torch (a second of start-up), which would measure torch, not the readers.
+    Once they do, write the archives into `folder` here and return their paths; the row then
+    times `exportcheck inspect` on all of them with the ONNX files in one process.
+    """
+    return []
+
+
+def make_mixed_folder(folder: str) -> tuple[Input, list[str]]:
+    """A folder of MIXED_FILES models of varied sizes for one `exportcheck inspect FOLDER`."""
+    target = os.path.join(folder, "mixed")
+    os.makedirs(target, exist_ok=True)
+    paths: list[str] = []
+    nodes = 0
+    for index in range(MIXED_FILES):
+        size = MIXED_SIZES[index % len(MIXED_SIZES)]
+        body, last = _blocks(max(1, size // BLOCK_NODES))
+        model = _model(body, last, _small_initializers())
+        path = os.path.join(target, f"model_{index:02d}.onnx")
+        onnx.save(model, path)
+        paths.append(path)
+        nodes += count_nodes(model)
+    torch_paths = torch_artifacts_for_mixed_folder(target)
+    total = sum(os.path.getsize(p) for p in [*paths, *torch_paths])
+    label = f"{len(paths) + len(torch_paths)} files"
+    return Input(label, target, nodes, total), paths

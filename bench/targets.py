@@ -29,6 +29,8 @@ class Target:
     def _fmt(self, number: float) -> str:
         if self.unit == "MiB":
             return f"{number:+.1f} MiB"
+        if self.unit == "s":
+            return f"{number:.3f} s"
         return f"{number:.2f}x"
 
     def margin(self) -> str:
@@ -37,10 +39,10 @@ class Target:
             return self.note or "not measured"
         sign = ">=" if self.at_least else "<="
         text = f"{self._fmt(self.value)} (target {sign} {self._fmt(self.limit)})"
-        if self.unit == "MiB":
+        if self.unit != "x":
             gap = abs(self.limit - self.value)
             word = "headroom" if self.verdict == "PASS" else "over"
-            text += f", {gap:.1f} MiB {word}"
+            text += f", {gap:.3g} {self.unit} {word}"
         elif self.at_least:
             gap = abs(self.value / self.limit - 1) * 100
             text += f", {gap:.0f}% {'headroom' if self.verdict == 'PASS' else 'short'}"
@@ -62,12 +64,13 @@ def time_target(
     subject: str, tool: Measurement, floor: Measurement, limit: float, what: str = "inspect"
 ) -> Target:
     note = "" if tool.seconds is not None else f"{tool.command.label}: {tool.status}"
-    name = f"{what} time <= {limit}x {'its ' if what != 'inspect' else ''}floor, {subject}"
+    floor_name = "its floor" if what != "inspect" else f"the {floor.command.label}"
+    name = f"{what} time <= {limit}x {floor_name}, {subject}"
     return Target(name, ratio(tool, floor), limit, note=note, subject=subject)
 
 
 def memory_target(subject: str, tool: Measurement, floor: Measurement, limit_mib: float) -> Target:
-    name = f"inspect peak RSS <= floor + {limit_mib:.0f} MiB, {subject}"
+    name = f"inspect peak RSS <= {floor.command.label} + {limit_mib:.0f} MiB, {subject}"
     if tool.rss_mib is None or floor.rss_mib is None:
         return Target(name, None, limit_mib, "MiB", note="not measured", subject=subject)
     return Target(name, tool.rss_mib - floor.rss_mib, limit_mib, "MiB", subject=subject)
@@ -84,3 +87,13 @@ def speedup_target(subject: str, tool: Measurement, anchor: Measurement, limit: 
     elif anchor.status == "timeout":
         value, note = anchor.command.timeout / tool.seconds, "anchor timed out: lower bound"
     return Target(name, value, limit, at_least=True, note=note, subject=subject)
+
+
+def startup_target(tool: Measurement, base: Measurement, factor: float, slack_s: float) -> Target:
+    """A command's start-up against `factor` x a bare interpreter's plus `slack_s` seconds."""
+    label = base.command.label
+    name = f"{tool.command.label} < {factor:g} x `{label}` + {slack_s:g} s"
+    if tool.seconds is None or base.seconds is None:
+        return Target(name, None, 0.0, "s", note="not measured", subject=tool.command.label)
+    limit = factor * base.seconds + slack_s
+    return Target(name, tool.seconds, limit, "s", subject=tool.command.label)

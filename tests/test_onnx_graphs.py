@@ -638,7 +638,7 @@ def test_dropout_in_explicit_ai_onnx_domain_is_onnx_dropout(tmp_path: Path) -> N
 def test_subgraph_operators_are_those_onnx_declares() -> None:
     """The reader reads attributes only of these standard operators (and of every node in
     another domain); the list must follow onnx's schemas."""
-    from exportcheck.readers.onnx.reader import SUBGRAPH_OPS
+    from exportcheck.readers.onnx.walk import SUBGRAPH_OPS
 
     subgraph_types = {AttributeProto.GRAPH, AttributeProto.GRAPHS}
     declared = {
@@ -677,11 +677,11 @@ def test_input_names_of_matched_operators_follow_onnx_schemas() -> None:
     """The reader names the inputs of the operators rules match without asking onnx.defs;
     every opset onnx knows must give the names onnx's own schema gives."""
     from exportcheck.pipeline.inspection import wanted_ops
-    from exportcheck.readers.onnx.reader import _RULE_OP_INPUTS, _input_names
+    from exportcheck.readers.onnx.arguments import RULE_OP_INPUTS, input_names
     from exportcheck.rules import graph_rules
 
     standard = {op for op in wanted_ops(graph_rules()) if "::" not in op and op[0].isupper()}
-    assert standard == set(_RULE_OP_INPUTS)
+    assert standard == set(RULE_OP_INPUTS)
     for op in sorted(standard):
         for opset in range(1, onnx.defs.onnx_opset_version() + 1):
             try:
@@ -690,7 +690,7 @@ def test_input_names_of_matched_operators_follow_onnx_schemas() -> None:
                 expected: tuple[str, ...] = ()
             else:
                 expected = tuple(formal.name for formal in schema.inputs)
-            assert _input_names(op, "", opset) == expected, (op, opset)
+            assert input_names(op, "", opset) == expected, (op, opset)
 
 
 def test_plain_operator_list_holds_no_subgraph_operator() -> None:
@@ -698,7 +698,7 @@ def test_plain_operator_list_holds_no_subgraph_operator() -> None:
     in any version the installed onnx knows, and the list must name every standard operator
     of its opset that holds none."""
     from exportcheck.readers.onnx.operators import OPSET, PLAIN_OPERATORS
-    from exportcheck.readers.onnx.reader import SUBGRAPH_OPS
+    from exportcheck.readers.onnx.walk import SUBGRAPH_OPS
 
     subgraph_types = {AttributeProto.GRAPH, AttributeProto.GRAPHS}
     standard: dict[str, bool] = {}

@@ -41,7 +41,7 @@ class Runner:
 def check_onnx_external_data(path: str) -> None:
     """Before ORT reads anything: the reader's one walk refuses escaping locations and notes a
     missing side file, which a run cannot do without."""
-    from exportcheck.readers.onnx.reader import read_onnx
+    from exportcheck.readers.onnx import read_onnx
 
     for note in read_onnx(path, frozenset()).notes:
         if note.code == "missing-external-data":

@@ -99,7 +99,7 @@ def program_batch_is_dynamic(program: Any) -> bool:
 
 def onnx_batch_is_dynamic(path: str) -> bool:
     """Whether every graph input of an ONNX file has a symbolic first dimension."""
-    from exportcheck.readers.onnx.reader import load_model
+    from exportcheck.readers.onnx import load_model
 
     graph = load_model(path).graph
     initializers = {t.name for t in graph.initializer}

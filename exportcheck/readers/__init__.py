@@ -70,7 +70,7 @@ def read_artifact(path: str, wanted: frozenset[str]) -> ArtifactView:
     Every reader parses: none imports torch, unpickles with real classes or runs file content."""
     kind = detect_kind(path)
     if kind is ArtifactKind.ONNX:
-        from exportcheck.readers.onnx.reader import read_onnx
+        from exportcheck.readers.onnx import read_onnx
 
         return read_onnx(path, wanted)
     if kind is ArtifactKind.TORCHSCRIPT:

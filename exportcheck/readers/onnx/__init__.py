@@ -1,1 +1,15 @@
-"""The ONNX reader: a ModelProto's graphs and functions as the uniform view, weights never read."""
+"""The ONNX reader: a ModelProto's graphs and functions as the uniform view, weights never read.
+
+Modules, in the order a read uses them: `protos` (the protobuf classes), `load` (parse and
+check the file), `external_data` (side-file location safety), `constants` (constant values),
+`scopes` (name resolution through nested graphs), `arguments` (a node's arguments by schema
+name), `module_paths` (the PyTorch module a node came from), `walk` (the ArtifactView).
+"""
+
+from __future__ import annotations
+
+from exportcheck.readers.onnx.external_data import check_external_location, external_data_location
+from exportcheck.readers.onnx.load import load_model
+from exportcheck.readers.onnx.walk import read_onnx
+
+__all__ = ["check_external_location", "external_data_location", "load_model", "read_onnx"]

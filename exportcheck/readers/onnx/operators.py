@@ -9,6 +9,7 @@ list against the installed onnx.
 """
 
 OPSET = 28
+OPSET_SINCE_ONNX = (1, 23)  # the onnx release that knows OPSET
 
 PLAIN_OPERATORS = frozenset(
     {

@@ -1,0 +1,41 @@
+"""The PyTorch module an ONNX node came from, from what the exporters recorded on it."""
+
+from __future__ import annotations
+
+import ast
+
+from exportcheck.readers.onnx.protos import NodeProto, text
+
+
+def module_path_of(node: NodeProto, node_name: str) -> str | None:
+    """The PyTorch module a node came from, as the dynamo or the legacy exporter recorded it
+    (`node_name` is the node's name as text, which the caller has already read)."""
+    name_scopes = namespace = None
+    for prop in node.metadata_props:
+        key = prop.key
+        if key == "pkg.torch.onnx.name_scopes" and name_scopes is None:
+            name_scopes = prop.value
+        elif key == "namespace" and namespace is None:
+            namespace = prop.value
+    if name_scopes is not None:
+        try:
+            scopes = ast.literal_eval(text(name_scopes))
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            scopes = None
+        # Metadata is free text: anything but a list of names is ignored, not trusted.
+        if isinstance(scopes, (list, tuple)) and all(isinstance(s, str) for s in scopes):
+            modules = [s for s in scopes[:-1] if s]
+            return modules[-1] if modules else None
+    if namespace is not None:
+        names = [part.split(":", 1)[0].strip() for part in text(namespace).split("/")]
+        modules = [n for n in names[1:-1] if n]
+        return modules[-1] if modules else None
+    if node_name.startswith("/"):
+        path = ""
+        for segment in node_name.strip("/").split("/")[:-1]:
+            if path and not segment.startswith(path + "."):
+                path = f"{path}.{segment}"
+            else:
+                path = segment
+        return path or None
+    return None
