@@ -8,6 +8,22 @@ import numpy as np
 
 from exportcheck.results.comparison import OutputMetrics, Tolerance
 
+# torch.testing.assert_close's defaults (torch/testing/_comparison.py), by dtype name; integer
+# and bool outputs are compared exactly. Kept here so a dtype is judged the same whether it
+# arrives as a torch dtype, a numpy dtype or ml_dtypes' bfloat16.
+_DEFAULTS: dict[str, tuple[float, float]] = {
+    "float16": (1e-3, 1e-5),
+    "bfloat16": (1.6e-2, 1e-5),
+    "float32": (1.3e-6, 1e-5),
+    "float64": (1e-7, 1e-7),
+    "complex32": (1e-3, 1e-5),
+    "complex64": (1.3e-6, 1e-5),
+    "complex128": (1e-7, 1e-7),
+}
+_EXACT_KINDS = "iub"
+# Beyond this many points the margin envelope is not stored and re-judging is refused.
+MAX_ENVELOPE = 256
+
 
 def flatten(value: Any) -> list[Any]:
     """Every tensor in a nested output (tuples, lists, dicts, named tuples), in order."""
@@ -23,61 +39,106 @@ def flatten(value: Any) -> list[Any]:
 
 
 def to_numpy(tensor: Any) -> np.ndarray:
+    """A CPU numpy copy that keeps the dtype: bfloat16 stays bfloat16 (ml_dtypes, onnx's own
+    dependency), so a tolerance is chosen from the dtype the artifact produced."""
     import torch
 
     if isinstance(tensor, np.ndarray):
         return tensor
-    tensor = tensor.detach()
+    tensor = tensor.detach().cpu()
     if tensor.dtype == torch.bfloat16:
-        tensor = tensor.float()
-    return tensor.cpu().numpy()
+        import ml_dtypes
+
+        return tensor.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+    return tensor.numpy()
+
+
+def dtype_name(dtype: Any) -> str:
+    """`float32` for torch.float32, np.float32 and np.dtype('float32') alike."""
+    if isinstance(dtype, np.dtype):
+        return dtype.name
+    return str(dtype).replace("torch.", "")
 
 
 def default_tolerance(dtype: Any) -> Tolerance:
-    """torch.testing.assert_close's defaults for the dtype (exact for integers and bool)."""
-    import torch
+    """torch.testing.assert_close's defaults for the dtype; exact for integers and bool."""
+    name = dtype_name(dtype)
+    if name in _DEFAULTS:
+        rtol, atol = _DEFAULTS[name]
+    elif name == "bool" or name.startswith(("int", "uint")) or _numpy_kind(name) in _EXACT_KINDS:
+        rtol, atol = 0.0, 0.0
+    else:
+        rtol, atol = _DEFAULTS["float32"]
+        return Tolerance(rtol, atol, f"torch.testing default for float32 (unknown dtype {name})")
+    return Tolerance(rtol=rtol, atol=atol, source=f"torch.testing default for {name}")
 
-    if isinstance(dtype, np.dtype):
-        dtype = {
-            np.dtype("float16"): torch.float16,
-            np.dtype("float32"): torch.float32,
-            np.dtype("float64"): torch.float64,
-        }.get(dtype, torch.int64 if dtype.kind in "iub" else torch.float32)
+
+def _numpy_kind(name: str) -> str:
     try:
-        from torch.testing._comparison import default_tolerances
+        return np.dtype(name).kind
+    except TypeError:
+        return ""
 
-        rtol, atol = default_tolerances(dtype)
-    except (ImportError, TypeError, AttributeError):
-        rtol, atol = {
-            torch.float16: (1e-3, 1e-5),
-            torch.bfloat16: (1.6e-2, 1e-5),
-            torch.float64: (1e-7, 1e-7),
-        }.get(dtype, (1.3e-6, 1e-5))
-    return Tolerance(
-        rtol=float(rtol),
-        atol=float(atol),
-        source=f"torch.testing default for {str(dtype).replace('torch.', '')}",
-    )
+
+def coarser_tolerance(actual_dtype: Any, expected_dtype: Any) -> Tolerance:
+    """The default of whichever dtype is less precise: an fp16 artifact against an fp32
+    reference is judged at fp16's tolerance, never at the reference's."""
+    a, e = default_tolerance(actual_dtype), default_tolerance(expected_dtype)
+    return a if (a.rtol, a.atol) >= (e.rtol, e.atol) else e
+
+
+def margin_envelope(expected_abs: np.ndarray, diff: np.ndarray) -> tuple[tuple[float, float], ...]:
+    """The points (|expected|, |actual - expected|) that decide the verdict at every tolerance.
+
+    Every element passes at (rtol, atol) exactly when max_i(diff_i - rtol * |e_i|) <= atol.
+    For rtol >= 0 that maximum is attained on the upper convex hull of the points, on the part
+    running from the smallest |e| to the largest difference: those vertices are all a saved
+    comparison needs to be re-judged exactly at any other tolerance.
+    """
+    # An element equal to its reference passes at every tolerance (and may sit at |e| = inf).
+    differing = diff > 0
+    expected_abs, diff = expected_abs[differing], diff[differing]
+    if diff.size == 0:
+        return ()
+    order = np.lexsort((-diff, expected_abs))
+    e, d = expected_abs[order], diff[order]
+    # A point is a candidate only if no point with smaller-or-equal |e| has as large a diff.
+    running = np.maximum.accumulate(d)
+    keep = np.empty(d.shape, dtype=bool)
+    keep[0] = True
+    keep[1:] = d[1:] > running[:-1]
+    hull: list[tuple[float, float]] = []
+    for point in zip(e[keep].tolist(), d[keep].tolist()):
+        while len(hull) >= 2 and _not_above(hull[-2], hull[-1], point):
+            hull.pop()
+        hull.append(point)
+    return tuple(hull)
+
+
+def _not_above(
+    first: tuple[float, float], middle: tuple[float, float], last: tuple[float, float]
+) -> bool:
+    """Whether `middle` lies on or below the chord from `first` to `last` (never a maximizer)."""
+    (x1, y1), (x2, y2), (x3, y3) = first, middle, last
+    return (y2 - y1) * (x3 - x1) <= (y3 - y1) * (x2 - x1)
 
 
 def measure(actual: Any, expected: Any, tolerance: Tolerance) -> OutputMetrics:
-    """Max abs/rel difference and mismatch count of `actual` against `expected` (numpy arrays)."""
+    """Max abs/rel difference, the mismatch count at `tolerance`, and the margin envelope that
+    lets the metrics be re-judged exactly at any other tolerance (numpy arrays in)."""
     a = np.asarray(actual)
     e = np.asarray(expected)
     base = dict(
         shape=tuple(a.shape),
         expected_shape=tuple(e.shape),
-        dtype=str(a.dtype),
-        expected_dtype=str(e.dtype),
+        dtype=dtype_name(a.dtype),
+        expected_dtype=dtype_name(e.dtype),
+        counted_at=(tolerance.rtol, tolerance.atol),
     )
-    if a.dtype.kind in "fc":
-        nonfinite = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
-    else:
-        nonfinite = 0
-    if e.dtype.kind in "fc":
-        expected_nonfinite = int(np.size(e) - np.count_nonzero(np.isfinite(e)))
-    else:
-        expected_nonfinite = 0
+    af = a.astype(np.float64) if a.dtype.kind != "c" else a.astype(np.complex128)
+    ef = e.astype(np.float64) if e.dtype.kind != "c" else e.astype(np.complex128)
+    nonfinite = int(np.size(af) - np.count_nonzero(np.isfinite(af)))
+    expected_nonfinite = int(np.size(ef) - np.count_nonzero(np.isfinite(ef)))
     if a.shape != e.shape:
         return OutputMetrics(
             **base,
@@ -88,21 +149,25 @@ def measure(actual: Any, expected: Any, tolerance: Tolerance) -> OutputMetrics:
             nonfinite=nonfinite,
             expected_nonfinite=expected_nonfinite,
         )
-    af = a.astype(np.float64, copy=False)
-    ef = e.astype(np.float64, copy=False)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         diff = np.abs(af - ef)
         both_nan = np.isnan(af) & np.isnan(ef)
         same_inf = np.isinf(af) & (af == ef)
         diff = np.where(both_nan | same_inf, 0.0, diff)
-        diff = np.where(np.isnan(diff), np.inf, diff)
-        allowed = tolerance.atol + tolerance.rtol * np.abs(ef)
+        diff = np.where(np.isnan(diff), np.inf, diff).astype(np.float64).ravel()
+        expected_abs = np.abs(ef).astype(np.float64).ravel()
+        expected_abs = np.where(np.isnan(expected_abs), np.inf, expected_abs)
+        allowed = tolerance.atol + tolerance.rtol * expected_abs
         mismatched = int(np.count_nonzero(diff > allowed))
-        rel = diff / np.maximum(np.abs(ef), np.finfo(np.float64).tiny)
+        rel = diff / np.maximum(expected_abs, np.finfo(np.float64).tiny)
         rel = np.where(diff == 0, 0.0, rel)
     total = int(e.size)
     max_abs = float(diff.max()) if total else 0.0
     max_rel = float(rel.max()) if total else 0.0
+    envelope: tuple[tuple[float, float], ...] | None = None
+    if np.isfinite(max_abs):
+        points = margin_envelope(expected_abs, diff)
+        envelope = points if len(points) <= MAX_ENVELOPE else None
     return OutputMetrics(
         **base,
         max_abs=max_abs,
@@ -111,4 +176,5 @@ def measure(actual: Any, expected: Any, tolerance: Tolerance) -> OutputMetrics:
         total=total,
         nonfinite=nonfinite,
         expected_nonfinite=expected_nonfinite,
+        envelope=envelope,
     )

@@ -2,24 +2,38 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 
 @dataclass(frozen=True)
 class Tolerance:
+    """What a comparison is judged at, and where it came from. `noise` is the model's own
+    measured rounding noise when the tolerance was widened from it."""
+
     rtol: float
     atol: float
     source: str = "dtype default"
+    noise: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rtol": self.rtol, "atol": self.atol, "source": self.source}
+        return {"rtol": self.rtol, "atol": self.atol, "source": self.source, "noise": self.noise}
+
+
+class NotRejudgeable(ValueError):
+    """Metrics that cannot decide a verdict at a tolerance other than the one they counted at."""
 
 
 @dataclass(frozen=True)
 class OutputMetrics:
-    """What was measured for one output. `mismatched` counts elements outside the tolerance
-    the comparison was judged at (|actual - expected| > atol + rtol * |expected|)."""
+    """What was measured for one output, apart from any verdict.
+
+    `mismatched` counts elements with |actual - expected| > atol + rtol * |expected| at the
+    tolerance in `counted_at` (rtol, atol). `envelope` holds the (|expected|, |difference|)
+    points that decide the verdict at every tolerance (see `judge`); None when the difference
+    is not finite everywhere, when there were too many points to keep, or for metrics made by
+    hand.
+    """
 
     shape: tuple[int, ...] | None
     expected_shape: tuple[int, ...] | None
@@ -31,6 +45,8 @@ class OutputMetrics:
     total: int
     nonfinite: int = 0
     expected_nonfinite: int = 0
+    counted_at: tuple[float, float] | None = None
+    envelope: tuple[tuple[float, float], ...] | None = None
 
     @property
     def shape_ok(self) -> bool:
@@ -55,24 +71,40 @@ class OutputMetrics:
             "mismatch_share": self.mismatch_share,
             "nonfinite": self.nonfinite,
             "expected_nonfinite": self.expected_nonfinite,
+            "counted_at": list(self.counted_at) if self.counted_at is not None else None,
+            "envelope": [list(p) for p in self.envelope] if self.envelope is not None else None,
         }
 
 
 def judge(metrics: OutputMetrics, tolerance: Tolerance) -> bool:
-    """The verdict: same shape, no element beyond tolerance, no NaN/Inf the reference lacks.
+    """The verdict: same shape, no NaN/Inf the reference lacks, and every element within
+    atol + rtol * |expected|.
 
-    `max_abs <= atol` or `max_rel <= rtol` is enough to pass at any tolerance, which is how a
-    saved report is re-judged without the tensors.
+    Exact at any tolerance when the metrics hold their envelope: every element passes exactly
+    when every envelope point does. Without one, the mismatch count decides, and only at the
+    tolerance it was counted at, unless max_abs <= atol or max_rel <= rtol already proves a pass;
+    anything else raises NotRejudgeable with the reason.
     """
     if not metrics.shape_ok or metrics.nonfinite > metrics.expected_nonfinite:
         return False
     if metrics.max_abs is None:
         return metrics.total == 0
+    if metrics.max_abs != metrics.max_abs or metrics.max_abs == float("inf"):
+        return False
+    if metrics.envelope is not None:
+        return all(d <= tolerance.atol + tolerance.rtol * e for e, d in metrics.envelope)
+    if metrics.counted_at is None or metrics.counted_at == (tolerance.rtol, tolerance.atol):
+        return metrics.mismatched == 0
     if metrics.max_abs <= tolerance.atol or (
         metrics.max_rel is not None and metrics.max_rel <= tolerance.rtol
     ):
         return True
-    return metrics.mismatched == 0
+    raise NotRejudgeable(
+        f"mismatches were counted at rtol={metrics.counted_at[0]:g} "
+        f"atol={metrics.counted_at[1]:g} and no margin envelope was kept (more than the "
+        f"points kept, or none recorded), so rtol={tolerance.rtol:g} atol={tolerance.atol:g} "
+        "cannot be decided without the tensors"
+    )
 
 
 @dataclass(frozen=True)
@@ -96,6 +128,12 @@ class Comparison:
     @property
     def passed(self) -> bool:
         return judge(self.metrics, self.tolerance)
+
+    def rejudged(self, tolerance: Tolerance) -> Comparison:
+        """The same measurement judged at another tolerance; NotRejudgeable when the metrics
+        cannot decide it exactly."""
+        judge(self.metrics, tolerance)
+        return replace(self, tolerance=tolerance)
 
     @property
     def artifact_label(self) -> str:

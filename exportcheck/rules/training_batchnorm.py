@@ -9,6 +9,17 @@ What it finds
     `_native_batch_norm_legit_functional`) or running-statistics buffers among the buffers the
     program mutates.
 
+    Only batch norm that normalizes activations counts. The rule walks the normalized input's
+    producers (`NodeView.graph.producer`): when every path ends in a parameter, buffer or
+    constant (an ONNX initializer or `Constant`, a TorchScript `prim::GetAttr`/`prim::Constant`,
+    a torch.export `p_`/`b_`/`c_` placeholder or `get_attr`) and none in a model input, it is
+    weight standardization (timm's `StdConv2d`: `F.batch_norm(weight.reshape(1, out, -1),
+    None, None, training=True)`), a fixed computation, not batch statistics. Batch norm over
+    a reshape of the activations into a batch of one (constant shape starting with 1), with no
+    running statistics, is the instance/group-norm decomposition: its statistics are each
+    sample's own, which is that layer's definition. Every other case is reported, including
+    `track_running_stats=False` on activations and any batch norm given running statistics.
+
 Why it is wrong
     In training mode BatchNorm normalizes each batch with that batch's own mean and variance
     and updates its running statistics. Deployed, one sample's output then depends on the other
@@ -42,6 +53,82 @@ _ALWAYS_TRAINING = frozenset(
     {"aten::_batch_norm_with_update", "aten::_batch_norm_with_update_functional"}
 )
 _RUNNING_STATS = ("running_mean", "running_var")
+_FIXED_OPS = frozenset({"Constant", "prim::GetAttr", "prim::Constant"})
+_RESHAPE_OPS = {
+    "Reshape": "shape",
+    "aten::view": "size",
+    "aten::reshape": "shape",
+    "aten::_unsafe_view": "size",
+}
+# torch.export names lifted parameters, buffers and tensor constants p_*, b_* and c_*.
+_LIFTED_PREFIXES = ("placeholder:p_", "placeholder:b_", "placeholder:c_")
+# Producers walked before giving up; a walk that gives up counts as activations (reported).
+_WALK_BUDGET = 64
+
+
+def _input_arg(node: NodeView) -> tuple[str, str | None]:
+    name = "X" if node.op == "BatchNormalization" else "input"
+    return name, node.inputs[0] if node.inputs else None
+
+
+def _leaf_is_fixed(value: str, consumer: NodeView) -> bool:
+    """A value no node in the scope computes: an initializer (fixed) or a graph, function or
+    method input (activations); the consumer's argument says which."""
+    for _, arg in consumer.args.items():
+        source = arg.source or ""
+        if source.endswith(f"'{value}'") or source.endswith(f"%{value}"):
+            return arg.constant or source.startswith("initializer")
+    return False
+
+
+def reads_only_fixed_values(node: NodeView) -> bool:
+    """Whether the normalized input derives from parameters and constants alone."""
+    name, start = _input_arg(node)
+    arg = node.arg(name)
+    if arg is not None and arg.constant:
+        return True
+    if start is None or node.graph is None:
+        return False
+    graph = node.graph
+    pending: list[tuple[str, NodeView]] = [(start, node)]
+    seen: set[str] = set()
+    while pending:
+        value, consumer = pending.pop()
+        if value in seen:
+            continue
+        seen.add(value)
+        if len(seen) > _WALK_BUDGET:
+            return False
+        producer = graph.producer(value)
+        if producer is None:
+            if not _leaf_is_fixed(value, consumer):
+                return False
+        elif producer.op in _FIXED_OPS or producer.op.startswith(("get_attr:", *_LIFTED_PREFIXES)):
+            continue
+        elif producer.op.startswith("placeholder:"):
+            return False
+        else:
+            pending.extend((v, producer) for v in producer.inputs if v)
+    return True
+
+
+def is_per_sample_decomposition(node: NodeView) -> bool:
+    """Batch norm over activations reshaped into one sample, without running statistics: the
+    exporters' instance/group-norm decomposition."""
+    running = node.arg("running_mean")
+    if running is not None and not (running.constant and running.value is None):
+        return False
+    _, start = _input_arg(node)
+    if start is None or node.graph is None:
+        return False
+    producer = node.graph.producer(start)
+    if producer is None or producer.op not in _RESHAPE_OPS:
+        return False
+    shape = producer.arg(_RESHAPE_OPS[producer.op])
+    if shape is None or not shape.constant:
+        return False
+    dims = shape.value.tolist() if hasattr(shape.value, "tolist") else shape.value
+    return isinstance(dims, (list, tuple)) and len(dims) > 1 and dims[0] == 1
 
 
 class TrainingBatchNorm(Rule):
@@ -56,6 +143,10 @@ class TrainingBatchNorm(Rule):
     )
 
     def check_node(self, node: NodeView) -> Iterator[Hit]:
+        if node.op != "aten::instance_norm" and (
+            reads_only_fixed_values(node) or is_per_sample_decomposition(node)
+        ):
+            return
         if node.op == "BatchNormalization":
             mode = node.arg("training_mode")
             extra_outputs = [o for o in node.outputs[1:] if o]
