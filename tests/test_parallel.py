@@ -120,7 +120,7 @@ def test_two_jobs_find_what_one_job_finds():
             "import ctypes\ndef build():\n    ctypes.string_at(0)\n",
             "worker crashed (exit code -11, SIGSEGV)",
         ),
-        ("def build():\n    raise SystemExit(5)\n", "worker raised SystemExit: 5"),
+        ("def build():\n    raise SystemExit(5)\n", "build() called sys.exit(5)"),
     ],
     ids=["os-exit", "segfault", "system-exit"],
 )

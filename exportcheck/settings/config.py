@@ -3,6 +3,7 @@ by command-line flags, with the source of every value kept for `exportcheck conf
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Mapping
@@ -34,6 +35,7 @@ SCALAR_KEYS = (
     "allow-tf32",
     "jobs",
     "timeout",
+    "require-comparisons",
 )
 TABLE_KEYS = ("output-tolerances", "severity", "ignore")
 IGNORE_KEYS = ("rule", "reason", "subject", "module", "node")
@@ -72,6 +74,7 @@ class Settings:
     allow_tf32: bool = False
     jobs: int = 1
     timeout: float | None = None
+    require_comparisons: bool = False
     select: tuple[str, ...] | None = None
     ignore_rules: tuple[str, ...] = ()
     output_tolerances: Mapping[str, Tolerance] = field(default_factory=dict)
@@ -94,6 +97,7 @@ class Settings:
             "allow-tf32": self.allow_tf32,
             "jobs": self.jobs,
             "timeout": self.timeout,
+            "require-comparisons": self.require_comparisons,
             "select": list(self.select) if self.select is not None else None,
             "ignore-rules": list(self.ignore_rules),
             "output-tolerances": {
@@ -152,10 +156,35 @@ def _rule_slug(name: Any, where: str, origin: str) -> str:
         raise ConfigError(f"{where}: unknown rule {name!r}", subject=origin) from None
 
 
-def _number(value: Any, key: str, origin: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ConfigError(f"{key} must be a non-negative number, got {value!r}", subject=origin)
+def _tolerance(value: Any, key: str, origin: str) -> float:
+    """A tolerance: a finite number >= 0 (NaN compares false with everything, so a NaN
+    tolerance would pass any difference)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ConfigError(f"{key} must be a finite number >= 0, got {value!r}", subject=origin)
     return float(value)
+
+
+def _seconds(value: Any, key: str, origin: str) -> float:
+    """A time limit: a finite number > 0."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigError(
+            f"{key} must be a finite number of seconds > 0, got {value!r}", subject=origin
+        )
+    return float(value)
+
+
+# Flags whose values are checked as the same keys in a file are.
+_CHECKED_FLAGS = {"rtol": _tolerance, "atol": _tolerance, "timeout": _seconds}
 
 
 def _choice(value: Any, key: str, choices: tuple[str, ...], origin: str) -> str:
@@ -189,17 +218,17 @@ def parse_table(table: Mapping[str, Any], origin: str) -> dict[str, Any]:
         elif key == "device":
             values["device"] = _choice(value, key, ("cpu", "cuda", "all"), origin)
         elif key in ("rtol", "atol"):
-            values[key] = _number(value, key, origin)
-        elif key == "allow-tf32":
+            values[key] = _tolerance(value, key, origin)
+        elif key in ("allow-tf32", "require-comparisons"):
             if not isinstance(value, bool):
-                raise ConfigError("allow-tf32 must be true or false", subject=origin)
-            values["allow_tf32"] = value
+                raise ConfigError(f"{key} must be true or false", subject=origin)
+            values[key.replace("-", "_")] = value
         elif key == "jobs":
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError("jobs must be a positive integer", subject=origin)
             values["jobs"] = value
         elif key == "timeout":
-            values["timeout"] = _number(value, key, origin) or None
+            values["timeout"] = _seconds(value, key, origin)
         elif key == "select":
             values["select"] = tuple(
                 _rule_slug(v, "select", origin) for v in _list(value, key, origin)
@@ -235,8 +264,8 @@ def _output_tolerances(value: Any, origin: str) -> dict[str, Tolerance]:
         if not isinstance(spec, dict) or not spec or set(spec) - {"rtol", "atol"}:
             raise ConfigError(f"output-tolerances.{name} takes rtol and atol", subject=origin)
         result[name] = Tolerance(
-            rtol=_number(spec.get("rtol", 0.0), f"output-tolerances.{name}.rtol", origin),
-            atol=_number(spec.get("atol", 0.0), f"output-tolerances.{name}.atol", origin),
+            rtol=_tolerance(spec.get("rtol", 0.0), f"output-tolerances.{name}.rtol", origin),
+            atol=_tolerance(spec.get("atol", 0.0), f"output-tolerances.{name}.atol", origin),
             source=f"output-tolerances.{name} in {os.path.basename(origin)}",
         )
     return result
@@ -304,6 +333,7 @@ def load_settings(
     sources = {key: origin for key in values} if origin else {}
     for key, value in (overrides or {}).items():
         if value is not None:
-            values[key] = value
+            check = _CHECKED_FLAGS.get(key)
+            values[key] = check(value, f"--{key}", "command line") if check else value
             sources[key] = "command line"
     return Settings(**values, sources=sources, config_file=origin)
