@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Annotated, Any
 
 import typer
@@ -161,9 +162,16 @@ def finish(report: Report, settings: Any, chosen: list[tuple[str, str | None]]) 
     from exportcheck.settings.policy import apply_policy
 
     leave_if_forked(_OWNER)
-    report = apply_policy(report, settings)
+    report = replace(
+        apply_policy(report, settings), require_comparisons=settings.require_comparisons
+    )
     for problem in report.errors:
         error_line(f"{problem.subject}: {problem.message}")
+    if report.require_comparisons:
+        for subject in report.uncompared:
+            error_line(
+                f"{subject}: no comparison ran (every one skipped); comparisons are required"
+            )
     for fmt, path in chosen:
         text = render(report, fmt)
         if path is None:

@@ -61,7 +61,10 @@ def test_config_file_found_from_a_subfolder(tmp_path):
         ("timeout = 0\n", "timeout must be a finite number of seconds > 0"),
         ("timeout = nan\n", "timeout must be a finite number of seconds > 0"),
         ("timeout = -inf\n", "timeout must be a finite number of seconds > 0"),
-        ("[output-tolerances]\nlogits = { rtol = nan }\n", "output-tolerances.logits.rtol must be a finite"),
+        (
+            "[tool.exportcheck.output-tolerances]\nlogits = { rtol = nan }\n",
+            "output-tolerances.logits.rtol must be a finite",
+        ),
         ('select = ["no-such-rule"]\n', "unknown rule 'no-such-rule'"),
         ('[[tool.exportcheck.ignore]]\nrule = "random-op"\n', "needs a non-empty reason"),
         (
