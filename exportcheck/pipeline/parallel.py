@@ -275,26 +275,7 @@ def _outcome(worker: _Worker, fail_on: str, forward: Progress) -> tuple[str, Rep
     # Read the exit status before draining the pipe: a worker that sends its report and exits
     # in between must not look like a crash.
     exited = worker.process.exitcode is not None
-    while not worker.eof and worker.report is None and worker.error is None:
-        try:
-            if not worker.conn.poll():
-                break
-            kind, payload = worker.conn.recv()
-        except (EOFError, OSError):
-            worker.eof = True
-            break
-        except Exception as error:  # a message that does not unpickle here
-            worker.error = f"unreadable result: {first_line(error)}"
-            break
-        if kind == "started" and worker.timeout is not None:
-            # The target's time starts now, not while Python and torch were importing.
-            worker.deadline = time.monotonic() + worker.timeout
-        elif kind == "progress":
-            forward(payload)
-        elif kind == "report":
-            worker.report = payload
-        else:
-            worker.error = payload
+    _drain(worker, forward)
     if worker.report is not None:
         return "done", worker.report
     if worker.error is not None:
@@ -310,6 +291,30 @@ def _outcome(worker: _Worker, fail_on: str, forward: Progress) -> tuple[str, Rep
             worker, fail_on, TargetTimeoutError(message, subject=worker.spec)
         )
     return None
+
+
+def _drain(worker: _Worker, forward: Progress) -> None:
+    """Reads what the worker has sent so far, forwarding its progress."""
+    while not worker.eof and worker.report is None and worker.error is None:
+        try:
+            if not worker.conn.poll():
+                return
+            kind, payload = worker.conn.recv()
+        except (EOFError, OSError):
+            worker.eof = True
+            return
+        except Exception as error:  # a message that does not unpickle here
+            worker.error = f"unreadable result: {first_line(error)}"
+            return
+        if kind == "started" and worker.timeout is not None:
+            # The target's time starts now, not while Python and torch were importing.
+            worker.deadline = time.monotonic() + worker.timeout
+        elif kind == "progress":
+            forward(payload)
+        elif kind == "report":
+            worker.report = payload
+        else:
+            worker.error = payload
 
 
 def _exit_status(process: Any) -> str:

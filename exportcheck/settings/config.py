@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -195,54 +195,66 @@ def _choice(value: Any, key: str, choices: tuple[str, ...], origin: str) -> str:
     return value
 
 
-def parse_table(table: Mapping[str, Any], origin: str) -> dict[str, Any]:
-    """Validated settings from one table; an unknown key is an error that names it."""
+def _formats(value: Any, key: str, origin: str) -> tuple[str, ...]:
     from exportcheck.export.exporters import FORMATS
+
+    if not isinstance(value, list) or not value:
+        raise ConfigError("formats must be a non-empty list", subject=origin)
+    return tuple(_choice(v, key, FORMATS, origin) for v in value)
+
+
+def _report_format(value: Any, key: str, origin: str) -> str:
     from exportcheck.reporters import REPORTERS
 
+    return _choice(value, key, tuple(REPORTERS), origin)
+
+
+def _flag(value: Any, key: str, origin: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false", subject=origin)
+    return value
+
+
+def _jobs(value: Any, key: str, origin: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key} must be a positive integer", subject=origin)
+    return value
+
+
+def _rules(value: Any, key: str, origin: str) -> tuple[str, ...]:
+    return tuple(_rule_slug(v, key, origin) for v in _list(value, key, origin))
+
+
+# Each key of the table and the function that checks its value: (value, key, origin) -> value.
+_PARSERS: dict[str, Callable[[Any, str, str], Any]] = {
+    "fail-on": lambda v, k, o: _choice(v, k, FAIL_ON_CHOICES, o),
+    "format": _report_format,
+    "formats": _formats,
+    "device": lambda v, k, o: _choice(v, k, ("cpu", "cuda", "all"), o),
+    "rtol": _tolerance,
+    "atol": _tolerance,
+    "allow-tf32": _flag,
+    "require-comparisons": _flag,
+    "jobs": _jobs,
+    "timeout": _seconds,
+    "select": _rules,
+    "ignore-rules": _rules,
+    "output-tolerances": lambda v, k, o: _output_tolerances(v, o),
+    "severity": lambda v, k, o: _severities(v, o),
+    "ignore": lambda v, k, o: _ignores(v, o),
+}
+
+
+def parse_table(table: Mapping[str, Any], origin: str) -> dict[str, Any]:
+    """Validated settings from one table; an unknown key is an error that names it."""
     values: dict[str, Any] = {}
     for key, value in table.items():
-        if key not in SCALAR_KEYS + TABLE_KEYS:
+        if key not in _PARSERS:
             raise ConfigError(
                 f"unknown key {key!r} in [tool.exportcheck] (known: {', '.join(SCALAR_KEYS + TABLE_KEYS)})",
                 subject=origin,
             )
-        if key == "fail-on":
-            values["fail_on"] = _choice(value, key, FAIL_ON_CHOICES, origin)
-        elif key == "format":
-            values["format"] = _choice(value, key, tuple(REPORTERS), origin)
-        elif key == "formats":
-            if not isinstance(value, list) or not value:
-                raise ConfigError("formats must be a non-empty list", subject=origin)
-            values["formats"] = tuple(_choice(v, "formats", FORMATS, origin) for v in value)
-        elif key == "device":
-            values["device"] = _choice(value, key, ("cpu", "cuda", "all"), origin)
-        elif key in ("rtol", "atol"):
-            values[key] = _tolerance(value, key, origin)
-        elif key in ("allow-tf32", "require-comparisons"):
-            if not isinstance(value, bool):
-                raise ConfigError(f"{key} must be true or false", subject=origin)
-            values[key.replace("-", "_")] = value
-        elif key == "jobs":
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError("jobs must be a positive integer", subject=origin)
-            values["jobs"] = value
-        elif key == "timeout":
-            values["timeout"] = _seconds(value, key, origin)
-        elif key == "select":
-            values["select"] = tuple(
-                _rule_slug(v, "select", origin) for v in _list(value, key, origin)
-            )
-        elif key == "ignore-rules":
-            values["ignore_rules"] = tuple(
-                _rule_slug(v, "ignore-rules", origin) for v in _list(value, key, origin)
-            )
-        elif key == "output-tolerances":
-            values["output_tolerances"] = _output_tolerances(value, origin)
-        elif key == "severity":
-            values["severity"] = _severities(value, origin)
-        elif key == "ignore":
-            values["ignore"] = _ignores(value, origin)
+        values[key.replace("-", "_")] = _PARSERS[key](value, key, origin)
     return values
 
 
