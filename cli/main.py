@@ -141,20 +141,36 @@ def destinations(format_name: str, outputs: list[str] | None) -> list[tuple[str,
 
 
 def refuse_overwriting_inputs(
-    chosen: list[tuple[str, str | None]], out_dir: str | None = None, **inputs: Any
+    chosen: list[tuple[str, str | None]],
+    out_dir: str | None = None,
+    formats: Sequence[str] | None = None,
+    **inputs: Any,
 ) -> None:
-    """Exit 2 before any work when a report or the artifact folder is one of the run's inputs."""
+    """Exit 2 before any work when a report, the artifact folder or an artifact to be written
+    there is one of the run's inputs."""
     from exportcheck.reporters.files import refuse_inputs
     from exportcheck.targets.inputs import run_inputs
 
     paths = [path for _, path in chosen if path is not None]
     if not paths and out_dir is None:
         return
-    read = run_inputs(destinations=paths + ([out_dir] if out_dir else []), **inputs)
+    artifacts = _planned_artifacts(out_dir, inputs.get("targets", ()), formats)
+    read = run_inputs(destinations=paths + artifacts, **inputs)
     for path in paths:
         refuse_inputs(path, read, "--output")
-    if out_dir is not None:
-        refuse_inputs(out_dir, read, "--out-dir")
+    for path in [out_dir, *artifacts] if out_dir else []:
+        refuse_inputs(path, read, "--out-dir")
+
+
+def _planned_artifacts(
+    out_dir: str | None, targets: Sequence[str], formats: Sequence[str] | None
+) -> list[str]:
+    if out_dir is None:
+        return []
+    from exportcheck.pipeline.validation import planned_artifacts
+    from exportcheck.targets.python_targets import expand_targets
+
+    return planned_artifacts(out_dir, expand_targets(targets), formats)
 
 
 def finish(report: Report, settings: Any, chosen: list[tuple[str, str | None]]) -> int:
@@ -305,7 +321,12 @@ def validate_command(
     )
     chosen = destinations(settings.format, report.output)
     refuse_overwriting_inputs(
-        chosen, out_dir, targets=targets, inputs_file=model.inputs, config_file=settings.config_file
+        chosen,
+        out_dir,
+        settings.formats,
+        targets=targets,
+        inputs_file=model.inputs,
+        config_file=settings.config_file,
     )
     found = run_user_code(
         report.quiet,

@@ -17,6 +17,7 @@ from typing import Any
 from exportcheck.errors import (
     EXIT_INTERNAL,
     ExportcheckError,
+    ForkedChildError,
     InputSpecError,
     TargetTimeoutError,
     first_line,
@@ -148,6 +149,8 @@ def _worker(
         conn.send(("started", None))
         report = run([spec], progress=lambda step: conn.send(("progress", step)), **options)
         conn.send(("report", report))
+    except ForkedChildError:  # a copy the user's code forked: it must send nothing
+        os._exit(0)
     except BaseException as error:  # a worker reports what escaped instead of dying with it
         with contextlib.suppress(Exception):
             conn.send(("error", first_line(error)))

@@ -156,7 +156,7 @@ def model_error(error: Exception, model: Any, subject: str, partial: Report) -> 
     if isinstance(error, ModelRunError):
         error.partial = partial  # type: ignore[attr-defined]
         return error
-    culprit = _raising_module(error, model)
+    culprit = _raising_module(error, model) if model is not None else None
     if culprit is None:
         return error
     wrapped = ModelRunError(f"{culprit} raised {first_line(error)}", subject=subject)
@@ -327,11 +327,19 @@ def _one_target(
     become the report, and the working directory it may have changed is put back."""
     cwd = os.getcwd()
     owner = os.getpid()
+    model = None
     try:
-        return check(build_target(spec, input_shapes, inputs_file))
+        target = build_target(spec, input_shapes, inputs_file)
+        model = target.model
+        return check(target)
     except InputError as error:
         partial = getattr(error, "partial", None) or Report(subjects=(spec,), fail_on=fail_on)
         return replace(partial, errors=(input_problem(spec, error),))
+    except Exception as error:
+        wrapped = model_error(error, model, spec, Report(subjects=(spec,), fail_on=fail_on))
+        if wrapped is error:
+            raise
+        return replace(wrapped.partial, errors=(input_problem(spec, wrapped),))  # type: ignore[attr-defined]
     except SystemExit as exit_:
         error = ModelRunError(f"the model's code called sys.exit({exit_.code!r})", subject=spec)
         return Report(subjects=(spec,), errors=(input_problem(spec, error),), fail_on=fail_on)

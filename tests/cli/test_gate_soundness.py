@@ -210,3 +210,16 @@ def test_a_model_whose_eval_raises_is_an_input_error_naming_the_module(tmp_path:
     assert "ValueError: eval is not supported" in problem["message"]
     assert problem["error"] == "ModelRunError"
     assert report["subjects"] == [str(target)]
+
+
+def test_audit_of_a_model_whose_eval_raises_is_an_input_error(tmp_path: Path):
+    target = write_target(
+        tmp_path,
+        "broken",
+        "def build():\n    return Net(), (torch.ones(1, 2),)\n",
+        model=BROKEN_MODES,
+    )
+    done = exportcheck("audit", target, "--format", "json")
+    assert done.returncode == 2, done.stderr
+    [problem] = json.loads(done.stdout)["errors"]
+    assert "Body.train() of module 'body' raised ValueError" in problem["message"]

@@ -147,3 +147,18 @@ def test_report_files_honour_the_umask(onnx_with_external_data, tmp_path, umask,
     )
     assert done.returncode == 0, done.stderr
     assert stat.S_IMODE(report.stat().st_mode) == mode
+
+
+def test_an_input_at_an_artifacts_planned_name_is_refused(tmp_path):
+    from exportcheck.pipeline.validation import planned_artifacts
+
+    target = write_target(tmp_path, "model", PLAIN_BUILD)
+    [planned] = planned_artifacts(str(tmp_path), [str(target)], ["onnx-legacy"])
+    config = Path(planned)
+    config.write_text('fail-on = "error"\n')  # the config happens to sit at the artifact's name
+    before = digest(config)
+    done = exportcheck(
+        "validate", target, *FAST, "--config", config, "--out-dir", tmp_path, "--quiet"
+    )
+    assert done.returncode == 2 and "--out-dir" in done.stderr
+    assert digest(config) == before
