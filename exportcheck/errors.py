@@ -66,11 +66,21 @@ class ConfigError(InputError):
     """A configuration file or key that is not valid."""
 
 
+class UsageError(InputError):
+    """A flag or setting with a value the command does not take."""
+
+
 class OutputError(InputError):
-    """A report could not be written where the user asked."""
+    """A report could not be written where the user asked, or would overwrite an input."""
 
 
 class TargetTimeoutError(ExportcheckError):
     """A target took longer than its `--timeout`."""
 
     exit_code = EXIT_TIMEOUT
+
+
+class ForkedChildError(BaseException):
+    """Raised in a process the user's code forked, once control comes back to exportcheck: the
+    child must not go on to export, compare or report (a BaseException, so no `except
+    Exception` on the way keeps it alive)."""

@@ -141,15 +141,21 @@ def test_output_file_and_several_formats(tmp_path, sample_exports):
     assert result.stdout == ""
 
 
-def test_output_into_missing_folder_is_an_input_error(tmp_path, sample_exports):
+def test_output_into_missing_folder_creates_it(tmp_path, sample_exports):
+    report = tmp_path / "no" / "such" / "r.txt"
+    result = invoke("inspect", sample_exports[("cnn", "eval", "onnx")], "--output", str(report))
+    assert result.exit_code == 0, result.output
+    assert "eval mode" in report.read_text() or report.read_text()
+
+
+def test_output_folder_that_cannot_be_made_is_an_input_error(tmp_path, sample_exports):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
     result = invoke(
-        "inspect",
-        sample_exports[("cnn", "eval", "onnx")],
-        "--output",
-        str(tmp_path / "no" / "r.txt"),
+        "inspect", sample_exports[("cnn", "eval", "onnx")], "--output", str(blocker / "r.txt")
     )
     assert result.exit_code == 2
-    assert "output folder does not exist" in result.stderr
+    assert "cannot create the report folder" in result.stderr
 
 
 @pytest.mark.parametrize("fmt", sorted(REPORTERS))

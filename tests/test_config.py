@@ -55,7 +55,16 @@ def test_config_file_found_from_a_subfolder(tmp_path):
     [
         ('fail_on = "error"\n', "unknown key 'fail_on'"),
         ('fail-on = "sometimes"\n', "fail-on must be one of"),
-        ("rtol = -1\n", "rtol must be a non-negative number"),
+        ("rtol = -1\n", "rtol must be a finite number >= 0"),
+        ("rtol = nan\n", "rtol must be a finite number >= 0"),
+        ("atol = inf\n", "atol must be a finite number >= 0"),
+        ("timeout = 0\n", "timeout must be a finite number of seconds > 0"),
+        ("timeout = nan\n", "timeout must be a finite number of seconds > 0"),
+        ("timeout = -inf\n", "timeout must be a finite number of seconds > 0"),
+        (
+            "[tool.exportcheck.output-tolerances]\nlogits = { rtol = nan }\n",
+            "output-tolerances.logits.rtol must be a finite",
+        ),
         ('select = ["no-such-rule"]\n', "unknown rule 'no-such-rule'"),
         ('[[tool.exportcheck.ignore]]\nrule = "random-op"\n', "needs a non-empty reason"),
         (

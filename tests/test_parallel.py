@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from exportcheck.errors import EXIT_INTERNAL, EXIT_TIMEOUT, InputSpecError
+from exportcheck.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_TIMEOUT, InputSpecError
 from exportcheck.pipeline.parallel import run_targets, select_shard
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,26 +113,32 @@ def test_two_jobs_find_what_one_job_finds():
 
 
 @pytest.mark.parametrize(
-    ("body", "message"),
+    ("body", "message", "code"),
     [
-        ("import os\ndef build():\n    os._exit(7)\n", "worker crashed (exit code 7)"),
+        (
+            "import os\ndef build():\n    os._exit(7)\n",
+            "worker crashed (exit code 7)",
+            EXIT_INTERNAL,
+        ),
         (
             "import ctypes\ndef build():\n    ctypes.string_at(0)\n",
             "worker crashed (exit code -11, SIGSEGV)",
+            EXIT_INTERNAL,
         ),
-        ("def build():\n    raise SystemExit(5)\n", "worker raised SystemExit: 5"),
+        # An exit the target asks for is the target's input problem, not a crash.
+        ("def build():\n    raise SystemExit(5)\n", "build() called sys.exit(5)", EXIT_INPUT),
     ],
     ids=["os-exit", "segfault", "system-exit"],
 )
-def test_a_crashing_worker_costs_its_target_only(tmp_path, body, message):
+def test_a_crashing_worker_costs_its_target_only(tmp_path, body, message, code):
     crasher = write_target(tmp_path, "crasher", body)
     report = run_targets([crasher, CNN], jobs=2, **FAST)
     assert report.subjects == (crasher, CNN)
     [problem] = report.errors
     assert problem.subject == crasher
     assert problem.message == message
-    assert problem.exit_code == EXIT_INTERNAL
-    assert report.exit_code() == EXIT_INTERNAL
+    assert problem.exit_code == code
+    assert report.exit_code() == code
     assert any(c.subject == CNN for c in report.comparisons)  # the other target was validated
     assert no_workers_left()
 

@@ -17,12 +17,17 @@ def cuda_available() -> bool:
 def resolve_devices(
     requested: str | Sequence[str] | None,
 ) -> tuple[list[str], list[tuple[str, str]]]:
-    """The devices to use, and the ones asked for (or implied by `all`) that are missing, with why."""
-    if (
+    """The devices to use, and the ones implied by `all` (the default) that are missing, with
+    why. A device named explicitly that is missing is an input error: a CI job that asked for
+    the GPU and lost it must not pass on the CPU alone."""
+    from exportcheck.errors import InputSpecError
+
+    explicit = not (
         requested is None
         or requested == "all"
         or (not isinstance(requested, str) and "all" in requested)
-    ):
+    )
+    if not explicit:
         wanted = ["cpu", "cuda"]
     elif isinstance(requested, str):
         wanted = [requested]
@@ -30,8 +35,6 @@ def resolve_devices(
         wanted = list(dict.fromkeys(requested))
     for device in wanted:
         if device not in ("cpu", "cuda"):
-            from exportcheck.errors import InputSpecError
-
             raise InputSpecError(
                 f"unknown device {device!r} (choose from cpu, cuda, all)", subject="--device"
             )
@@ -39,7 +42,10 @@ def resolve_devices(
     missing: list[tuple[str, str]] = []
     for device in wanted:
         if device == "cuda" and not cuda_available():
-            missing.append(("cuda", "CUDA is not available to torch on this machine"))
+            why = "CUDA is not available to torch on this machine"
+            if explicit:
+                raise InputSpecError(f"cuda was asked for, but {why}", subject="--device")
+            missing.append(("cuda", why))
         else:
             usable.append(device)
     return usable, missing

@@ -17,6 +17,7 @@ from typing import Any
 from exportcheck.errors import (
     EXIT_INTERNAL,
     ExportcheckError,
+    ForkedChildError,
     InputSpecError,
     TargetTimeoutError,
     first_line,
@@ -120,11 +121,20 @@ def _run_in_process(
 
 
 def _worker(
-    command: str, spec: str, options: dict[str, Any], conn: Any, scratch: str, threads: int
+    command: str,
+    spec: str,
+    options: dict[str, Any],
+    conn: Any,
+    scratch: str,
+    threads: int,
+    parent: int,
 ) -> None:
     """One target in a spawned process; sends ("started", None) once imported, ("progress",
     step)..., then ("report", Report) or ("error", one line) to the parent."""
-    # The parent decides when a worker stops: Ctrl-C reaches the whole process group.
+    _end_with_parent(parent)
+    # The worker leads its own process group, so the parent can end it with whatever the
+    # user's code started; the parent decides when that happens, Ctrl-C included.
+    os.setpgrp()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The parent's stdout carries the report; whatever the user's code prints goes to stderr.
     with contextlib.suppress(OSError):
@@ -139,6 +149,8 @@ def _worker(
         conn.send(("started", None))
         report = run([spec], progress=lambda step: conn.send(("progress", step)), **options)
         conn.send(("report", report))
+    except ForkedChildError:  # a copy the user's code forked: it must send nothing
+        os._exit(0)
     except BaseException as error:  # a worker reports what escaped instead of dying with it
         with contextlib.suppress(Exception):
             conn.send(("error", first_line(error)))
@@ -148,6 +160,20 @@ def _worker(
         with contextlib.suppress(Exception):
             stream.flush()
     os._exit(0)
+
+
+def _end_with_parent(parent: int) -> None:
+    """A worker must not outlive its parent, even one killed with SIGKILL: on Linux the kernel
+    sends it SIGKILL when the parent dies (PR_SET_PDEATHSIG); elsewhere, or if the parent died
+    before the request, it leaves at once."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(0)
 
 
 @dataclass
@@ -231,7 +257,7 @@ def _start(
     reader, writer = context.Pipe(duplex=False)
     process = context.Process(
         target=_worker,
-        args=(command, spec, options, writer, scratch, threads),
+        args=(command, spec, options, writer, scratch, threads, os.getpid()),
         name=f"exportcheck-worker-{index + 1}",
     )
     try:
@@ -252,26 +278,7 @@ def _outcome(worker: _Worker, fail_on: str, forward: Progress) -> tuple[str, Rep
     # Read the exit status before draining the pipe: a worker that sends its report and exits
     # in between must not look like a crash.
     exited = worker.process.exitcode is not None
-    while not worker.eof and worker.report is None and worker.error is None:
-        try:
-            if not worker.conn.poll():
-                break
-            kind, payload = worker.conn.recv()
-        except (EOFError, OSError):
-            worker.eof = True
-            break
-        except Exception as error:  # a message that does not unpickle here
-            worker.error = f"unreadable result: {first_line(error)}"
-            break
-        if kind == "started" and worker.timeout is not None:
-            # The target's time starts now, not while Python and torch were importing.
-            worker.deadline = time.monotonic() + worker.timeout
-        elif kind == "progress":
-            forward(payload)
-        elif kind == "report":
-            worker.report = payload
-        else:
-            worker.error = payload
+    _drain(worker, forward)
     if worker.report is not None:
         return "done", worker.report
     if worker.error is not None:
@@ -287,6 +294,30 @@ def _outcome(worker: _Worker, fail_on: str, forward: Progress) -> tuple[str, Rep
             worker, fail_on, TargetTimeoutError(message, subject=worker.spec)
         )
     return None
+
+
+def _drain(worker: _Worker, forward: Progress) -> None:
+    """Reads what the worker has sent so far, forwarding its progress."""
+    while not worker.eof and worker.report is None and worker.error is None:
+        try:
+            if not worker.conn.poll():
+                return
+            kind, payload = worker.conn.recv()
+        except (EOFError, OSError):
+            worker.eof = True
+            return
+        except Exception as error:  # a message that does not unpickle here
+            worker.error = f"unreadable result: {first_line(error)}"
+            return
+        if kind == "started" and worker.timeout is not None:
+            # The target's time starts now, not while Python and torch were importing.
+            worker.deadline = time.monotonic() + worker.timeout
+        elif kind == "progress":
+            forward(payload)
+        elif kind == "report":
+            worker.report = payload
+        else:
+            worker.error = payload
 
 
 def _exit_status(process: Any) -> str:
@@ -305,18 +336,30 @@ def _problem(worker: _Worker, fail_on: str, error: ExportcheckError) -> Report:
     )
 
 
+def _signal_group(worker: _Worker, signum: int) -> None:
+    """Signals the worker's process group: the worker and any process the user's code started.
+    A worker not yet in its own group (it sets it first thing) gets the signal alone."""
+    pid = worker.process.pid
+    if pid is None:
+        return
+    try:
+        os.killpg(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        if worker.process.is_alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+
 def _stop(workers: Sequence[_Worker]) -> None:
     """Ends the workers' processes (terminate, then kill) and removes their scratch folders."""
     workers = [w for w in workers if not w.stopped]
     for worker in workers:
-        if worker.process.is_alive():
-            worker.process.terminate()
+        _signal_group(worker, signal.SIGTERM)
     give_up = time.monotonic() + _GRACE_S
     for worker in workers:
         worker.process.join(max(0.0, give_up - time.monotonic()))
-        if worker.process.is_alive():
-            worker.process.kill()
-            worker.process.join()
+        _signal_group(worker, signal.SIGKILL)
+        worker.process.join()
         worker.conn.close()
         worker.process.close()
         shutil.rmtree(worker.scratch, ignore_errors=True)

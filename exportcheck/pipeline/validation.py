@@ -7,6 +7,7 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from exportcheck.auditing.modes import preserved
@@ -23,7 +24,7 @@ from exportcheck.comparison.reference import (
     reference_findings,
 )
 from exportcheck.comparison.runtimes import check_onnx_external_data
-from exportcheck.errors import InputError, ModelRunError
+from exportcheck.errors import ForkedChildError, InputError, ModelRunError, first_line
 from exportcheck.export.exporters import (
     FORMATS,
     SUFFIXES,
@@ -35,6 +36,7 @@ from exportcheck.results.comparison import Comparison
 from exportcheck.results.findings import Finding
 from exportcheck.results.report import Report, Skipped, input_problem
 from exportcheck.rules import rule_descriptors
+from exportcheck.targets.python_targets import build_target
 
 __all__ = [
     "Tolerances",
@@ -85,50 +87,104 @@ def validate(
         Skipped(subject, f"{device} comparisons", why, device=device) for device, why in missing
     ]
 
-    with preserved(model):
-        ctx.progress(f"{subject}: audit")
-        findings += audit_findings(model, subject)
-        model.eval()
-        findings += reference_findings(ctx)
-        if probes:
-            found, missed = probe_on_devices(ctx, usable, tol.probe_tolerance())
-            findings += found
-            skipped += missed
-        comparisons += cross_device(ctx, usable)
-        with _artifact_folder(out_dir) as folder:
-            exporter = Exporter(model, inputs)
-            stem = _safe_stem(subject)
-            for fmt in chosen:
-                path = os.path.join(folder, stem + SUFFIXES[fmt])
-                ctx.progress(f"{subject}: export {fmt}")
-                try:
-                    exported = exporter.export(fmt, path)
-                except ExportFailed as why:
-                    skipped.append(Skipped(subject, f"export {fmt}", str(why), fmt))
-                    continue
-                label = (
-                    path if out_dir is not None else f"{fmt}: {os.path.basename(path)} (temporary)"
-                )
-                outcome = inspect_and_compare_artifact(
-                    ctx,
-                    exported.path,
-                    fmt,
-                    usable,
-                    dynamic_batch=exported.dynamic_batch,
-                    artifact_label=label,
-                )
-                findings += outcome.findings
-                comparisons += outcome.comparisons
-                skipped += outcome.skipped
-    ctx.models.clear()
+    try:
+        with preserved(model):
+            ctx.progress(f"{subject}: audit")
+            findings += audit_findings(model, subject)
+            model.eval()
+            findings += reference_findings(ctx)
+            if probes:
+                found, missed = probe_on_devices(ctx, usable, tol.probe_tolerance())
+                findings += found
+                skipped += missed
+            comparisons += cross_device(ctx, usable)
+            with _artifact_folder(out_dir) as (folder, final_folder):
+                exporter = Exporter(model, inputs)
+                stem = _safe_stem(subject)
+                for fmt in chosen:
+                    path = os.path.join(folder, stem + SUFFIXES[fmt])
+                    ctx.progress(f"{subject}: export {fmt}")
+                    try:
+                        exported = exporter.export(fmt, path)
+                    except ExportFailed as why:
+                        skipped.append(Skipped(subject, f"export {fmt}", str(why), fmt))
+                        continue
+                    label = (
+                        os.path.join(final_folder, os.path.basename(path))
+                        if final_folder is not None
+                        else f"{fmt}: {os.path.basename(path)} (temporary)"
+                    )
+                    outcome = inspect_and_compare_artifact(
+                        ctx,
+                        exported.path,
+                        fmt,
+                        usable,
+                        dynamic_batch=exported.dynamic_batch,
+                        artifact_label=label,
+                    )
+                    findings += outcome.findings
+                    comparisons += outcome.comparisons
+                    skipped += outcome.skipped
+    except Exception as error:
+        raise model_error(
+            error, model, subject, _partial(subject, findings, comparisons, skipped, fail_on)
+        ) from None
+    finally:
+        ctx.models.clear()
+    return _partial(subject, findings, comparisons, skipped, fail_on)
+
+
+def _partial(
+    subject: str,
+    findings: list[Finding],
+    comparisons: list[Comparison],
+    skipped: list[Skipped],
+    fail_on: str,
+) -> Report:
     return Report(
         subjects=(subject,),
         findings=tuple(findings),
         comparisons=tuple(comparisons),
         skipped=tuple(skipped),
         fail_on=fail_on,
+        uncompared=() if comparisons else (subject,),
         rules=rule_descriptors(),
     )
+
+
+def model_error(error: Exception, model: Any, subject: str, partial: Report) -> Exception:
+    """A ModelRunError naming the module and method when the exception came out of the model's
+    own train(), eval() or forward(); anything else is exportcheck's and goes on unchanged."""
+    if isinstance(error, ModelRunError):
+        error.partial = partial  # type: ignore[attr-defined]
+        return error
+    culprit = _raising_module(error, model) if model is not None else None
+    if culprit is None:
+        return error
+    wrapped = ModelRunError(f"{culprit} raised {first_line(error)}", subject=subject)
+    wrapped.partial = partial  # type: ignore[attr-defined]
+    return wrapped
+
+
+def _raising_module(error: BaseException, model: Any) -> str | None:
+    """`Head.forward() of module 'head'` for the innermost frame of the traceback that is a
+    train/eval/forward method of a module in the model, defined outside torch."""
+    names = {id(module): name for name, module in model.named_modules()}
+    culprit = None
+    traceback = error.__traceback__
+    while traceback is not None:
+        frame = traceback.tb_frame
+        owner = frame.f_locals.get("self")
+        defined_in = frame.f_globals.get("__name__", "")
+        if (
+            frame.f_code.co_name in ("train", "eval", "forward")
+            and id(owner) in names
+            and not defined_in.startswith("torch")
+        ):
+            where = names[id(owner)] or "<root>"
+            culprit = f"{type(owner).__name__}.{frame.f_code.co_name}() of module {where!r}"
+        traceback = traceback.tb_next
+    return culprit
 
 
 def _safe_stem(subject: str) -> str:
@@ -144,20 +200,43 @@ def _safe_stem(subject: str) -> str:
     return f"{safe}-{digest}"
 
 
+def planned_artifacts(
+    out_dir: str, subjects: Sequence[str], formats: Sequence[str] | None = None
+) -> list[str]:
+    """The paths `validate` gives its artifacts in `out_dir`, one per subject and format."""
+    return [
+        os.path.join(out_dir, _safe_stem(subject) + SUFFIXES[fmt])
+        for subject in subjects
+        for fmt in (formats or FORMATS)
+        if fmt in SUFFIXES
+    ]
+
+
 @contextlib.contextmanager
-def _artifact_folder(out_dir: str | os.PathLike[str] | None) -> Iterator[str]:
+def _artifact_folder(out_dir: str | os.PathLike[str] | None) -> Iterator[tuple[str, str | None]]:
+    """(the folder exporters write into, the folder the artifacts end up in or None).
+
+    Exporters write only into a fresh private folder (mkdtemp: created exclusively, mode 0700),
+    so no planted symlink at a predictable name is ever written through. With `out_dir`, that
+    folder lies inside it, and each artifact is then renamed into place: a rename replaces a
+    symlink at the name instead of following it.
+    """
+    from exportcheck.errors import OutputError
+
     if out_dir is None:
         with tempfile.TemporaryDirectory(prefix="exportcheck-") as folder:
-            yield folder
+            yield folder, None
         return
-    folder = os.fspath(out_dir)
+    final = os.fspath(out_dir)
     try:
-        os.makedirs(folder, exist_ok=True)
+        os.makedirs(final, exist_ok=True)
+        private = tempfile.TemporaryDirectory(prefix=".exportcheck-", dir=final)
     except OSError as error:
-        from exportcheck.errors import OutputError
-
-        raise OutputError(f"cannot create --out-dir ({error.strerror})", subject=folder) from None
-    yield folder
+        raise OutputError(f"cannot create --out-dir ({error.strerror})", subject=final) from None
+    with private as folder:
+        yield folder, final
+        for name in os.listdir(folder):
+            os.replace(os.path.join(folder, name), os.path.join(final, name))
 
 
 def compare(
@@ -191,25 +270,31 @@ def compare(
     skipped = [
         Skipped(label, f"{device} comparisons", why, device=device) for device, why in missing
     ]
-    with preserved(model):
-        model.eval()
-        reference_problems = reference_findings(ctx)
-        outcome = inspect_and_compare_artifact(
-            ctx,
-            path,
-            kind.value,
-            usable,
-            dynamic_batch=kind is ArtifactKind.ONNX and onnx_batch_is_dynamic(path),
-            artifact_label=path,
-        )
-    ctx.models.clear()
-    return Report(
-        subjects=(label,),
-        findings=tuple(reference_problems + outcome.findings),
-        comparisons=tuple(outcome.comparisons),
-        skipped=tuple(skipped + outcome.skipped),
-        fail_on=fail_on,
-        rules=rule_descriptors(),
+    reference_problems: list[Finding] = []
+    try:
+        with preserved(model):
+            model.eval()
+            reference_problems = reference_findings(ctx)
+            outcome = inspect_and_compare_artifact(
+                ctx,
+                path,
+                kind.value,
+                usable,
+                dynamic_batch=kind is ArtifactKind.ONNX and onnx_batch_is_dynamic(path),
+                artifact_label=path,
+            )
+    except Exception as error:
+        raise model_error(
+            error, model, label, _partial(label, reference_problems, [], skipped, fail_on)
+        ) from None
+    finally:
+        ctx.models.clear()
+    return _partial(
+        label,
+        reference_problems + outcome.findings,
+        list(outcome.comparisons),
+        skipped + outcome.skipped,
+        fail_on,
     )
 
 
@@ -224,33 +309,52 @@ def _for_each_target(
     """Builds each target and checks it; a target that cannot be built or run becomes a report
     error and the others go on."""
     from exportcheck.results.report import merge_reports
-    from exportcheck.targets.python_targets import build_target, expand_targets
+    from exportcheck.targets.python_targets import expand_targets
 
     reports: list[Report] = []
     for spec in expand_targets(specs):
-        try:
-            (progress or quiet_progress)(f"{spec}: build")
-            reports.append(check(build_target(spec, input_shapes, inputs_file)))
-        except InputError as error:
-            problem = input_problem(spec, error)
-            reports.append(
-                Report(
-                    subjects=(spec,), errors=(problem,), fail_on=fail_on, rules=rule_descriptors()
-                )
-            )
-        except MemoryError:
-            problem = input_problem(
-                spec,
-                ModelRunError(
-                    "out of memory: the model is too large for this machine", subject=spec
-                ),
-            )
-            reports.append(
-                Report(
-                    subjects=(spec,), errors=(problem,), fail_on=fail_on, rules=rule_descriptors()
-                )
-            )
-    return merge_reports(reports, fail_on=fail_on)
+        (progress or quiet_progress)(f"{spec}: build")
+        reports.append(_one_target(spec, input_shapes, inputs_file, fail_on, check))
+    return replace(merge_reports(reports, fail_on=fail_on), rules=rule_descriptors())
+
+
+def _one_target(
+    spec: str,
+    input_shapes: Sequence[str],
+    inputs_file: str | None,
+    fail_on: str,
+    check: Callable[[Any], Report],
+) -> Report:
+    """One target's report; its input problems (and whatever was established before them)
+    become the report, and the working directory it may have changed is put back."""
+    cwd = os.getcwd()
+    owner = os.getpid()
+    model = None
+    try:
+        target = build_target(spec, input_shapes, inputs_file)
+        model = target.model
+        return check(target)
+    except InputError as error:
+        partial = getattr(error, "partial", None) or Report(subjects=(spec,), fail_on=fail_on)
+        return replace(partial, errors=(input_problem(spec, error),))
+    except Exception as error:
+        wrapped = model_error(error, model, spec, Report(subjects=(spec,), fail_on=fail_on))
+        if wrapped is error:
+            raise
+        return replace(wrapped.partial, errors=(input_problem(spec, wrapped),))  # type: ignore[attr-defined]
+    except SystemExit as exit_:
+        error = ModelRunError(f"the model's code called sys.exit({exit_.code!r})", subject=spec)
+        return Report(subjects=(spec,), errors=(input_problem(spec, error),), fail_on=fail_on)
+    except MemoryError:
+        error = ModelRunError(
+            "out of memory: the model is too large for this machine", subject=spec
+        )
+        return Report(subjects=(spec,), errors=(input_problem(spec, error),), fail_on=fail_on)
+    finally:
+        if os.getpid() != owner:
+            raise ForkedChildError(spec)
+        with contextlib.suppress(OSError):
+            os.chdir(cwd)
 
 
 def validate_targets(

@@ -73,6 +73,15 @@ class Report:
     def rule(self, slug: str) -> RuleDescriptor | None:
         return next((r for r in self.rules if r.slug == slug), None)
 
+    # Subjects that were to be compared numerically and got no comparison at all (every one
+    # skipped: no device, no runtime, no export); a failure when comparisons are required.
+    uncompared: tuple[str, ...] = ()
+    require_comparisons: bool = False
+
+    @property
+    def every_comparison_skipped(self) -> bool:
+        return bool(self.uncompared) and not self.comparisons
+
     @property
     def active_findings(self) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.suppressed is None)
@@ -92,6 +101,8 @@ class Report:
     def exit_code(self, fail_on: str | None = None) -> int:
         if self.errors:
             return max(problem.exit_code for problem in self.errors)
+        if self.require_comparisons and self.uncompared:
+            return EXIT_FINDINGS
         return EXIT_FINDINGS if self.failing_findings(fail_on) else EXIT_OK
 
     @property
@@ -114,6 +125,7 @@ class Report:
             "skipped": [s.to_dict() for s in self.skipped],
             "errors": [e.to_dict() for e in self.errors],
             "unused_suppressions": list(self.unused_suppressions),
+            "uncompared": list(self.uncompared),
             "summary": {**counts, "suppressed": len(self.findings) - sum(counts.values())},
             "fail_on": self.fail_on,
             "exit_code": self.exit_code(),
@@ -131,6 +143,8 @@ def merge_reports(reports: Iterable[Report], fail_on: str = "error") -> Report:
         unused_suppressions=tuple(u for r in parts for u in r.unused_suppressions),
         fail_on=fail_on,
         rules=tuple({d.slug: d for r in parts for d in r.rules}.values()),
+        uncompared=tuple(s for r in parts for s in r.uncompared),
+        require_comparisons=any(r.require_comparisons for r in parts),
     )
 
 

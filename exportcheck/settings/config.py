@@ -3,9 +3,10 @@ by command-line flags, with the source of every value kept for `exportcheck conf
 
 from __future__ import annotations
 
+import math
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ SCALAR_KEYS = (
     "allow-tf32",
     "jobs",
     "timeout",
+    "require-comparisons",
 )
 TABLE_KEYS = ("output-tolerances", "severity", "ignore")
 IGNORE_KEYS = ("rule", "reason", "subject", "module", "node")
@@ -72,6 +74,7 @@ class Settings:
     allow_tf32: bool = False
     jobs: int = 1
     timeout: float | None = None
+    require_comparisons: bool = False
     select: tuple[str, ...] | None = None
     ignore_rules: tuple[str, ...] = ()
     output_tolerances: Mapping[str, Tolerance] = field(default_factory=dict)
@@ -94,6 +97,7 @@ class Settings:
             "allow-tf32": self.allow_tf32,
             "jobs": self.jobs,
             "timeout": self.timeout,
+            "require-comparisons": self.require_comparisons,
             "select": list(self.select) if self.select is not None else None,
             "ignore-rules": list(self.ignore_rules),
             "output-tolerances": {
@@ -152,10 +156,35 @@ def _rule_slug(name: Any, where: str, origin: str) -> str:
         raise ConfigError(f"{where}: unknown rule {name!r}", subject=origin) from None
 
 
-def _number(value: Any, key: str, origin: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ConfigError(f"{key} must be a non-negative number, got {value!r}", subject=origin)
+def _tolerance(value: Any, key: str, origin: str) -> float:
+    """A tolerance: a finite number >= 0 (NaN compares false with everything, so a NaN
+    tolerance would pass any difference)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ConfigError(f"{key} must be a finite number >= 0, got {value!r}", subject=origin)
     return float(value)
+
+
+def _seconds(value: Any, key: str, origin: str) -> float:
+    """A time limit: a finite number > 0."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigError(
+            f"{key} must be a finite number of seconds > 0, got {value!r}", subject=origin
+        )
+    return float(value)
+
+
+# Flags whose values are checked as the same keys in a file are.
+_CHECKED_FLAGS = {"rtol": _tolerance, "atol": _tolerance, "timeout": _seconds}
 
 
 def _choice(value: Any, key: str, choices: tuple[str, ...], origin: str) -> str:
@@ -166,54 +195,66 @@ def _choice(value: Any, key: str, choices: tuple[str, ...], origin: str) -> str:
     return value
 
 
-def parse_table(table: Mapping[str, Any], origin: str) -> dict[str, Any]:
-    """Validated settings from one table; an unknown key is an error that names it."""
+def _formats(value: Any, key: str, origin: str) -> tuple[str, ...]:
     from exportcheck.export.exporters import FORMATS
+
+    if not isinstance(value, list) or not value:
+        raise ConfigError("formats must be a non-empty list", subject=origin)
+    return tuple(_choice(v, key, FORMATS, origin) for v in value)
+
+
+def _report_format(value: Any, key: str, origin: str) -> str:
     from exportcheck.reporters import REPORTERS
 
+    return _choice(value, key, tuple(REPORTERS), origin)
+
+
+def _flag(value: Any, key: str, origin: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false", subject=origin)
+    return value
+
+
+def _jobs(value: Any, key: str, origin: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key} must be a positive integer", subject=origin)
+    return value
+
+
+def _rules(value: Any, key: str, origin: str) -> tuple[str, ...]:
+    return tuple(_rule_slug(v, key, origin) for v in _list(value, key, origin))
+
+
+# Each key of the table and the function that checks its value: (value, key, origin) -> value.
+_PARSERS: dict[str, Callable[[Any, str, str], Any]] = {
+    "fail-on": lambda v, k, o: _choice(v, k, FAIL_ON_CHOICES, o),
+    "format": _report_format,
+    "formats": _formats,
+    "device": lambda v, k, o: _choice(v, k, ("cpu", "cuda", "all"), o),
+    "rtol": _tolerance,
+    "atol": _tolerance,
+    "allow-tf32": _flag,
+    "require-comparisons": _flag,
+    "jobs": _jobs,
+    "timeout": _seconds,
+    "select": _rules,
+    "ignore-rules": _rules,
+    "output-tolerances": lambda v, k, o: _output_tolerances(v, o),
+    "severity": lambda v, k, o: _severities(v, o),
+    "ignore": lambda v, k, o: _ignores(v, o),
+}
+
+
+def parse_table(table: Mapping[str, Any], origin: str) -> dict[str, Any]:
+    """Validated settings from one table; an unknown key is an error that names it."""
     values: dict[str, Any] = {}
     for key, value in table.items():
-        if key not in SCALAR_KEYS + TABLE_KEYS:
+        if key not in _PARSERS:
             raise ConfigError(
                 f"unknown key {key!r} in [tool.exportcheck] (known: {', '.join(SCALAR_KEYS + TABLE_KEYS)})",
                 subject=origin,
             )
-        if key == "fail-on":
-            values["fail_on"] = _choice(value, key, FAIL_ON_CHOICES, origin)
-        elif key == "format":
-            values["format"] = _choice(value, key, tuple(REPORTERS), origin)
-        elif key == "formats":
-            if not isinstance(value, list) or not value:
-                raise ConfigError("formats must be a non-empty list", subject=origin)
-            values["formats"] = tuple(_choice(v, "formats", FORMATS, origin) for v in value)
-        elif key == "device":
-            values["device"] = _choice(value, key, ("cpu", "cuda", "all"), origin)
-        elif key in ("rtol", "atol"):
-            values[key] = _number(value, key, origin)
-        elif key == "allow-tf32":
-            if not isinstance(value, bool):
-                raise ConfigError("allow-tf32 must be true or false", subject=origin)
-            values["allow_tf32"] = value
-        elif key == "jobs":
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError("jobs must be a positive integer", subject=origin)
-            values["jobs"] = value
-        elif key == "timeout":
-            values["timeout"] = _number(value, key, origin) or None
-        elif key == "select":
-            values["select"] = tuple(
-                _rule_slug(v, "select", origin) for v in _list(value, key, origin)
-            )
-        elif key == "ignore-rules":
-            values["ignore_rules"] = tuple(
-                _rule_slug(v, "ignore-rules", origin) for v in _list(value, key, origin)
-            )
-        elif key == "output-tolerances":
-            values["output_tolerances"] = _output_tolerances(value, origin)
-        elif key == "severity":
-            values["severity"] = _severities(value, origin)
-        elif key == "ignore":
-            values["ignore"] = _ignores(value, origin)
+        values[key.replace("-", "_")] = _PARSERS[key](value, key, origin)
     return values
 
 
@@ -235,8 +276,8 @@ def _output_tolerances(value: Any, origin: str) -> dict[str, Tolerance]:
         if not isinstance(spec, dict) or not spec or set(spec) - {"rtol", "atol"}:
             raise ConfigError(f"output-tolerances.{name} takes rtol and atol", subject=origin)
         result[name] = Tolerance(
-            rtol=_number(spec.get("rtol", 0.0), f"output-tolerances.{name}.rtol", origin),
-            atol=_number(spec.get("atol", 0.0), f"output-tolerances.{name}.atol", origin),
+            rtol=_tolerance(spec.get("rtol", 0.0), f"output-tolerances.{name}.rtol", origin),
+            atol=_tolerance(spec.get("atol", 0.0), f"output-tolerances.{name}.atol", origin),
             source=f"output-tolerances.{name} in {os.path.basename(origin)}",
         )
     return result
@@ -304,6 +345,7 @@ def load_settings(
     sources = {key: origin for key in values} if origin else {}
     for key, value in (overrides or {}).items():
         if value is not None:
-            values[key] = value
+            check = _CHECKED_FLAGS.get(key)
+            values[key] = check(value, f"--{key}", "command line") if check else value
             sources[key] = "command line"
     return Settings(**values, sources=sources, config_file=origin)

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from exportcheck.errors import InputSpecError, TargetError, first_line
+from exportcheck.errors import ForkedChildError, InputSpecError, TargetError, first_line
 
 DEFAULT_CALLABLE = "build"
 _SHAPE = re.compile(r"^\s*(\d+(?:\s*[x,]\s*\d+)*)\s*(?::\s*([a-z0-9]+))?\s*$")
@@ -137,6 +137,10 @@ def _import_file(path: str, spec: str) -> Any:
             raise TargetError(
                 f"syntax error in {path!r}: {error.msg} (line {error.lineno})", subject=spec
             ) from None
+        except SystemExit as exit_:
+            raise TargetError(
+                f"importing {path!r} called sys.exit({exit_.code!r})", subject=spec
+            ) from None
         except Exception as error:
             raise TargetError(
                 f"importing {path!r} raised {first_line(error)}", subject=spec
@@ -145,9 +149,14 @@ def _import_file(path: str, spec: str) -> Any:
 
 
 def _import_module(name: str, spec: str) -> Any:
+    """Imports `package.module` from the current directory first, as `python -m` does."""
     try:
-        with _no_bytecode():
+        with _sys_path(os.getcwd()), _no_bytecode():
             return importlib.import_module(name)
+    except SystemExit as exit_:
+        raise TargetError(
+            f"importing {name!r} called sys.exit({exit_.code!r})", subject=spec
+        ) from None
     except ModuleNotFoundError as error:
         raise TargetError(f"module {error.name!r} not found", subject=spec) from None
     except Exception as error:
@@ -187,10 +196,7 @@ def build_target(
     if isinstance(factory, nn.Module):
         built: Any = factory
     elif callable(factory):
-        try:
-            built = factory()
-        except Exception as error:
-            raise TargetError(f"{attribute}() raised {first_line(error)}", subject=spec) from None
+        built = _call_factory(factory, attribute, spec)
     else:
         raise TargetError(f"{attribute!r} is not callable", subject=spec)
     inputs: tuple[Any, ...] | None = None
@@ -216,6 +222,21 @@ def build_target(
             subject=spec,
         )
     return Target(spec, model, inputs)
+
+
+def _call_factory(factory: Any, attribute: str, spec: str) -> Any:
+    """Calls the user's `build()`; an exit, and a return into a process it forked, are the
+    target's doing and end its check (the forked copy must not go on to export and report)."""
+    owner = os.getpid()
+    try:
+        return factory()
+    except SystemExit as exit_:
+        raise TargetError(f"{attribute}() called sys.exit({exit_.code!r})", subject=spec) from None
+    except Exception as error:
+        raise TargetError(f"{attribute}() raised {first_line(error)}", subject=spec) from None
+    finally:
+        if os.getpid() != owner:
+            raise ForkedChildError(spec)
 
 
 def parse_shape(text: str) -> tuple[tuple[int, ...], str]:

@@ -496,15 +496,17 @@ def test_path_with_spaces_and_non_ascii(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("where", "cause"),
     [
-        ("missing/report.json", "output folder does not exist"),
+        # A missing report folder is created (docs/ci.md); one blocked by a file is refused.
+        ("blocker/report.json", "cannot create the report folder"),
         ("a folder", "cannot write report"),
-        ("json=missing/report.json", "output folder does not exist"),
+        ("json=blocker/report.json", "cannot create the report folder"),
     ],
 )
 def test_unwritable_output(where: str, cause: str, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     model = _write(tmp_path / "m.onnx", tiny_model().SerializeToString())
     (tmp_path / "a folder").mkdir()
+    (tmp_path / "blocker").write_text("")
     before = snapshot(tmp_path)
     result = run_cli("inspect", str(model), "--output", where)
     assert result.exit_code == EXIT_INPUT
