@@ -4,7 +4,7 @@ Small reports are indented for people; past `INDENT_LIMIT` findings and comparis
 is written compactly, since Python's JSON encoder only has a fast path without indentation and
 a graph with tens of thousands of findings would otherwise spend seconds on whitespace.
 Strings holding bytes that are not UTF-8 (a file name decoded with `surrogateescape`) are
-written with those bytes as `\xNN`, so the file is valid UTF-8 JSON for any parser.
+written with those bytes as `\\xNN`, so the file is valid UTF-8 JSON for any parser.
 """
 
 from __future__ import annotations
