@@ -201,8 +201,10 @@ def _group_key(finding: Finding, anchors: Sequence[str]) -> tuple[str, ...]:
 
 
 def _cause_order(indexed: tuple[int, Finding]) -> tuple[int, int, int]:
+    """Which finding names a problem: the earliest stage (audit, then graph, then probe), and
+    not a note. A severity override does not move it, so a suppression keeps matching."""
     index, finding = indexed
-    return (-int(finding.severity), _STAGE_ORDER.get(finding.stage, 3), index)
+    return (finding.severity <= Severity.INFO, _STAGE_ORDER.get(finding.stage, 3), index)
 
 
 @dataclass
