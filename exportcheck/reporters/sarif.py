@@ -50,8 +50,9 @@ def artifact_uri(path: str) -> str:
     posix = path.replace("\\", "/")
     if posix.startswith("/"):
         return PurePosixPath(posix).as_uri()
-    # Percent-encodes a colon too, which would otherwise read as a URI scheme.
-    return quote(posix, safe="/")
+    # Percent-encodes a colon too, which would otherwise read as a URI scheme; a name's
+    # undecodable bytes (surrogate-escaped) are encoded as the bytes they stand for.
+    return quote(posix.encode("utf-8", "surrogateescape"), safe="/")
 
 
 def _subject_location(subject: str) -> tuple[str | None, dict[str, Any] | None]:
