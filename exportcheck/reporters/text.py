@@ -150,11 +150,12 @@ def _problem_block(problem: Problem, report: Report, width: int, verbose: bool) 
     return lines
 
 
-def _shown(report: Report, verbose: bool) -> tuple[list[Problem], int]:
+def _shown(report: Report, verbose: bool) -> tuple[list[Problem], list[Problem]]:
     threshold = fail_threshold(report.fail_on)
     show_info = verbose or (threshold is not None and threshold <= Severity.INFO)
     shown = [p for p in report.problems if show_info or p.severity > Severity.INFO]
-    return shown, len(report.problems) - len(shown)
+    hidden = [p for p in report.problems if not (show_info or p.severity > Severity.INFO)]
+    return shown, hidden
 
 
 def _subjects(report: Report) -> list[str]:
@@ -164,7 +165,7 @@ def _subjects(report: Report) -> list[str]:
     return list(seen)
 
 
-def _verdict(report: Report, hidden: int, codes: Iterable[str]) -> list[str]:
+def _verdict(report: Report, hidden: list[Problem], codes: Iterable[str]) -> list[str]:
     failed = report.failed_subjects()
     subjects = _subjects(report)
     counts = report.problem_counts()
@@ -174,7 +175,8 @@ def _verdict(report: Report, hidden: int, codes: Iterable[str]) -> list[str]:
     if suppressed:
         parts.append(f"{suppressed} suppressed")
     if hidden:
-        parts.append(f"{hidden} info hidden")
+        rules = ", ".join(dict.fromkeys(p.rule for p in hidden))
+        parts.append(f"{len(hidden)} info hidden ({rules}; verbose shows them)")
     summary = f"{word}: {len(failed)} of {len(subjects)} subject(s) failed; " + ", ".join(parts)
     if report.comparisons:
         bad = sum(1 for c in report.comparisons if not c.passed)

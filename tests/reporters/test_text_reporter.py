@@ -76,7 +76,7 @@ def test_info_is_hidden_unless_asked() -> None:
         subjects=("m.onnx",), findings=(replace(note, severity=Severity.INFO),), rules=RULES
     )
     assert "note" not in render_text(report)
-    assert "1 info hidden" in render_text(report)
+    assert "1 info hidden (training-dropout; verbose" in render_text(report)
     assert "EC101" in render_text(report, verbose=True)
     assert "EC101" in render_text(replace(report, fail_on="info"))
 
