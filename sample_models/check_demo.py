@@ -1,4 +1,5 @@
-"""Checks a `validate sample_models` JSON report against each sample's EXPECTED declaration.
+"""Checks a `validate sample_models` JSON report against each sample's EXPECTED declaration,
+and that every error-level problem of a known-bad model names its source file and line.
 
 Usage: python sample_models/check_demo.py REPORT.json EXIT_CODE
 """
@@ -32,6 +33,7 @@ def problems(report: dict) -> list[str]:
         if finding["severity"] == "error" and "suppressed" not in finding:
             found[finding["subject"]][finding["rule"]].add(finding["location"]["module"])
     failures = [f"{e['subject']}: input error: {e['message']}" for e in report["errors"]]
+    failures += _unplaced_problems(report)
     for subject in report["subjects"]:
         path = subject.rsplit(":", 1)[0]
         expected = declared(path)["validate"]
@@ -44,6 +46,21 @@ def problems(report: dict) -> list[str]:
             missing = set(modules) - rules.get(rule, set())
             if missing:
                 failures.append(f"{subject}: {rule} did not name module(s) {sorted(missing)}")
+    return failures
+
+
+def _unplaced_problems(report: dict) -> list[str]:
+    """Error problems without a source file and line, or that nothing explains."""
+    failures = []
+    for problem in report["problems"]:
+        if problem["severity"] == "error" and "suppressed" not in problem:
+            if not (problem["source_file"] and problem["source_line"]):
+                failures.append(
+                    f"{problem['subject']}: problem {problem['rule']} at {problem['module']} "
+                    "names no source file and line"
+                )
+            if not problem["explained"]:
+                failures.append(f"{problem['subject']}: unexplained {problem['rule']}")
     return failures
 
 

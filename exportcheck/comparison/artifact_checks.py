@@ -1,6 +1,6 @@
 """Checks one artifact: the graph rules, then every runtime configuration (ONNX Runtime per
 provider and optimization level, torch per device) against the eval-mode reference, run twice
-and at a second batch size; numerical findings name the graph findings that explain them."""
+and at a second batch size; numerical findings take the module of the cause that explains them."""
 
 from __future__ import annotations
 
@@ -27,13 +27,12 @@ from exportcheck.errors import InputError, ModelRunError, first_line
 from exportcheck.pipeline.inspection import inspect_artifact
 from exportcheck.results.comparison import Comparison
 from exportcheck.results.findings import Finding
+from exportcheck.results.problems import CONSEQUENCE_STAGE, explaining_cause
 from exportcheck.results.report import Skipped
 from exportcheck.rules import (
     NonfiniteOutput,
     OutputMismatch,
-    RandomOp,
     RuntimeNondeterminism,
-    TrainingDropout,
     UnsafeArchiveContent,
 )
 
@@ -329,39 +328,25 @@ def inspect_and_compare_artifact(
 
 
 def _with_causes(outcome: ArtifactOutcome) -> ArtifactOutcome:
-    """Numerical findings name the graph findings of the same artifact that explain them, and
-    take the module of the likeliest one (randomness for nondeterminism)."""
-
-    numeric = {OutputMismatch.slug, RuntimeNondeterminism.slug}
-    random_rules = (TrainingDropout.slug, RandomOp.slug)
-    causes = [
-        f
-        for f in outcome.findings
-        if f.rule not in numeric and f.severity >= OutputMismatch.severity and f.location.module
-    ]
+    """Numerical findings take the module of the graph finding that likeliest explains them
+    (the same choice the report's problems make), so a finding read alone still points there."""
+    causes = [f for f in outcome.findings if f.stage != CONSEQUENCE_STAGE and f.location.module]
     if not causes:
         return outcome
-    described = ", ".join(dict.fromkeys(f"{f.rule} at {f.location.module}" for f in causes))
-
-    def module_for(rule: str) -> str | None:
-        ranked = sorted(
-            causes,
-            key=lambda f: (
-                0 if (rule == RuntimeNondeterminism.slug) == (f.rule in random_rules) else 1
-            ),
-        )
-        return ranked[0].location.module
-
-    outcome.findings = [
-        replace(
-            f,
-            message=f"{f.message} (see {described})",
-            location=replace(f.location, module=module_for(f.rule)),
-        )
-        if f.rule in numeric
-        else f
-        for f in outcome.findings
-    ]
+    unstable = {
+        f.location.runtime for f in outcome.findings if f.rule == RuntimeNondeterminism.slug
+    }
+    explained = []
+    for finding in outcome.findings:
+        cause = None
+        if finding.stage == CONSEQUENCE_STAGE:
+            cause = explaining_cause(finding, causes, unstable=finding.location.runtime in unstable)
+        if cause is not None:
+            finding = replace(
+                finding, location=replace(finding.location, module=cause.location.module)
+            )
+        explained.append(finding)
+    outcome.findings = explained
     return outcome
 
 

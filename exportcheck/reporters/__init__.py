@@ -1,4 +1,5 @@
-"""Format name to reporter: each a pure function from a Report to text; callers write it.
+"""Format name to reporter: each a pure function from a Report (and the terminal width, and
+whether to be verbose) to text; callers write it.
 
 A reporter's module is imported when its format is first rendered: a run renders one or two
 formats, and the others' imports (xml.etree, the rule catalogue) are not free.
@@ -7,11 +8,17 @@ formats, and the others' imports (xml.etree, the rule catalogue) are not free.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from typing import Protocol
 
 from exportcheck.results.report import Report
 
-Reporter = Callable[[Report], str]
+DEFAULT_WIDTH = 100
+"""What the text report wraps to when the caller knows no terminal width."""
+
+
+class Reporter(Protocol):
+    def __call__(self, report: Report, *, width: int = ..., verbose: bool = ...) -> str: ...
+
 
 REPORTERS: dict[str, str] = {
     "text": "exportcheck.reporters.text:render_text",
@@ -34,5 +41,9 @@ def reporter_for(format_name: str) -> Reporter:
     return reporter
 
 
-def render(report: Report, format_name: str) -> str:
-    return reporter_for(format_name)(report)
+def render(
+    report: Report, format_name: str, *, width: int = DEFAULT_WIDTH, verbose: bool = False
+) -> str:
+    """The report in one format. `width` is the terminal's (the text report wraps to it);
+    `verbose` adds every comparison and the info problems."""
+    return reporter_for(format_name)(report, width=width, verbose=verbose)

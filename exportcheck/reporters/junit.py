@@ -1,107 +1,55 @@
-"""JUnit XML report for CI test dashboards: one test suite per subject, one test case per check.
+"""JUnit XML report for CI test dashboards: one test suite per subject, one test case per problem.
 
-How a Report maps onto test cases (classname is always the subject):
+How a Report maps onto test cases (classname is always the subject), valid against the Jenkins
+xunit schema (no counts on ``testsuites`` beyond tests, failures and errors):
 
-- a finding at or above the report's ``fail_on`` threshold: a failing case named
-  ``"<rule> <module or node>"`` whose ``<failure>`` has the rule slug as ``type``, the finding's
-  message as ``message``, and code, severity and location in its body;
-- a suppressed finding: a skipped case, ``<skipped message="suppressed: <reason>">``;
-- an active finding below the threshold: a passing case that carries the finding in
-  ``<system-out>``. It did not fail the build, yet stays visible; reporting it as skipped would
-  claim that a check did not run;
-- a comparison: a case named ``"<artifact> <runtime> <output>"``, failing with the metrics and the
-  tolerance in its message when the comparison did not pass, unless the numeric finding that
-  judges that artifact (output-mismatch, runtime-nondeterminism, nonfinite-output) is suppressed
-  (then skipped, with the reason) or below ``fail_on`` (then passing, metrics in the output);
-- a step that did not run (``report.skipped``): a skipped case named ``"skipped <step>"``;
+- a problem at or above the report's ``fail_on`` threshold: a failing case named
+  ``"<code> <rule> [<module>]"`` whose ``<failure>`` has the rule slug as ``type``, the cause's
+  message as ``message``, and the location, the evidence and the failing comparisons in its body;
+- a suppressed problem: a skipped case, ``<skipped message="suppressed: <reason>">``;
+- an active warning below the threshold: a passing case that carries the problem in
+  ``<system-out>``. It did not fail the build, yet stays visible;
 - an input error: a case named ``"input"`` with an ``<error>``;
-- a subject with no findings, comparisons or input errors: one passing case ``"exportcheck"``.
+- a subject with no failing problem and no input error: one passing case ``"eval-mode export"``,
+  its info notes and comparison count in ``<system-out>``.
+
+Names are unique within a suite (a repeated name gets `` #2``). Steps that did not run are
+listed in the suite's ``<system-out>``.
 """
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
 
-from exportcheck.results.comparison import Comparison
-from exportcheck.results.findings import Finding
+from exportcheck.reporters.escaping import xml_text
+from exportcheck.reporters.text import comparison_line, evidence_summary, problem_place
+from exportcheck.results.findings import Severity
+from exportcheck.results.problems import Problem
 from exportcheck.results.report import Report
 
-# XML 1.0 forbids most control characters even as character references; ElementTree would
-# write them anyway and produce a file no parser accepts.
-_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-
-
-def _clean(text: object) -> str:
-    return _INVALID_XML.sub("\ufffd", str(text))
+CLEAN_CASE = "eval-mode export"
 
 
 def _subjects(report: Report) -> list[str]:
     seen: dict[str, None] = dict.fromkeys(report.subjects)
-    for item in (*report.findings, *report.comparisons, *report.skipped, *report.errors):
+    for item in (*report.problems, *report.comparisons, *report.skipped, *report.errors):
         seen.setdefault(item.subject, None)
     return list(seen)
 
 
-def _finding_name(finding: Finding) -> str:
-    loc = finding.location
-    where = loc.module or loc.node or loc.scope or loc.op_type
-    return f"{finding.rule} {where}" if where else finding.rule
+def problem_name(problem: Problem) -> str:
+    module = f" [{problem.module}]" if problem.module else ""
+    return f"{problem.code} {problem.rule}{module}"
 
 
-def _finding_body(finding: Finding) -> str:
-    loc = finding.location
+def _problem_body(problem: Problem, root: str | None) -> str:
     lines = [
-        finding.message,
+        f"{problem_place(problem, root)}: {problem.cause.message}",
+        f"evidence: {evidence_summary(problem)}",
         "",
-        f"rule: {finding.rule}",
-        f"code: {finding.code}",
-        f"severity: {finding.severity.label}",
-        f"subject: {finding.subject}",
     ]
-    for key, value in (
-        ("artifact", loc.artifact),
-        ("scope", loc.scope),
-        ("node", loc.node),
-        ("op_type", loc.op_type),
-        ("module", loc.module),
-    ):
-        if value:
-            lines.append(f"{key}: {value}")
-    return "\n".join(lines) + "\n"
-
-
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3g}"
-
-
-def _comparison_summary(comparison: Comparison) -> str:
-    m, t = comparison.metrics, comparison.tolerance
-    parts = [
-        f"max_abs={_number(m.max_abs)}",
-        f"max_rel={_number(m.max_rel)}",
-        f"mismatched={m.mismatched}/{m.total}",
-        f"rtol={t.rtol:g}",
-        f"atol={t.atol:g}",
-    ]
-    if not m.shape_ok:
-        parts.append(f"shape={m.shape} expected {m.expected_shape}")
-    if m.nonfinite > m.expected_nonfinite:
-        parts.append(f"nonfinite={m.nonfinite} expected {m.expected_nonfinite}")
-    return " ".join(parts)
-
-
-def _comparison_body(comparison: Comparison) -> str:
-    lines = [
-        f"artifact: {comparison.artifact or comparison.artifact_label}",
-        f"format: {comparison.artifact_format}",
-        f"runtime: {comparison.runtime_label}",
-        f"output: {comparison.output}",
-        f"reference: {comparison.reference}",
-        f"tolerance source: {comparison.tolerance.source}",
-        _comparison_summary(comparison),
-    ]
+    lines += [f"- {f.code} {f.rule}: {f.message}" for f in problem.evidence]
+    lines += [comparison_line(c) for c in problem.comparisons]
     return "\n".join(lines) + "\n"
 
 
@@ -109,112 +57,91 @@ class _Suite:
     """Collects one subject's test cases and keeps the counts JUnit wants on the suite."""
 
     def __init__(self, subject: str) -> None:
-        self.element = ET.Element("testsuite", name=_clean(subject))
+        self.element = ET.Element("testsuite", name=xml_text(subject))
         self.subject = subject
+        self.names: dict[str, int] = {}
         self.tests = self.failures = self.errors = self.skipped = 0
 
     def case(self, name: str) -> ET.Element:
         self.tests += 1
+        seen = self.names.get(name, 0) + 1
+        self.names[name] = seen
+        unique = name if seen == 1 else f"{name} #{seen}"
         return ET.SubElement(
-            self.element, "testcase", classname=_clean(self.subject), name=_clean(name)
+            self.element, "testcase", classname=xml_text(self.subject), name=xml_text(unique)
         )
 
     def fail(self, name: str, kind: str, message: str, body: str) -> None:
         self.failures += 1
         failure = ET.SubElement(
-            self.case(name), "failure", type=_clean(kind), message=_clean(message)
+            self.case(name), "failure", type=xml_text(kind), message=xml_text(message)
         )
-        failure.text = _clean(body)
+        failure.text = xml_text(body)
 
     def error(self, name: str, kind: str, message: str) -> None:
         self.errors += 1
-        error = ET.SubElement(self.case(name), "error", type=_clean(kind), message=_clean(message))
-        error.text = _clean(message)
+        error = ET.SubElement(
+            self.case(name), "error", type=xml_text(kind), message=xml_text(message)
+        )
+        error.text = xml_text(message)
 
     def skip(self, name: str, message: str) -> None:
         self.skipped += 1
-        ET.SubElement(self.case(name), "skipped", message=_clean(message))
+        ET.SubElement(self.case(name), "skipped", message=xml_text(message))
 
     def passed(self, name: str, output: str | None = None) -> None:
         case = self.case(name)
         if output:
-            ET.SubElement(case, "system-out").text = _clean(output)
+            ET.SubElement(case, "system-out").text = xml_text(output)
 
-    def finish(self) -> ET.Element:
+    def finish(self, output: str | None) -> ET.Element:
         for key in ("tests", "failures", "errors", "skipped"):
             self.element.set(key, str(getattr(self, key)))
+        if output:
+            ET.SubElement(self.element, "system-out").text = xml_text(output)
         return self.element
 
 
-def _add_findings(suite: _Suite, findings: Iterable[Finding], failing: set[Finding]) -> None:
-    for finding in findings:
-        name = _finding_name(finding)
-        if finding.suppressed is not None:
-            suite.skip(name, f"suppressed: {finding.suppressed.reason}")
-        elif finding in failing:
-            suite.fail(name, finding.rule, finding.message, _finding_body(finding))
+def _suite(report: Report, subject: str, failing: set[int]) -> _Suite:
+    suite = _Suite(subject)
+    problems = [(i, p) for i, p in enumerate(report.problems) if p.subject == subject]
+    errors = [e for e in report.errors if e.subject == subject]
+    for problem in errors:
+        suite.error("input", problem.error, problem.message)
+    notes = []
+    for index, problem in problems:
+        name = problem_name(problem)
+        body = _problem_body(problem, report.root)
+        if problem.suppressed is not None:
+            suite.skip(name, f"suppressed: {problem.suppressed.reason}")
+        elif index in failing:
+            suite.fail(name, problem.rule, problem.cause.message, body)
+        elif problem.severity > Severity.INFO:
+            suite.passed(name, body)
         else:
-            suite.passed(name, _finding_body(finding))
+            notes.append(f"{problem.severity.label}: {name}: {problem.cause.message}")
+    if not errors and not any(i in failing for i, _ in problems):
+        compared = [c for c in report.comparisons if c.subject == subject]
+        if compared:
+            passed = sum(1 for c in compared if c.passed)
+            notes.append(f"{passed} of {len(compared)} comparison(s) passed")
+        suite.passed(CLEAN_CASE, "\n".join(notes) + "\n" if notes else None)
+    return suite
 
 
-def _verdicts(findings: Iterable[Finding], failing: set[Finding]) -> dict[str | None, Finding]:
-    """Per artifact, the numeric finding that judges its failed comparisons: a failing one
-    first, else a suppressed one."""
-    verdicts: dict[str | None, Finding] = {}
-    for finding in findings:
-        if finding.stage != "compare":
-            continue
-        current = verdicts.get(finding.location.artifact)
-        if current is None or (finding in failing and current not in failing):
-            verdicts[finding.location.artifact] = finding
-    return verdicts
-
-
-def _add_comparisons(
-    suite: _Suite,
-    comparisons: Iterable[Comparison],
-    verdicts: dict[str | None, Finding],
-    failing: set[Finding],
-) -> None:
-    for comparison in comparisons:
-        name = f"{comparison.artifact_label} {comparison.runtime_label} {comparison.output}"
-        verdict = verdicts.get(comparison.artifact)
-        if comparison.passed:
-            suite.passed(name, _comparison_body(comparison))
-        elif verdict is not None and verdict.suppressed is not None and verdict not in failing:
-            suite.skip(name, f"suppressed: {verdict.suppressed.reason}")
-        elif verdict is not None and verdict not in failing:
-            suite.passed(name, _comparison_body(comparison))
-        else:
-            suite.fail(
-                name,
-                "output-mismatch",
-                f"{comparison.output} differs from {comparison.reference}: "
-                + _comparison_summary(comparison),
-                _comparison_body(comparison),
-            )
-
-
-def render_junit(report: Report) -> str:
-    failing = set(report.failing_findings())
-    root = ET.Element("testsuites", name=_clean(report.tool))
-    totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
+def render_junit(report: Report, *, width: int = 100, verbose: bool = False) -> str:
+    failing_problems = set(map(id, report.failing_problems()))
+    failing = {i for i, p in enumerate(report.problems) if id(p) in failing_problems}
+    root = ET.Element("testsuites", name=xml_text(report.tool))
+    totals = dict.fromkeys(("tests", "failures", "errors"), 0)
     for subject in _subjects(report):
-        suite = _Suite(subject)
-        findings = [f for f in report.findings if f.subject == subject]
-        comparisons = [c for c in report.comparisons if c.subject == subject]
-        errors = [e for e in report.errors if e.subject == subject]
-        for problem in errors:
-            suite.error("input", problem.error, problem.message)
-        _add_findings(suite, findings, failing)
-        _add_comparisons(suite, comparisons, _verdicts(findings, failing), failing)
-        for skip in (s for s in report.skipped if s.subject == subject):
-            where = f" {skip.artifact}" if skip.artifact else ""
-            device = f" on {skip.device}" if skip.device else ""
-            suite.skip(f"skipped {skip.step}{where}{device}", skip.reason)
-        if not (findings or comparisons or errors):
-            suite.passed("exportcheck")
-        root.append(suite.finish())
+        suite = _suite(report, subject, failing)
+        skipped = [
+            f"skipped {s.step}{f' {s.artifact}' if s.artifact else ''}: {s.reason}"
+            for s in report.skipped
+            if s.subject == subject
+        ]
+        root.append(suite.finish("\n".join(skipped) + "\n" if skipped else None))
         for key in totals:
             totals[key] += getattr(suite, key)
     for key, value in totals.items():

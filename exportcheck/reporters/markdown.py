@@ -1,4 +1,8 @@
-"""Markdown summary for a CI job summary or a pull-request comment: verdict, findings, failures."""
+"""Markdown summary for a CI job summary or a pull-request comment: the verdict (how many
+subjects failed), one row per problem with its location and evidence, and what did not run.
+
+Rows are capped, so a zoo of models stays far below GitHub's 1 MiB job-summary limit; info
+problems are counted, not listed, unless the report fails on them."""
 
 from __future__ import annotations
 
@@ -6,19 +10,20 @@ import re
 from collections.abc import Sequence
 
 from exportcheck.errors import EXIT_FINDINGS, EXIT_OK
-from exportcheck.results.comparison import Comparison
-from exportcheck.results.findings import Finding
-from exportcheck.results.report import Report
+from exportcheck.reporters.escaping import printable
+from exportcheck.reporters.text import evidence_summary, problem_place
+from exportcheck.results.findings import Severity
+from exportcheck.results.problems import Problem
+from exportcheck.results.report import Report, fail_threshold
 
-MAX_ROWS = 50
+MAX_ROWS = 100
 
 _SPECIAL = re.compile(r"([\\`*_\[\]<>|])")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _line(value: object) -> str:
     """One line of text: control characters and runs of whitespace become single spaces."""
-    return " ".join(_CONTROL.sub(" ", str(value)).split())
+    return " ".join(printable(str(value).replace("\n", " ").replace("\t", " ")).split())
 
 
 def _text(value: object) -> str:
@@ -48,23 +53,20 @@ def _more(total: int) -> list[str]:
     return [f"_... and {total - MAX_ROWS} more_"] if total > MAX_ROWS else []
 
 
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3g}"
-
-
 def _verdict(report: Report) -> str:
     code = report.exit_code()
     word = "Passed" if code == EXIT_OK else "Failed" if code == EXIT_FINDINGS else "Error"
-    counts = report.counts()
-    suppressed = len(report.findings) - len(report.active_findings)
+    subjects = dict.fromkeys((*report.subjects, *(e.subject for e in report.errors)))
+    counts = report.problem_counts()
+    suppressed = len(report.problems) - len(report.active_problems)
     parts = [
-        f"{len(report.subjects)} subject(s)",
+        f"{len(report.failed_subjects())} of {len(subjects)} subject(s) failed",
         f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info"
         + (f", {suppressed} suppressed" if suppressed else ""),
     ]
     if report.comparisons:
         failed = sum(1 for c in report.comparisons if not c.passed)
-        parts.append(f"{len(report.comparisons)} comparison(s), {failed} failed")
+        parts.append(f"{failed} of {len(report.comparisons)} comparison(s) failed")
     if report.skipped:
         parts.append(f"{len(report.skipped)} step(s) skipped")
     if report.errors:
@@ -72,76 +74,44 @@ def _verdict(report: Report) -> str:
     return f"**{word}**: " + "; ".join(parts) + f" (fail on: {report.fail_on})"
 
 
-def _finding_row(finding: Finding) -> list[str]:
-    severity = finding.severity.label
-    message = _text(finding.message)
-    if finding.suppressed is not None:
+def _problem_row(problem: Problem, report: Report) -> list[str]:
+    severity = problem.severity.label
+    cause = _text(problem.cause.message)
+    if problem.suppressed is not None:
         severity += " (suppressed)"
-        message += " _(suppressed: " + _text(finding.suppressed.reason) + ")_"
+        cause += " _(suppressed: " + _text(problem.suppressed.reason) + ")_"
     return [
         severity,
-        f"{_code(finding.rule)} {_text(finding.code)}",
-        _code(finding.subject),
-        _code(finding.location.module),
-        message,
+        f"{_text(problem.code)} {_code(problem.rule)}",
+        _code(problem.subject),
+        _code(problem_place(problem, report.root)),
+        _code(problem.module),
+        cause,
+        _text(evidence_summary(problem)),
     ]
 
 
-def _findings(report: Report) -> list[str]:
-    ordered = sorted(report.findings, key=lambda f: (f.suppressed is not None, -int(f.severity)))
-    lines = ["", "### Findings", ""]
+def _problems(report: Report) -> list[str]:
+    threshold = fail_threshold(report.fail_on)
+    listed = [
+        p
+        for p in report.problems
+        if p.severity > Severity.INFO or (threshold is not None and threshold <= Severity.INFO)
+    ]
+    if not listed:
+        return []
+    ordered = sorted(listed, key=lambda p: (p.suppressed is not None, -int(p.severity)))
+    lines = ["", "### Problems", ""]
     lines += _table(
-        ["Severity", "Rule", "Subject", "Module", "Message"],
-        [_finding_row(f) for f in ordered[:MAX_ROWS]],
+        ["Severity", "Rule", "Subject", "Location", "Module", "Cause", "Evidence"],
+        [_problem_row(p, report) for p in ordered[:MAX_ROWS]],
     )
     return lines + _more(len(ordered))
 
 
-def _mismatched(c: Comparison) -> str:
-    m = c.metrics
-    cell = f"{m.mismatched}/{m.total}"
-    if not m.shape_ok:
-        cell += f"; shape {m.shape}, expected {m.expected_shape}"
-    if m.nonfinite > m.expected_nonfinite:
-        cell += f"; {m.nonfinite} NaN/Inf, expected {m.expected_nonfinite}"
-    return _text(cell)
-
-
-def _comparison_row(c: Comparison) -> list[str]:
-    return [
-        _code(c.subject),
-        _text(c.artifact_label),
-        _text(c.runtime_label),
-        _code(c.output),
-        _number(c.metrics.max_abs),
-        _number(c.metrics.max_rel),
-        _mismatched(c),
-        f"rtol={c.tolerance.rtol:g} atol={c.tolerance.atol:g}",
-    ]
-
-
 def _comparisons(report: Report) -> list[str]:
-    failed = [c for c in report.comparisons if not c.passed]
-    passed = len(report.comparisons) - len(failed)
-    lines = ["", "### Comparisons", ""]
-    if failed:
-        lines += _table(
-            [
-                "Subject",
-                "Artifact",
-                "Runtime",
-                "Output",
-                "Max abs",
-                "Max rel",
-                "Mismatched",
-                "Tolerance",
-            ],
-            [_comparison_row(c) for c in failed[:MAX_ROWS]],
-        )
-        lines += _more(len(failed))
-        lines.append("")
-    lines.append(f"{passed} of {len(report.comparisons)} comparison(s) passed.")
-    return lines
+    passed = sum(1 for c in report.comparisons if c.passed)
+    return ["", f"{passed} of {len(report.comparisons)} comparison(s) passed."]
 
 
 def _bullets(title: str, items: Sequence[str]) -> list[str]:
@@ -152,10 +122,9 @@ def _bullets(title: str, items: Sequence[str]) -> list[str]:
     return lines + _more(len(items))
 
 
-def render_markdown(report: Report) -> str:
+def render_markdown(report: Report, *, width: int = 100, verbose: bool = False) -> str:
     lines = ["## exportcheck", "", _verdict(report)]
-    if report.findings:
-        lines += _findings(report)
+    lines += _problems(report)
     if report.comparisons:
         lines += _comparisons(report)
     skipped = []

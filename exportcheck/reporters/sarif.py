@@ -1,16 +1,19 @@
-"""SARIF 2.1.0 report for code-scanning services: the rule catalogue and one result per finding.
+"""SARIF 2.1.0 report for code scanning: the rule catalogue and one result per problem.
 
 One run. ``tool.driver.rules`` lists every rule in the catalogue, so a viewer can show each
-rule's documentation. ``results`` holds the findings only: comparisons that failed are already
-``output-mismatch`` findings, and their counts go into ``run.properties.comparisons``. A
-suppressed finding keeps its result with an external suppression and the team's reason.
+rule's documentation. ``results`` holds one result per problem (a root cause with the evidence
+it explains): its physical location is the responsible source file, relative to the project
+root, with ``region.startLine``; where no project source is known, the subject's file (a
+``file.py:build`` target or an inspected artifact). Artifacts, runtimes, modules and nodes are
+never file URIs: the module is a logical location, and artifacts, runtimes, the worst
+differences and every evidence finding go into the result's properties.
+``partialFingerprints`` hold a hash of rule, subject, module and source file that stays the
+same across runs, machines and temporary folders.
+
+A suppressed problem keeps its result with an external suppression and the team's reason.
 Input errors become error notifications of the invocation, which is then not successful;
 skipped steps become notes and suppressions that matched nothing become configuration
 warnings.
-
-A finding's physical location is its artifact file, else the file of its subject; a subject
-that names no file (``package.module:build``) gets a logical location instead. The torch
-module path, the graph scope and the node are logical locations.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from typing import Any
 from urllib.parse import quote
 
 from exportcheck import __version__
+from exportcheck.reporters.escaping import valid_data
 from exportcheck.results.catalogue import DOC_SECTIONS, RuleDescriptor
-from exportcheck.results.findings import Finding, Location, Severity
+from exportcheck.results.findings import Location, Severity
+from exportcheck.results.problems import Problem, shown_path
 from exportcheck.results.report import InputProblem, Report
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -45,8 +50,9 @@ def artifact_uri(path: str) -> str:
     posix = path.replace("\\", "/")
     if posix.startswith("/"):
         return PurePosixPath(posix).as_uri()
-    # Percent-encodes a colon too, which would otherwise read as a URI scheme.
-    return quote(posix, safe="/")
+    # Percent-encodes a colon too, which would otherwise read as a URI scheme; a name's
+    # undecodable bytes (surrogate-escaped) are encoded as the bytes they stand for.
+    return quote(posix.encode("utf-8", "surrogateescape"), safe="/")
 
 
 def _subject_location(subject: str) -> tuple[str | None, dict[str, Any] | None]:
@@ -117,49 +123,106 @@ def _logical_locations(location: Location) -> list[dict[str, Any]]:
     return logical
 
 
+def _is_project_file(path: str) -> bool:
+    normal = path.replace("\\", "/")
+    return not (
+        normal.startswith(("/", "../")) or _DRIVE.match(normal) or "/site-packages/" in normal
+    )
+
+
 def _location(
-    subject: str, artifact: str | None = None, location: Location | None = None
+    subject: str, root: str | None, location: Location | None = None, problem: Problem | None = None
 ) -> dict[str, Any] | None:
-    """Where a finding or an input error points: the artifact file, else the subject's file."""
+    """Where a problem or an input error points: the project source line, else the file the
+    subject names; the module, node and target callable as logical locations."""
     logical = _logical_locations(location) if location is not None else []
-    path = artifact
-    if path is None:
-        path, target = _subject_location(subject)
-        if target is not None:
-            logical.insert(0, target)
+    physical: dict[str, Any] | None = None
+    source, line = problem.source if problem is not None else (None, None)
+    if source and _is_project_file(shown_path(source, root)):
+        physical = {"artifactLocation": {"uri": artifact_uri(shown_path(source, root))}}
+        if line:
+            physical["region"] = {"startLine": line}
+    path, target = _subject_location(subject)
+    if target is not None:
+        logical.insert(0, target)
+    if physical is None and path:
+        physical = {"artifactLocation": {"uri": artifact_uri(shown_path(path, root))}}
     result: dict[str, Any] = {}
-    if path:
-        result["physicalLocation"] = {"artifactLocation": {"uri": artifact_uri(path)}}
+    if physical is not None:
+        result["physicalLocation"] = physical
     if logical:
         result["logicalLocations"] = logical
     return result or None
 
 
-def _result(finding: Finding, rule_index: dict[str, int]) -> dict[str, Any]:
-    result: dict[str, Any] = {"ruleId": finding.rule}
-    if finding.rule in rule_index:
-        result["ruleIndex"] = rule_index[finding.rule]
-    result["level"] = LEVELS[finding.severity]
-    result["message"] = {"text": finding.message}
-    location = _location(finding.subject, finding.location.artifact, finding.location)
+def _evidence(problem: Problem) -> list[dict[str, Any]]:
+    return [
+        {
+            "rule": f.rule,
+            "code": f.code,
+            "severity": f.severity.label,
+            "message": f.message,
+            "artifact": f.location.artifact,
+            "runtime": f.location.runtime,
+            "suppressed": f.suppressed is not None,
+        }
+        for f in problem.evidence
+    ]
+
+
+def _message(problem: Problem) -> str:
+    module = f"[{problem.module}] " if problem.module else ""
+    text = f"{module}{problem.cause.message}"
+    if not problem.explained:
+        text += " (no finding explains it)"
+    worst, repeat = problem.worst("compare"), problem.worst("repeat")
+    facts = []
+    if problem.artifacts:
+        facts.append(f"{len(problem.artifacts)} artifact(s)")
+    if problem.runtimes:
+        facts.append(f"{len(problem.runtimes)} runtime(s)")
+    if worst is not None:
+        facts.append(f"outputs differ by up to {worst:.3g}")
+    if repeat is not None:
+        facts.append(f"two runs by up to {repeat:.3g}")
+    return text + (f". Evidence: {', '.join(facts)}." if facts else "")
+
+
+def _result(problem: Problem, rule_index: dict[str, int], root: str | None) -> dict[str, Any]:
+    result: dict[str, Any] = {"ruleId": problem.rule}
+    if problem.rule in rule_index:
+        result["ruleIndex"] = rule_index[problem.rule]
+    result["level"] = LEVELS[problem.severity]
+    result["message"] = {"text": _message(problem)}
+    location = _location(problem.subject, root, problem.cause.location, problem)
     if location is not None:
         result["locations"] = [location]
-    if finding.suppressed is not None:
+    result["partialFingerprints"] = {"exportcheck/v1": problem.fingerprint(root)}
+    if problem.suppressed is not None:
         result["suppressions"] = [
             {
                 "kind": "external",
                 "status": "accepted",
-                "justification": finding.suppressed.reason,
-                "properties": {"entry": finding.suppressed.entry},
+                "justification": problem.suppressed.reason,
+                "properties": {"entry": problem.suppressed.entry},
             }
         ]
+    source, line = problem.source
     properties: dict[str, Any] = {
-        "code": finding.code,
-        "severity": finding.severity.label,
-        "subject": finding.subject,
+        "code": problem.code,
+        "severity": problem.severity.label,
+        "subject": problem.subject,
+        "explained": problem.explained,
+        "artifacts": list(problem.artifacts),
+        "runtimes": list(problem.runtimes),
+        "maxAbs": problem.worst("compare"),
+        "maxAbsBetweenRuns": problem.worst("repeat"),
+        "evidence": _evidence(problem),
     }
-    if finding.location.op_type:
-        properties["opType"] = finding.location.op_type
+    if source:
+        properties["source"] = {"file": shown_path(source, root), "line": line}
+    if problem.cause.location.op_type:
+        properties["opType"] = problem.cause.location.op_type
     result["properties"] = properties
     return result
 
@@ -174,7 +237,7 @@ def _error_notification(problem: InputProblem) -> dict[str, Any]:
             "exitCode": problem.exit_code,
         },
     }
-    location = _location(problem.subject)
+    location = _location(problem.subject, None)
     if location is not None:
         notification["locations"] = [location]
     return notification
@@ -215,7 +278,7 @@ def _invocation(report: Report) -> dict[str, Any]:
     return invocation
 
 
-def render_sarif(report: Report) -> str:
+def render_sarif(report: Report, *, width: int = 100, verbose: bool = False) -> str:
     rule_index = {rule.slug: index for index, rule in enumerate(report.rules)}
     failed = sum(1 for c in report.comparisons if not c.passed)
     run = {
@@ -227,13 +290,14 @@ def render_sarif(report: Report) -> str:
             }
         },
         "invocations": [_invocation(report)],
-        "results": [_result(finding, rule_index) for finding in report.findings],
+        "results": [_result(problem, rule_index, report.root) for problem in report.problems],
         "properties": {
             "subjects": list(report.subjects),
             "failOn": report.fail_on,
             "summary": {
-                **report.counts(),
-                "suppressed": len(report.findings) - len(report.active_findings),
+                **report.problem_counts(),
+                "suppressed": len(report.problems) - len(report.active_problems),
+                "findings": len(report.findings),
             },
             "comparisons": {
                 "total": len(report.comparisons),
@@ -243,4 +307,4 @@ def render_sarif(report: Report) -> str:
         },
     }
     log = {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
-    return json.dumps(log, indent=2, allow_nan=False) + "\n"
+    return json.dumps(valid_data(log), indent=2, allow_nan=False) + "\n"

@@ -1,101 +1,235 @@
-"""Plain-text report for terminals and logs: a table of findings, comparisons, skips, errors."""
+"""Plain-text report for terminals and logs: one block per problem, in the style of ruff or mypy.
+
+Each problem reads `path:line: error: CODE rule [module] what happens`, then one evidence line
+and a `fix:` line, wrapped to the width the caller gives (the terminal's). Info problems and
+the full list of evidence and comparisons show with `verbose`. The last lines give the verdict
+and an `exportcheck explain CODE` hint for each code shown.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+import textwrap
+from collections.abc import Iterable
 
-from exportcheck.results.report import Report
+from exportcheck.reporters.escaping import printable
+from exportcheck.results.comparison import Comparison
+from exportcheck.results.findings import Finding, Severity
+from exportcheck.results.problems import CONSEQUENCE_STAGE, Problem, shown_path
+from exportcheck.results.report import Report, fail_threshold
 
+DEFAULT_WIDTH = 100
+INDENT = "    "
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [len(h) for h in headers]
-    for row in rows:
-        for i, cell in enumerate(row[:-1]):
-            widths[i] = max(widths[i], len(cell))
-    widths[-1] = 0
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
-
-    return [line(headers), line(["-" * max(w, len(h)) for w, h in zip(widths, headers)])] + [
-        line(row) for row in rows
-    ]
+_TARGET = re.compile(r"^(?P<file>.+\.py):[A-Za-z_][\w.]*$")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`])")
 
 
-def _where(finding) -> str:  # noqa: ANN001 - a Finding
-    loc = finding.location
+def doc_section(doc: str, title: str) -> str:
+    """One section of a rule's docstring as a single paragraph."""
+    lines = doc.splitlines()
+    try:
+        start = lines.index(title) + 1
+    except ValueError:
+        return ""
+    body: list[str] = []
+    for line in lines[start:]:
+        if line and not line.startswith(" "):
+            break
+        body.append(line.strip())
+    return " ".join(" ".join(body).split())
+
+
+def fix_hint(report: Report, rule: str) -> str:
+    """The first sentence of a rule's "How to fix"."""
+    descriptor = report.rule(rule)
+    if descriptor is None:
+        return ""
+    return _SENTENCE_END.split(doc_section(descriptor.doc, "How to fix"), maxsplit=1)[0]
+
+
+def subject_file(subject: str) -> str:
+    """The file a subject names: the `.py` of a `file.py:build` target, else the subject."""
+    match = _TARGET.match(subject)
+    return match["file"] if match else subject
+
+
+def problem_place(problem: Problem, root: str | None) -> str:
+    """`path:line` of the responsible code, else the subject's file."""
+    path, line = problem.source
+    if path:
+        return f"{shown_path(path, root)}:{line}" if line else shown_path(path, root)
+    return shown_path(subject_file(problem.subject), root)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def evidence_summary(problem: Problem) -> str:
+    """One line: how many artifacts and runtimes, the worst differences, the other rules."""
     parts = []
-    if loc.artifact and loc.artifact != finding.subject:
-        parts.append(loc.artifact)
-    if loc.scope:
-        parts.append(loc.scope)
-    if loc.node:
-        parts.append(f"{loc.node} ({loc.op_type})" if loc.op_type else loc.node)
-    elif loc.op_type:
-        parts.append(loc.op_type)
-    return " :: ".join(parts)
+    artifacts = len(problem.artifacts)
+    if artifacts:
+        parts.append(f"{artifacts} artifact{'s' if artifacts != 1 else ''}")
+    runtimes = len(problem.runtimes)
+    if runtimes:
+        parts.append(f"{runtimes} runtime{'s' if runtimes != 1 else ''}")
+    worst, repeat = problem.worst("compare"), problem.worst("repeat")
+    numbers = []
+    if worst is not None:
+        numbers.append(f"outputs differ by up to {_number(worst)}")
+    if repeat is not None:
+        numbers.append(f"two runs by up to {_number(repeat)}")
+    text = ", ".join(parts + numbers)
+    others = [
+        rule for rule in dict.fromkeys(f.rule for f in problem.evidence) if rule != problem.rule
+    ]
+    if others:
+        text += ("; " if text else "") + "also " + ", ".join(others)
+    if not problem.explained:
+        text = "no finding explains it" + ("; " + text if text else "")
+    return text or "found once"
 
 
-def render_text(report: Report) -> str:
-    lines: list[str] = []
-    for problem in report.errors:
-        lines.append(f"error: {problem.subject}: {problem.message}")
-    if report.errors:
-        lines.append("")
-    if report.findings:
-        rows = []
-        for f in report.findings:
-            severity = f.severity.label + (" (suppressed)" if f.suppressed else "")
-            rows.append(
-                [severity, f.rule, f.location.module or "-", f.subject, _where(f), f.message]
-            )
-        lines += _table(["severity", "rule", "module", "subject", "where", "message"], rows)
-        for f in report.findings:
-            if f.suppressed:
-                lines.append(f"  suppressed {f.rule} at {f.subject}: {f.suppressed.reason}")
-        lines.append("")
-    failed = [c for c in report.comparisons if not c.passed]
-    if failed:
-        rows = []
-        for c in failed:
-            rows.append(
-                [
-                    c.subject,
-                    c.artifact_label,
-                    c.runtime_label,
-                    c.output,
-                    f"{c.metrics.max_abs:.3g}" if c.metrics.max_abs is not None else "shape",
-                    f"{c.metrics.mismatched}/{c.metrics.total}",
-                    f"rtol={c.tolerance.rtol:g} atol={c.tolerance.atol:g}",
-                ]
-            )
-        lines.append("failed comparisons:")
-        lines += _table(
-            ["subject", "artifact", "runtime", "output", "max_abs", "mismatched", "tolerance"],
-            rows,
-        )
-        lines.append("")
-    for skip in report.skipped:
-        where = f" [{skip.artifact}]" if skip.artifact else ""
-        lines.append(f"skipped: {skip.subject}: {skip.step}{where}: {skip.reason}")
-    if report.skipped:
-        lines.append("")
-    for entry in report.unused_suppressions:
-        lines.append(
-            f"warning: suppression #{entry.get('entry')} for {entry.get('rule')} matched nothing"
-        )
-    counts = report.counts()
-    suppressed = len(report.findings) - len(report.active_findings)
-    summary = (
-        f"{len(report.subjects)} subject(s): {counts['error']} error(s), "
-        f"{counts['warning']} warning(s), {counts['info']} info"
+def _wrap(text: str, width: int, first: str = "", rest: str = INDENT) -> list[str]:
+    return textwrap.wrap(
+        text,
+        width=max(width, 40),
+        initial_indent=first,
+        subsequent_indent=rest,
+        break_long_words=True,
+        break_on_hyphens=False,
+    ) or [first.rstrip()]
+
+
+def _headline(problem: Problem, root: str | None) -> str:
+    module = f" [{problem.module}]" if problem.module else ""
+    return (
+        f"{problem_place(problem, root)}: {problem.severity.label}: {problem.code} "
+        f"{problem.rule}{module} {problem.cause.message}"
     )
+
+
+def _finding_line(finding: Finding) -> str:
+    if finding.stage == CONSEQUENCE_STAGE:  # its message starts with the runner it ran on
+        return f"- {finding.code} {finding.rule}: {finding.message}"
+    where = finding.location.artifact or finding.location.runtime or "model"
+    return f"- {finding.code} {finding.rule} ({where}): {finding.message}"
+
+
+def comparison_line(comparison: Comparison) -> str:
+    m, t = comparison.metrics, comparison.tolerance
+    verdict = "ok" if comparison.passed else "FAIL"
+    batch = f"@batch{comparison.batch_size}" if comparison.batch_size is not None else ""
+    detail = f"max abs {_number(m.max_abs)}, {m.mismatched}/{m.total} mismatched"
+    if not m.shape_ok:
+        detail += f", shape {m.shape} expected {m.expected_shape}"
+    if m.nonfinite > m.expected_nonfinite:
+        detail += f", {m.nonfinite} NaN/Inf"
+    return (
+        f"- {verdict} {comparison.artifact_format} on {comparison.runtime_label} "
+        f"{comparison.output}{batch}: {detail} (rtol={t.rtol:g} atol={t.atol:g})"
+    )
+
+
+def _problem_block(problem: Problem, report: Report, width: int, verbose: bool) -> list[str]:
+    if problem.suppressed is not None:
+        text = f"{_headline(problem, report.root)} (suppressed: {problem.suppressed.reason})"
+        return _wrap(printable(text), width)
+    lines = _wrap(printable(_headline(problem, report.root)), width)
+    lines += _wrap(printable(evidence_summary(problem)), width, INDENT + "evidence: ", INDENT)
+    fix = fix_hint(report, problem.rule)
+    if fix:
+        lines += _wrap(printable(fix), width, INDENT + "fix: ", INDENT)
+    if verbose:
+        for finding in problem.evidence:
+            lines += _wrap(printable(_finding_line(finding)), width, INDENT, INDENT + "  ")
+        for comparison in problem.comparisons:
+            lines += _wrap(printable(comparison_line(comparison)), width, INDENT, INDENT + "  ")
+    return lines
+
+
+def _shown(report: Report, verbose: bool) -> tuple[list[Problem], list[Problem]]:
+    threshold = fail_threshold(report.fail_on)
+    show_info = verbose or (threshold is not None and threshold <= Severity.INFO)
+    shown = [p for p in report.problems if show_info or p.severity > Severity.INFO]
+    hidden = [p for p in report.problems if not (show_info or p.severity > Severity.INFO)]
+    return shown, hidden
+
+
+def _subjects(report: Report) -> list[str]:
+    seen = dict.fromkeys(report.subjects)
+    for item in (*report.problems, *report.errors):
+        seen.setdefault(item.subject, None)
+    return list(seen)
+
+
+def _verdict(report: Report, hidden: list[Problem], codes: Iterable[str]) -> list[str]:
+    failed = report.failed_subjects()
+    subjects = _subjects(report)
+    counts = report.problem_counts()
+    word = "failed" if report.exit_code() else "passed"
+    parts = [f"{counts['error']} error(s)", f"{counts['warning']} warning(s)"]
+    suppressed = len(report.problems) - len(report.active_problems)
     if suppressed:
-        summary += f", {suppressed} suppressed"
+        parts.append(f"{suppressed} suppressed")
+    if hidden:
+        rules = ", ".join(dict.fromkeys(p.rule for p in hidden))
+        parts.append(f"{len(hidden)} info hidden ({rules}; verbose shows them)")
+    summary = f"{word}: {len(failed)} of {len(subjects)} subject(s) failed; " + ", ".join(parts)
     if report.comparisons:
-        failed = sum(1 for c in report.comparisons if not c.passed)
-        summary += f"; {len(report.comparisons)} comparison(s), {failed} failed"
+        bad = sum(1 for c in report.comparisons if not c.passed)
+        summary += f"; {bad} of {len(report.comparisons)} comparison(s) failed"
     if report.errors:
         summary += f"; {len(report.errors)} input error(s)"
-    lines.append(summary)
+    summary += f" (fail on: {report.fail_on})"
+    hints = [f"exportcheck explain {code}" for code in dict.fromkeys(codes)]
+    return [summary] + (["see: " + ", ".join(hints)] if hints else [])
+
+
+def render_text(report: Report, *, width: int = DEFAULT_WIDTH, verbose: bool = False) -> str:
+    shown, hidden = _shown(report, verbose)
+    lines: list[str] = []
+    failed = set(report.failed_subjects())
+    for subject in _subjects(report):
+        errors = [e for e in report.errors if e.subject == subject]
+        problems = [p for p in shown if p.subject == subject]
+        status = "input error" if errors else "failed" if subject in failed else "ok"
+        lines += _wrap(printable(f"{subject}: {status}"), width)
+        for error in errors:
+            lines += _wrap(printable(f"error: {error.message}"), width, INDENT, INDENT * 2)
+        for problem in problems:
+            lines += _problem_block(problem, report, width, verbose)
+        if problems or errors:
+            lines.append("")
+    if verbose and report.comparisons:
+        lines += _comparison_lines(report, width)
+    lines += _notes(report, width)
+    codes = [p.code for p in shown]
+    for line in _verdict(report, hidden, codes):
+        lines += _wrap(printable(line), width)
     return "\n".join(lines) + "\n"
+
+
+def _comparison_lines(report: Report, width: int) -> list[str]:
+    lines = ["comparisons:"]
+    for comparison in report.comparisons:
+        text = f"{comparison.subject}: {comparison_line(comparison)[2:]}"
+        lines += _wrap(printable(text), width, "  ", INDENT)
+    return [*lines, ""]
+
+
+def _notes(report: Report, width: int) -> list[str]:
+    """Skipped steps and suppressions that matched nothing."""
+    lines: list[str] = []
+    for skip in report.skipped:
+        where = f" [{skip.artifact}]" if skip.artifact else ""
+        text = f"skipped: {skip.subject}: {skip.step}{where}: {skip.reason}"
+        lines += _wrap(printable(text), width)
+    for entry in report.unused_suppressions:
+        text = f"warning: suppression #{entry.get('entry')} for {entry.get('rule')} matched nothing"
+        lines += _wrap(printable(text), width)
+    if report.skipped or report.unused_suppressions:
+        lines.append("")
+    return lines

@@ -1,14 +1,18 @@
-"""The Report: findings, comparisons and skipped steps of one run, and the exit code they imply."""
+"""The Report: findings, comparisons and skipped steps of one run, the problems they group into,
+and the exit code those imply."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from exportcheck.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK
 from exportcheck.results.catalogue import RuleDescriptor
 from exportcheck.results.findings import Finding, Severity
+from exportcheck.results.problems import Problem, group_problems
 
 FAIL_ON_CHOICES = ("error", "warning", "info", "never")
 
@@ -69,6 +73,37 @@ class Report:
     tool: str = "exportcheck"
     rules: tuple[RuleDescriptor, ...] = ()
     """The catalogue of the rules this run applied, for reporters that document them."""
+    root: str = field(default_factory=os.getcwd, compare=False)
+    """The folder source paths are shown relative to: the working directory of the run."""
+
+    @cached_property
+    def problems(self) -> tuple[Problem, ...]:
+        """The findings grouped by root cause (derived, like a comparison's verdict)."""
+        return group_problems(self.findings, self.comparisons)
+
+    @property
+    def active_problems(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.suppressed is None)
+
+    def problem_counts(self) -> dict[str, int]:
+        counts = {severity.label: 0 for severity in sorted(Severity, reverse=True)}
+        for problem in self.active_problems:
+            counts[problem.severity.label] += 1
+        return counts
+
+    def failing_problems(self, fail_on: str | None = None) -> tuple[Problem, ...]:
+        threshold = fail_threshold(fail_on or self.fail_on)
+        if threshold is None:
+            return ()
+        return tuple(p for p in self.active_problems if p.severity >= threshold)
+
+    def failed_subjects(self, fail_on: str | None = None) -> tuple[str, ...]:
+        """Subjects with a failing problem or an input error, in report order."""
+        failed = {p.subject for p in self.failing_problems(fail_on)}
+        failed |= {e.subject for e in self.errors}
+        ordered = dict.fromkeys((*self.subjects, *(p.subject for p in self.problems)))
+        ordered.update(dict.fromkeys(e.subject for e in self.errors))
+        return tuple(s for s in ordered if s in failed)
 
     def rule(self, slug: str) -> RuleDescriptor | None:
         return next((r for r in self.rules if r.slug == slug), None)
@@ -103,7 +138,7 @@ class Report:
             return max(problem.exit_code for problem in self.errors)
         if self.require_comparisons and self.uncompared:
             return EXIT_FINDINGS
-        return EXIT_FINDINGS if self.failing_findings(fail_on) else EXIT_OK
+        return EXIT_FINDINGS if self.failing_problems(fail_on) else EXIT_OK
 
     @property
     def ok(self) -> bool:
@@ -120,13 +155,21 @@ class Report:
             "tool": self.tool,
             "version": __version__,
             "subjects": list(self.subjects),
+            "problems": [p.to_dict(self.root) for p in self.problems],
             "findings": [f.to_dict() for f in self.findings],
             "comparisons": [c.to_dict() for c in self.comparisons],
             "skipped": [s.to_dict() for s in self.skipped],
             "errors": [e.to_dict() for e in self.errors],
             "unused_suppressions": list(self.unused_suppressions),
             "uncompared": list(self.uncompared),
-            "summary": {**counts, "suppressed": len(self.findings) - sum(counts.values())},
+            "summary": {
+                **counts,
+                "suppressed": len(self.findings) - sum(counts.values()),
+                "problems": {
+                    **self.problem_counts(),
+                    "suppressed": len(self.problems) - len(self.active_problems),
+                },
+            },
             "fail_on": self.fail_on,
             "exit_code": self.exit_code(),
         }
@@ -145,6 +188,7 @@ def merge_reports(reports: Iterable[Report], fail_on: str = "error") -> Report:
         rules=tuple({d.slug: d for r in parts for d in r.rules}.values()),
         uncompared=tuple(s for r in parts for s in r.uncompared),
         require_comparisons=any(r.require_comparisons for r in parts),
+        **({"root": parts[0].root} if parts else {}),
     )
 
 

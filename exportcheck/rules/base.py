@@ -69,14 +69,28 @@ class Rule:
 
     @classmethod
     def finding_for_hit(cls, hit: Hit, artifact: str, subject: str) -> Finding:
-        """A graph rule's hit as a finding located in its artifact."""
+        """A graph rule's hit as a finding located in its artifact, and at the node's source
+        line where its reader knows it."""
         node = hit.node
         if node is None:
             location = Location(
                 artifact, hit.scope, hit.node_name, None, hit.module, hit.module_type
             )
         else:
-            location = Location(artifact, node.scope, node.name, node.op, node.module or hit.module)
+            # Readers that know where a node came from (torch.export stack traces,
+            # TorchScript source ranges, ONNX exporter metadata) expose it on the node.
+            source_file = getattr(node, "source_file", None)
+            source_line = getattr(node, "source_line", None)
+            location = Location(
+                artifact,
+                node.scope,
+                node.name,
+                node.op,
+                node.module or hit.module,
+                hit.module_type,
+                source_file=source_file or None,
+                source_line=source_line if source_file and source_line else None,
+            )
         return cls.finding(hit.message, subject, location, hit.severity)
 
     @classmethod

@@ -1,11 +1,19 @@
-"""Applies a team's policy to a report: rule selection, severity overrides, reasoned suppressions."""
+"""Applies a team's policy to a report: rule selection, severity overrides, reasoned suppressions.
+
+Suppressions work on problems: an entry that matches a problem's cause accepts the whole
+problem, so the evidence it explains (the same finding in other artifacts, the probes, the
+mismatches it causes) is suppressed with the cause's reason.
+"""
 
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Sequence
 from dataclasses import replace
 
+from exportcheck.results.comparison import Comparison
 from exportcheck.results.findings import Finding, Suppression
+from exportcheck.results.problems import group_problems
 from exportcheck.results.report import Report
 from exportcheck.settings.config import IgnoreEntry, Settings
 
@@ -51,5 +59,22 @@ def apply_policy(report: Report, settings: Settings) -> Report:
         findings.append(finding)
     unused = tuple(entry.to_dict() for entry in settings.ignore if entry.index not in used)
     return replace(
-        report, findings=tuple(findings), unused_suppressions=unused, fail_on=settings.fail_on
+        report,
+        findings=_covered_by_causes(findings, report.comparisons),
+        unused_suppressions=unused,
+        fail_on=settings.fail_on,
     )
+
+
+def _covered_by_causes(
+    findings: Sequence[Finding], comparisons: Sequence[Comparison]
+) -> tuple[Finding, ...]:
+    """The findings with every problem's evidence suppressed where its cause is."""
+    covered = list(findings)
+    for problem in group_problems(findings, comparisons):
+        if problem.suppressed is None:
+            continue
+        for index in problem.finding_indices:
+            if covered[index].suppressed is None:
+                covered[index] = replace(covered[index], suppressed=problem.suppressed)
+    return tuple(covered)

@@ -4,6 +4,7 @@ no export)."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -11,14 +12,23 @@ from exportcheck.results.comparison import Comparison, OutputMetrics, Tolerance
 from exportcheck.results.findings import Location, Suppression
 from exportcheck.results.report import InputProblem, Report, Skipped
 from exportcheck.rules import (
+    NondeterministicEval,
     NoopDropout,
     OutputMismatch,
     RandomOp,
+    RuntimeNondeterminism,
     SubmoduleLeftTraining,
     TrainingBatchNorm,
     TrainingDropout,
+    TrainingModule,
     rule_descriptors,
 )
+
+PROJECT = Path(__file__).resolve().parents[2]
+SHARED_SCHEMAS = PROJECT.parent / "shared" / "schemas"
+"""The official SARIF and JUnit schemas (`../shared/schemas` beside the project root)."""
+ROOT = "/work/project"
+"""The root the grouped sample's source paths are shown relative to."""
 
 ONNX = "models/encoder.onnx"
 TARGET = "train.py:build"
@@ -97,6 +107,114 @@ MISMATCH = OutputMismatch.finding(
 
 RULES = rule_descriptors()
 
+TAGGER = "models/tagger.py:build"
+ART_ONNX = "onnx: tagger-1a2b3c4d.onnx (temporary)"
+ART_PT2 = "exported-program: tagger-1a2b3c4d.pt2 (temporary)"
+ORT = "onnx on onnxruntime/CPU/cpu/disable_all"
+TORCH = "exported-program on torch/cpu"
+HEAD_SOURCE = {"source_file": f"{ROOT}/models/tagger.py", "source_line": 14}
+
+
+def _grouped() -> Report:
+    """One model whose `F.dropout` in `head` shows up in two artifacts, in the probe and in
+    every runtime; a second whose Linear is left training; a third with a mismatch nothing
+    explains."""
+    dropout_onnx = TrainingDropout.finding(
+        "Dropout runs in training mode",
+        TAGGER,
+        Location(artifact=ART_ONNX, scope="main", node="drop_1", op_type="Dropout", module="head"),
+    )
+    dropout_pt2 = TrainingDropout.finding(
+        "aten::dropout runs with train=True (from constant)",
+        TAGGER,
+        Location(artifact=ART_PT2, node="dropout", module="head", **HEAD_SOURCE),
+    )
+    probe = NondeterministicEval.finding(
+        "two eval-mode forwards of the same input differ by up to 0.3 on cpu",
+        TAGGER,
+        Location(module="head", module_type="Head", runtime="pytorch eval (cpu)", **HEAD_SOURCE),
+    )
+    unstable = RuntimeNondeterminism.finding(
+        f"{ORT}: two runs of the same input differ by up to 0.25 in logits",
+        TAGGER,
+        Location(artifact=ART_ONNX, module="head", runtime=ORT),
+    )
+    mismatch_onnx = OutputMismatch.finding(
+        f"{ORT} differs from the eval-mode model in logits@batch4 (max abs 0.36)",
+        TAGGER,
+        Location(artifact=ART_ONNX, module="head", runtime=ORT),
+    )
+    mismatch_pt2 = OutputMismatch.finding(
+        f"{TORCH} differs from the eval-mode model in logits@batch4 (max abs 0.2)",
+        TAGGER,
+        Location(artifact=ART_PT2, module="head", runtime=TORCH),
+    )
+    left = SubmoduleLeftTraining.finding(
+        "body.fc (Linear) is still in training mode after model.eval()",
+        "models/frozen.py:build",
+        Location(
+            scope="module tree",
+            module="body.fc",
+            module_type="Linear",
+            source_file="/venv/lib/python3.11/site-packages/torch/nn/modules/linear.py",
+            source_line=53,
+        ),
+    )
+    saved_training = TrainingModule.finding(
+        "module body.fc (Linear) was saved with training=True",
+        "models/frozen.py:build",
+        Location(artifact="torchscript-trace: frozen.pt (temporary)", module="body.fc"),
+    )
+    unexplained = OutputMismatch.finding(
+        f"{ORT} differs from the eval-mode model in out@batch4 (max abs 0.01)",
+        "models/odd.py:build",
+        Location(artifact="onnx: odd.onnx (temporary)", runtime=ORT),
+    )
+    onnx_run = {
+        "subject": TAGGER,
+        "artifact": ART_ONNX,
+        "provider": "CPUExecutionProvider",
+        "optimization": "disable_all",
+    }
+    pt2_run = {
+        "subject": TAGGER,
+        "artifact": ART_PT2,
+        "artifact_format": "exported-program",
+        "runtime": "torch",
+    }
+    comparisons = (
+        comparison("logits", metrics(0.36, mismatched=30), batch_size=4, **onnx_run),
+        comparison("logits", metrics(0.25, mismatched=20), batch_size=4, run="repeat", **onnx_run),
+        comparison("logits", metrics(0.2, mismatched=10), batch_size=4, **pt2_run),
+        comparison(
+            "out",
+            metrics(0.01, mismatched=3),
+            subject="models/odd.py:build",
+            artifact="onnx: odd.onnx (temporary)",
+            provider="CPUExecutionProvider",
+            optimization="disable_all",
+            batch_size=4,
+        ),
+        comparison("logits", metrics(1e-7), subject="models/clean.py:build", artifact=None),
+    )
+    return Report(
+        rules=RULES,
+        subjects=(TAGGER, "models/frozen.py:build", "models/odd.py:build", "models/clean.py:build"),
+        findings=(
+            probe,
+            dropout_onnx,
+            unstable,
+            mismatch_onnx,
+            dropout_pt2,
+            mismatch_pt2,
+            left,
+            saved_training,
+            unexplained,
+        ),
+        comparisons=comparisons,
+        root=ROOT,
+    )
+
 
 def _samples() -> dict[str, Report]:
     passing = comparison("logits", metrics(1e-7))
@@ -171,6 +289,7 @@ def _samples() -> dict[str, Report]:
                 ),
             ),
         ),
+        "grouped": _grouped(),
         "many": Report(
             rules=RULES,
             subjects=(ONNX,),

@@ -1,9 +1,10 @@
-"""SARIF 2.1.0: valid against the schema, the whole rule catalogue, one result per finding."""
+"""SARIF 2.1.0: valid against the official schema, the whole rule catalogue, one result per
+problem at its source line with a stable fingerprint."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,10 +16,16 @@ from exportcheck.reporters.sarif import artifact_uri, render_sarif
 from exportcheck.results.report import Report
 from exportcheck.rules import RULES
 from exportcheck.rules.base import DOC_SECTIONS
+from tests.reporters.conftest import ROOT, SHARED_SCHEMAS
 
-# Hand-written subset of the OASIS SARIF 2.1.0 schema (the official file is not available
-# offline); see its description.
-SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-2.1.0-subset.schema.json").read_text())
+SCHEMA_FILE = SHARED_SCHEMAS / "sarif-schema-2.1.0.json"
+
+
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.Draft4Validator:
+    if not SCHEMA_FILE.is_file():
+        pytest.skip(f"the official SARIF schema is not at {SCHEMA_FILE} (checkout outside shared/)")
+    return jsonschema.Draft4Validator(json.loads(SCHEMA_FILE.read_text()))
 
 
 def sarif(report: Report) -> dict[str, Any]:
@@ -47,13 +54,11 @@ def uris(log: dict[str, Any]) -> list[str]:
     return found
 
 
-def test_schema_is_a_valid_draft7_schema() -> None:
-    jsonschema.Draft7Validator.check_schema(SCHEMA)
-
-
-def test_validates_against_sarif_schema(sample_report: Report) -> None:
+def test_validates_against_the_official_schema(
+    sample_report: Report, validator: jsonschema.Draft4Validator
+) -> None:
     log = sarif(sample_report)
-    jsonschema.Draft7Validator(SCHEMA).validate(log)
+    validator.validate(log)
     assert log["$schema"] == "https://json.schemastore.org/sarif-2.1.0.json"
     assert log["version"] == "2.1.0"
 
@@ -85,21 +90,63 @@ def test_driver_lists_every_rule_with_its_documentation(samples: dict[str, Repor
         assert descriptor["properties"]["code"] == rule.code
 
 
-def test_one_result_per_finding_with_rule_index(samples: dict[str, Report]) -> None:
+def test_one_result_per_problem_with_rule_index(samples: dict[str, Report]) -> None:
     report = samples["findings"]
     run = run_of(report)
     results = run["results"]
-    assert len(results) == len(report.findings)
+    assert len(results) == len(report.problems)
     rules = run["tool"]["driver"]["rules"]
-    for result, finding in zip(results, report.findings):
-        assert result["ruleId"] == finding.rule
-        assert rules[result["ruleIndex"]]["id"] == finding.rule
-        assert result["message"]["text"] == finding.message
-        assert result["properties"]["code"] == finding.code
+    for result, problem in zip(results, report.problems):
+        assert result["ruleId"] == problem.rule
+        assert rules[result["ruleIndex"]]["id"] == problem.rule
+        assert problem.cause.message in result["message"]["text"]
+        assert result["properties"]["code"] == problem.code
     assert [r["level"] for r in results] == ["error", "warning", "note", "error", "error"]
 
 
-def test_artifact_finding_locations(samples: dict[str, Report]) -> None:
+def test_grouped_problem_is_placed_at_its_source_line(samples: dict[str, Report]) -> None:
+    results = run_of(samples["grouped"])["results"]
+    assert [r["ruleId"] for r in results] == [
+        "training-dropout",
+        "submodule-left-training",
+        "output-mismatch",
+    ]
+    dropout, left, unexplained = results
+    (location,) = dropout["locations"]
+    assert location["physicalLocation"] == {
+        "artifactLocation": {"uri": "models/tagger.py"},
+        "region": {"startLine": 14},
+    }
+    assert dropout["message"]["text"].startswith("[head] Dropout runs in training mode")
+    assert "outputs differ by up to 0.36" in dropout["message"]["text"]
+    properties = dropout["properties"]
+    assert len(properties["artifacts"]) == 2 and len(properties["runtimes"]) == 2
+    assert properties["maxAbs"] == 0.36 and len(properties["evidence"]) == 5
+    # a library class is not in the repository: the target file is the place, no region
+    assert left["locations"][0]["physicalLocation"] == {
+        "artifactLocation": {"uri": "models/frozen.py"}
+    }
+    assert left["properties"]["source"]["line"] == 53
+    assert unexplained["properties"]["explained"] is False
+    assert "no finding explains it" in unexplained["message"]["text"]
+
+
+def test_no_artifact_or_runtime_label_becomes_a_uri(samples: dict[str, Report]) -> None:
+    for uri in uris(sarif(samples["grouped"])):
+        assert "temporary" not in uri and "onnxruntime" not in uri and not uri.startswith("onnx")
+
+
+def test_fingerprints_are_stable_and_distinct(samples: dict[str, Report]) -> None:
+    report = samples["grouped"]
+    first = [r["partialFingerprints"] for r in run_of(report)["results"]]
+    moved = run_of(replace(report, root="/other/machine"))["results"]
+    keys = [f["exportcheck/v1"] for f in first]
+    assert len(set(keys)) == len(keys)
+    # the project's file moved along with the root; library and target files keep their names
+    assert [r["partialFingerprints"] for r in moved][1:] == first[1:]
+
+
+def test_artifact_problem_locations(samples: dict[str, Report]) -> None:
     result = run_of(samples["findings"])["results"][0]
     (location,) = result["locations"]
     assert location["physicalLocation"]["artifactLocation"]["uri"] == "models/encoder.onnx"
@@ -123,6 +170,18 @@ def test_target_subjects(samples: dict[str, Report]) -> None:
     assert module_target["logicalLocations"][0]["fullyQualifiedName"] == "pkg.models:build"
 
 
+def test_undecodable_bytes_keep_the_log_valid_utf8(validator: jsonschema.Draft4Validator) -> None:
+    from exportcheck.results.findings import Location
+    from exportcheck.rules import RandomOp
+
+    name = "we\udcffird\x1b.onnx"
+    finding = RandomOp.finding("random", name, Location(artifact=name, node="n\udc80"))
+    text = render_sarif(Report(subjects=(name,), findings=(finding,), root=ROOT))
+    text.encode("utf-8")
+    validator.validate(json.loads(text))
+    assert "we%FFird%1B.onnx" in text
+
+
 @pytest.mark.parametrize(
     ("path", "uri"),
     [
@@ -139,7 +198,7 @@ def test_artifact_uri(path: str, uri: str) -> None:
     assert artifact_uri(path) == uri
 
 
-def test_suppressed_finding_keeps_its_result(samples: dict[str, Report]) -> None:
+def test_suppressed_problem_keeps_its_result(samples: dict[str, Report]) -> None:
     results = run_of(samples["findings"])["results"]
     suppressed = [r for r in results if "suppressions" in r]
     assert len(suppressed) == 1

@@ -1,0 +1,354 @@
+"""Problems: a report's findings grouped by root cause, each with the evidence it explains.
+
+A problem is one cause (a rule at a module, with the source line responsible where known) and
+what it explains: the same static finding in every other artifact, the probes and audit
+findings at the same module, and the numerical findings (`output-mismatch`,
+`runtime-nondeterminism`, `nonfinite-output`) of the artifacts it affects, with their failing
+comparisons. A numerical finding that no cause explains is a problem of its own.
+
+Grouping is derived from the findings alone, like a comparison's verdict from its metrics, so
+a saved or hand-built report groups the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from exportcheck.results.comparison import Comparison
+from exportcheck.results.findings import Finding, Severity, Suppression
+
+CONSEQUENCE_STAGE = "compare"
+"""The stage of the findings that measure an artifact: consequences, not causes."""
+
+LEFT_TRAINING = "submodule-left-training"
+"""A module `model.eval()` did not reach: it explains every finding at or below it."""
+
+RANDOM_RULES = frozenset(
+    {"training-dropout", "random-op", "dynamic-dropout-mode", "nondeterministic-eval"}
+)
+"""Causes that make outputs change from run to run."""
+
+STATISTICS_RULES = frozenset(
+    {"training-batchnorm", "batch-dependent-eval", "stale-batchnorm-stats"}
+)
+"""Causes that change outputs the same way on every run (batch statistics)."""
+
+_STAGE_ORDER = {"audit": 0, "inspect": 1, "probe": 2}
+_LIBRARY_MARKERS = ("/site-packages/", "/dist-packages/")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One root cause and the findings and failing comparisons it explains.
+
+    `findings` and `comparisons` are indices into the report's tuples, cause first; `cause`
+    is the finding that names the problem. `explained` is False for a numerical finding
+    nothing else accounts for.
+    """
+
+    cause: Finding
+    evidence: tuple[Finding, ...]
+    comparisons: tuple[Comparison, ...]
+    finding_indices: tuple[int, ...]
+    comparison_indices: tuple[int, ...]
+    explained: bool = True
+
+    @property
+    def rule(self) -> str:
+        return self.cause.rule
+
+    @property
+    def code(self) -> str:
+        return self.cause.code
+
+    @property
+    def subject(self) -> str:
+        return self.cause.subject
+
+    @property
+    def module(self) -> str | None:
+        return self.cause.location.module
+
+    @property
+    def members(self) -> tuple[Finding, ...]:
+        return (self.cause, *self.evidence)
+
+    @property
+    def suppressed(self) -> Suppression | None:
+        return self.cause.suppressed
+
+    @property
+    def severity(self) -> Severity:
+        """The most severe finding it holds that was not accepted on its own."""
+        active = [f.severity for f in self.members if f.suppressed is None]
+        return max(active) if active else self.cause.severity
+
+    @property
+    def source(self) -> tuple[str | None, int | None]:
+        """The responsible Python code: the first project file among the findings, else the
+        first file at all (a library class, for a stock module left training)."""
+        located = [
+            (f.location.source_file, f.location.source_line)
+            for f in self.members
+            if f.location.source_file
+        ]
+        for path, line in located:
+            if not any(marker in path.replace("\\", "/") for marker in _LIBRARY_MARKERS):
+                return path, line
+        return located[0] if located else (None, None)
+
+    @property
+    def artifacts(self) -> tuple[str, ...]:
+        return tuple(
+            dict.fromkeys(f.location.artifact for f in self.members if f.location.artifact)
+        )
+
+    @property
+    def runtimes(self) -> tuple[str, ...]:
+        labels = [f.location.runtime for f in self.members if f.stage == CONSEQUENCE_STAGE]
+        return tuple(dict.fromkeys(label for label in labels if label))
+
+    def worst(self, run: str = "compare") -> float | None:
+        """The largest difference among its failing comparisons of one kind (`compare`:
+        against the eval-mode model; `repeat`: two runs of the same artifact)."""
+        values = [
+            c.metrics.max_abs
+            for c in self.comparisons
+            if c.run == run and c.metrics.max_abs is not None
+        ]
+        return max(values) if values else None
+
+    def fingerprint(self, root: str | None) -> str:
+        """Stable across runs, machines and temporary folders: rule, subject and module, and
+        the source file by its project-relative (or library-relative) path; no line, which
+        moves with unrelated edits, and no artifact, whose name is temporary."""
+        source, _ = self.source
+        parts = (
+            self.rule,
+            stable_path(self.subject, root),
+            self.module or "",
+            stable_path(source, root) if source else "",
+            "" if self.explained else "unexplained",
+        )
+        return hashlib.sha256("\x00".join(parts).encode("utf-8", "replace")).hexdigest()[:32]
+
+    def to_dict(self, root: str | None = None) -> dict[str, Any]:
+        source, line = self.source
+        data: dict[str, Any] = {
+            "rule": self.rule,
+            "code": self.code,
+            "severity": self.severity.label,
+            "subject": self.subject,
+            "module": self.module,
+            "message": self.cause.message,
+            "explained": self.explained,
+            "source_file": shown_path(source, root) if source else None,
+            "source_line": line if source else None,
+            "artifacts": list(self.artifacts),
+            "runtimes": list(self.runtimes),
+            "max_abs": self.worst("compare"),
+            "max_abs_between_runs": self.worst("repeat"),
+            "findings": list(self.finding_indices),
+            "comparisons": list(self.comparison_indices),
+            "fingerprint": self.fingerprint(root),
+        }
+        if self.suppressed is not None:
+            data["suppressed"] = {"reason": self.suppressed.reason, "entry": self.suppressed.entry}
+        return data
+
+
+def shown_path(path: str, root: str | None) -> str:
+    """A path as a report shows it: relative to the root (forward slashes) when inside it."""
+    if root and os.path.isabs(path):
+        try:
+            relative = os.path.relpath(path, root)
+        except ValueError:  # another drive on Windows
+            return path
+        if not relative.startswith(".."):
+            return relative.replace(os.sep, "/")
+    return path
+
+
+def stable_path(path: str, root: str | None) -> str:
+    """A path that reads the same on every machine: project-relative inside the root, the
+    part after `site-packages/` for a library, else the file name alone (a temporary file)."""
+    normal = path.replace("\\", "/")
+    for marker in _LIBRARY_MARKERS:
+        if marker in normal:
+            return normal.rsplit(marker, 1)[1]
+    shown = shown_path(path, root)
+    if os.path.isabs(shown) or shown.startswith("/"):
+        return shown.rsplit("/", 1)[-1]
+    return shown
+
+
+def _group_key(finding: Finding, anchors: Sequence[str]) -> tuple[str, ...]:
+    """Which cause a non-numerical finding belongs to: the module left training above it,
+    else its module, else its source line, else the rule at its node."""
+    loc = finding.location
+    if loc.module:
+        for anchor in anchors:
+            if loc.module == anchor or loc.module.startswith(anchor + "."):
+                return ("module", anchor)
+        return ("module", loc.module)
+    if loc.source_file and loc.source_line:
+        return ("source", finding.rule, loc.source_file, str(loc.source_line))
+    return ("node", finding.rule, loc.scope or "", loc.node or loc.op_type or "")
+
+
+def _cause_order(indexed: tuple[int, Finding]) -> tuple[int, int, int]:
+    """Which finding names a problem: the earliest stage (audit, then graph, then probe), and
+    not a note. A severity override does not move it, so a suppression keeps matching."""
+    index, finding = indexed
+    return (finding.severity <= Severity.INFO, _STAGE_ORDER.get(finding.stage, 3), index)
+
+
+@dataclass
+class _Group:
+    indices: list[int]
+    comparisons: list[int]
+
+
+def explaining_cause(
+    consequence: Finding, causes: Sequence[Finding], *, unstable: bool
+) -> Finding | None:
+    """The likeliest of the given causes for a numerical finding: randomness for outputs that
+    change between runs; batch statistics, then any other mode cause, for outputs that differ
+    the same way each run; the artifact's own findings before the whole model's. The artifact
+    check and the grouping both ask this."""
+    candidates = [
+        c
+        for c in causes
+        if c.subject == consequence.subject
+        and c.severity >= Severity.WARNING
+        and c.location.artifact in (consequence.location.artifact, None)
+    ]
+    if not candidates:
+        return None
+    wants_random = unstable or consequence.rule == "runtime-nondeterminism"
+
+    def rank(item: tuple[int, Finding]) -> tuple[int, int, int]:
+        index, cause = item
+        if wants_random:
+            kind = 0 if cause.rule in RANDOM_RULES else 1
+        else:
+            kind = 0 if cause.rule in STATISTICS_RULES else 2 if cause.rule in RANDOM_RULES else 1
+        local = cause.location.artifact == consequence.location.artifact
+        return (kind, 0 if local else 1, index)
+
+    return min(enumerate(candidates), key=rank)[1]
+
+
+def _runner_key(comparison: Comparison) -> tuple[str, str | None, str]:
+    """The subject, artifact and runner label (`onnx on onnxruntime/CPU/cpu/disable_all`) a
+    numerical finding names in `location.runtime`."""
+    parts = [comparison.runtime]
+    if comparison.provider:
+        parts.append(comparison.provider.replace("ExecutionProvider", ""))
+    parts.append(comparison.device)
+    if comparison.optimization:
+        parts.append(comparison.optimization)
+    label = f"{comparison.artifact_format} on " + "/".join(parts)
+    return (comparison.subject, comparison.artifact, label)
+
+
+def _linked_comparisons(
+    finding: Finding, failing: dict[tuple[str, str | None, str], list[tuple[int, Comparison]]]
+) -> list[int]:
+    """The failing comparisons behind a numerical finding."""
+    key = (finding.subject, finding.location.artifact, finding.location.runtime or "")
+    runs = failing.get(key, [])
+    if finding.rule == "runtime-nondeterminism":
+        return [i for i, c in runs if c.run == "repeat"]
+    if finding.rule == "nonfinite-output":
+        return [
+            i
+            for i, c in runs
+            if c.run != "repeat"
+            and c.output == finding.location.output
+            and c.metrics.nonfinite > c.metrics.expected_nonfinite
+        ]
+    return [i for i, c in runs if c.run != "repeat"]
+
+
+def group_problems(
+    findings: Sequence[Finding], comparisons: Sequence[Comparison] = ()
+) -> tuple[Problem, ...]:
+    """The problems of a report, in the order their causes first appear."""
+    failing: dict[tuple[str, str | None, str], list[tuple[int, Comparison]]] = {}
+    for index, comparison in enumerate(comparisons):
+        if not comparison.passed:
+            failing.setdefault(_runner_key(comparison), []).append((index, comparison))
+
+    anchors: dict[str, list[str]] = {}
+    for finding in findings:
+        if finding.rule == LEFT_TRAINING and finding.location.module:
+            anchors.setdefault(finding.subject, []).append(finding.location.module)
+
+    groups: dict[tuple[str, tuple[str, ...]], _Group] = {}
+    consequences: list[int] = []
+    for index, finding in enumerate(findings):
+        if finding.stage == CONSEQUENCE_STAGE:
+            consequences.append(index)
+            continue
+        key = (finding.subject, _group_key(finding, anchors.get(finding.subject, ())))
+        groups.setdefault(key, _Group([], [])).indices.append(index)
+
+    by_subject: dict[str, list[_Group]] = {}
+    for (subject, _), group in groups.items():
+        by_subject.setdefault(subject, []).append(group)
+
+    unstable = {
+        (f.subject, f.location.artifact, f.location.runtime)
+        for f in findings
+        if f.rule == "runtime-nondeterminism"
+    }
+    unexplained: dict[tuple[str, str], _Group] = {}
+    consequence_set = set(consequences)
+    for index in consequences:
+        finding = findings[index]
+        candidates = by_subject.get(finding.subject, [])
+        is_unstable = (
+            finding.subject,
+            finding.location.artifact,
+            finding.location.runtime,
+        ) in unstable
+        best_cause = explaining_cause(
+            finding,
+            [findings[i] for g in candidates for i in g.indices if i not in consequence_set],
+            unstable=is_unstable,
+        )
+        if best_cause is not None:
+            group = next(g for g in candidates if any(findings[i] is best_cause for i in g.indices))
+        else:
+            group = unexplained.setdefault((finding.subject, finding.rule), _Group([], []))
+        linked = _linked_comparisons(finding, failing)
+        group.indices.append(index)
+        group.comparisons += linked
+
+    problems = [_problem(findings, comparisons, g, True) for g in groups.values()]
+    problems += [_problem(findings, comparisons, g, False) for g in unexplained.values()]
+    problems.sort(key=lambda p: min(p.finding_indices))
+    return tuple(problems)
+
+
+def _problem(
+    findings: Sequence[Finding], comparisons: Sequence[Comparison], group: _Group, explained: bool
+) -> Problem:
+    ordered = sorted(((i, findings[i]) for i in group.indices), key=_cause_order)
+    if not explained:
+        ordered = sorted(ordered, key=lambda item: item[0])
+    indices = tuple(i for i, _ in ordered)
+    linked = tuple(dict.fromkeys(group.comparisons))
+    return Problem(
+        cause=ordered[0][1],
+        evidence=tuple(f for _, f in ordered[1:]),
+        comparisons=tuple(comparisons[i] for i in linked),
+        finding_indices=indices,
+        comparison_indices=linked,
+        explained=explained,
+    )

@@ -1,0 +1,91 @@
+"""Text report: one block per problem at its source line, wrapped to the width, a verdict."""
+
+from __future__ import annotations
+
+import pytest
+
+from exportcheck.reporters import render
+from exportcheck.reporters.text import render_text
+from exportcheck.results.findings import Location
+from exportcheck.results.report import Report
+from exportcheck.rules import TrainingDropout
+from tests.reporters.conftest import RULES, SAMPLES
+
+
+def test_problem_block_reads_like_ruff() -> None:
+    lines = render_text(SAMPLES["grouped"]).splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("models/tagger.py:14:"))
+    assert lines[first].startswith(
+        "models/tagger.py:14: error: EC101 training-dropout [head] Dropout runs in training mode"
+    )
+    assert lines[first + 1].startswith(
+        "    evidence: 2 artifacts, 2 runtimes, outputs differ by up to 0.36, two runs by up to 0.25"
+    )
+    assert lines[first + 3].startswith("    fix: Call `model.eval()`")
+    assert sum("training-dropout" in line for line in lines) == 1
+
+
+def test_unexplained_mismatch_says_so() -> None:
+    text = render_text(SAMPLES["grouped"])
+    assert "models/odd.py: error: EC301 output-mismatch" in text
+    assert "evidence: no finding explains it" in text
+
+
+def test_verdict_counts_failed_subjects_and_hints_explain() -> None:
+    lines = render_text(SAMPLES["grouped"], width=200).splitlines()
+    assert lines[-2].startswith("failed: 3 of 4 subject(s) failed; 3 error(s), 0 warning(s)")
+    assert lines[-1] == (
+        "see: exportcheck explain EC101, exportcheck explain EC201, exportcheck explain EC301"
+    )
+    assert "models/clean.py:build: ok" in lines
+
+
+def test_clean_report_opens_with_its_verdict() -> None:
+    text = render_text(SAMPLES["clean"])
+    assert text.splitlines() == [
+        "models/encoder.onnx: ok",
+        "passed: 0 of 1 subject(s) failed; 0 error(s), 0 warning(s) (fail on: error)",
+    ]
+
+
+@pytest.mark.parametrize("width", [60, 80, 100])
+def test_every_line_fits_the_width(sample_report: Report, width: int) -> None:
+    for verbose in (False, True):
+        text = render(sample_report, "text", width=width, verbose=verbose)
+        assert max(len(line) for line in text.splitlines()) <= width, text
+
+
+def test_verbose_lists_evidence_and_every_comparison() -> None:
+    report = SAMPLES["grouped"]
+    plain, verbose = render_text(report), render_text(report, verbose=True)
+    assert "comparisons:" not in plain and "comparisons:" in verbose
+    section = verbose.split("comparisons:\n", 1)[1].split("\n\n", 1)[0]
+    listed = [line for line in section.splitlines() if not line.startswith("    ")]
+    assert len(listed) == len(report.comparisons)
+    assert "models/clean.py:build: ok onnx on onnxruntime/cpu logits" in section
+    assert "- EC211 nondeterministic-eval" in verbose and "EC211" not in plain
+
+
+def test_info_is_hidden_unless_asked() -> None:
+    note = TrainingDropout.finding("note", "m.onnx", Location(module="head"))
+    from dataclasses import replace
+
+    from exportcheck.results.findings import Severity
+
+    report = Report(
+        subjects=("m.onnx",), findings=(replace(note, severity=Severity.INFO),), rules=RULES
+    )
+    assert "note" not in render_text(report)
+    assert "1 info hidden (training-dropout; verbose" in render_text(report)
+    assert "EC101" in render_text(report, verbose=True)
+    assert "EC101" in render_text(replace(report, fail_on="info"))
+
+
+def test_control_characters_and_undecodable_bytes_are_escaped() -> None:
+    finding = TrainingDropout.finding(
+        "bell \x07 and \x1b[2J clear", "we\udcffird.onnx", Location(module="a\x1b]0;title\x07")
+    )
+    text = render_text(Report(subjects=("we\udcffird.onnx",), findings=(finding,), rules=RULES))
+    assert "\x1b" not in text and "\x07" not in text and "\\x1b[2J" in text
+    assert "we\\xffird.onnx" in text
+    text.encode("utf-8")
