@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -172,7 +173,22 @@ def _planned_artifacts(
     return planned_artifacts(out_dir, expand_targets(targets), formats)
 
 
-def finish(report: Report, settings: Any, chosen: list[tuple[str, str | None]]) -> int:
+def report_width() -> int:
+    """`COLUMNS` when set, the terminal's width on a TTY, else 100."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size((100, 24)).columns
+    return 100
+
+
+def finish(
+    report: Report,
+    settings: Any,
+    chosen: list[tuple[str, str | None]],
+    options: ReportOptions,
+) -> int:
     from exportcheck.reporters import render
     from exportcheck.reporters.files import write_atomic
     from exportcheck.settings.policy import apply_policy
@@ -190,7 +206,7 @@ def finish(report: Report, settings: Any, chosen: list[tuple[str, str | None]]) 
             )
     for fmt, path in chosen:
         with gc_paused():
-            text = render(report, fmt)
+            text = render(report, fmt, width=report_width(), verbose=options.verbose)
         if path is None:
             write_stdout(text)
         else:
@@ -251,7 +267,7 @@ def inspect_command(
     with gc_paused():
         with user_code_contained(_OWNER):
             found = inspect(paths, fail_on=settings.fail_on)
-        return finish(found, settings, chosen)
+        return finish(found, settings, chosen, report)
 
 
 def comparison_settings(
@@ -346,7 +362,7 @@ def validate_command(
             **comparison_options(settings),
         ),
     )
-    return finish(found, settings, chosen)
+    return finish(found, settings, chosen, report)
 
 
 @app.command("compare")
@@ -388,7 +404,7 @@ def compare_command(
             **comparison_options(settings),
         ),
     )
-    return finish(found, settings, chosen)
+    return finish(found, settings, chosen, report)
 
 
 @app.command("audit")
@@ -428,7 +444,7 @@ def audit_command(
             devices=settings.device,
         ),
     )
-    return finish(found, settings, chosen)
+    return finish(found, settings, chosen, report)
 
 
 @app.command("config")

@@ -51,6 +51,12 @@ class ReportOptions:
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress lines or status on stderr.")
     ] = False
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Text report: every comparison, and info-level problems."
+        ),
+    ] = False
 
 
 @dataclass(frozen=True)
