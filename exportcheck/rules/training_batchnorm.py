@@ -11,7 +11,7 @@ What it finds
 
     Only batch norm that normalizes activations counts. The rule walks the normalized input's
     producers (`NodeView.graph.producer`): when every path ends in a parameter, buffer or
-    constant (an ONNX initializer or `Constant`, a TorchScript `prim::GetAttr`/`prim::Constant`,
+    constant (an ONNX initializer or `Constant`, a TorchScript parameter, buffer or constant,
     a torch.export `p_`/`b_`/`c_` placeholder or `get_attr`) and none in a model input, it is
     weight standardization (timm's `StdConv2d`: `F.batch_norm(weight.reshape(1, out, -1),
     None, None, training=True)`), a fixed computation, not batch statistics. Batch norm over
@@ -60,6 +60,9 @@ _RESHAPE_OPS = {
     "aten::reshape": "shape",
     "aten::_unsafe_view": "size",
 }
+# How readers name a value that no node computes and that holds weights: an ONNX initializer,
+# a TorchScript module attribute.
+_FIXED_SOURCES = ("initializer", "parameter or buffer")
 # torch.export names lifted parameters, buffers and tensor constants p_*, b_* and c_*.
 _LIFTED_PREFIXES = ("placeholder:p_", "placeholder:b_", "placeholder:c_")
 # Producers walked before giving up; a walk that gives up counts as activations (reported).
@@ -76,8 +79,8 @@ def _leaf_is_fixed(value: str, consumer: NodeView) -> bool:
     method input (activations); the consumer's argument says which."""
     for _, arg in consumer.args.items():
         source = arg.source or ""
-        if source.endswith(f"'{value}'") or source.endswith(f"%{value}"):
-            return arg.constant or source.startswith("initializer")
+        if source.endswith((f"'{value}'", f"%{value}", f" {value}")):
+            return arg.constant or source.startswith(_FIXED_SOURCES)
     return False
 
 
