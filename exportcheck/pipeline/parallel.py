@@ -150,16 +150,11 @@ def _worker(
         report = run([spec], progress=lambda step: conn.send(("progress", step)), **options)
         conn.send(("report", report))
     except ForkedChildError:  # a copy the user's code forked: it must send nothing
-        os._exit(0)
+        raise SystemExit(0) from None
     except BaseException as error:  # a worker reports what escaped instead of dying with it
         with contextlib.suppress(Exception):
             conn.send(("error", first_line(error)))
     conn.close()
-    # Everything was sent; tearing down torch and onnxruntime would only cost the next target.
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
-    os._exit(0)
 
 
 def _end_with_parent(parent: int) -> None:
@@ -173,7 +168,7 @@ def _end_with_parent(parent: int) -> None:
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:
-        os._exit(0)
+        raise SystemExit(0)
 
 
 @dataclass

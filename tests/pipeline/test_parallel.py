@@ -16,7 +16,7 @@ import pytest
 from exportcheck.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_TIMEOUT, InputSpecError
 from exportcheck.pipeline.parallel import run_targets, select_shard
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = str(ROOT / "sample_models")
 CNN = f"{SAMPLES}/cnn.py:build"
 FAST = {"formats": ["onnx-legacy", "torchscript-trace"], "devices": "cpu"}

@@ -18,7 +18,7 @@ from exportcheck.errors import UnreadableArtifactError, UnsafeExternalDataError
 from exportcheck.pipeline.inspection import inspect_artifact
 from exportcheck.results.findings import Finding, Severity
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OPSET = 18
 # Each level of If nesting costs three protobuf message levels (Node, Attribute, Graph); protobuf
 # refuses more than 100, so 31 levels is the deepest ONNX file any protobuf-based tool can parse.
