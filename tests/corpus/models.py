@@ -131,8 +131,8 @@ CLEAN = (
         "torchvision",
     ),
 )
-# The old TorchScript reader does not resolve `if not self.training: return x`, so it sees the
-# dead drop-path mask; these flip to passing with the reader that resolves prim::If.
+# Scripted drop path keeps its random mask under `if not self.training: return x`: the
+# TorchScript reader must follow only the branch an eval-mode module takes.
 SCRIPTED_DROP_PATH = (
     Case("timm ViT drop_path (script)", timm_vit, ("torchscript-script",), "timm"),
     Case(

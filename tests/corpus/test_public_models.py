@@ -44,18 +44,7 @@ def worst_share_of_tolerance(report) -> float:
 def _params(slow: tuple[str, ...] = ("timm ResNetV2 BiT",)):
     return [
         pytest.param(case, id=case.name, marks=[pytest.mark.slow] if case.name in slow else [])
-        for case in CLEAN
-    ] + [
-        pytest.param(
-            case,
-            id=case.name,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="TorchScript reader: dead `if not self.training` branch (prim::If on a "
-                "resolved training flag) not yet pruned; fixed by the reader rewrite (part 6 item 1)",
-            ),
-        )
-        for case in SCRIPTED_DROP_PATH
+        for case in (*CLEAN, *SCRIPTED_DROP_PATH)
     ]
 
 
