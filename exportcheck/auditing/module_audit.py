@@ -25,8 +25,43 @@ def class_source(cls: type) -> tuple[str | None, int | None]:
         return None, None
 
 
-def _finding(rule: type[Rule], message: str, subject: str, name: str, module: Any) -> Finding:
-    source_file, source_line = class_source(type(module))
+def overriding_train(modules: dict[str, Any], name: str) -> Any:
+    """The `train` override that leaves `name` behind: on the nearest ancestor whose class
+    replaces `nn.Module.train` (the module's own class when it is the root)."""
+    from torch import nn
+
+    path = name
+    while True:
+        path = path.rsplit(".", 1)[0] if "." in path else ""
+        owner = modules.get(path)
+        train = getattr(type(owner), "train", None)
+        if owner is not None and train is not nn.Module.train:
+            return train
+        if not path:
+            return None
+
+
+def method_source(function: Any) -> tuple[str | None, int | None]:
+    """The file and line of a function's definition, where Python can tell."""
+    try:
+        _, first = _inspect.getsourcelines(function)
+        return _inspect.getsourcefile(function), first
+    except (OSError, TypeError):
+        return None, None
+
+
+def _finding(
+    rule: type[Rule],
+    message: str,
+    subject: str,
+    name: str,
+    module: Any,
+    responsible: Any = None,
+) -> Finding:
+    """`responsible` is the code to point at when it is not the module's own class."""
+    source_file, source_line = (
+        method_source(responsible) if responsible is not None else class_source(type(module))
+    )
     where = Location(
         scope="module tree",
         module=name or None,
@@ -113,14 +148,17 @@ def audit_findings(model: Any, subject: str = "model") -> list[Finding]:
                     if other != name and other.startswith(f"{name}." if name else "")
                 )
                 extra = f" (with {below} submodule(s) below it)" if below else ""
+                override = overriding_train(modules, name)
+                by = f" ({override.__qualname__})" if override is not None else ""
                 findings.append(
                     _finding(
                         SubmoduleLeftTraining,
                         f"{name or '<root>'} ({type_name}){extra} is still in training mode after "
-                        "model.eval(): a train() override does not reach it",
+                        f"model.eval(): a train() override{by} does not reach it",
                         subject,
                         name,
                         module,
+                        override,
                     )
                 )
             why = mode_dependence(module)
