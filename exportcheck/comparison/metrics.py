@@ -157,8 +157,8 @@ def measure(actual: Any, expected: Any, tolerance: Tolerance) -> OutputMetrics:
         diff = np.where(np.isnan(diff), np.inf, diff).astype(np.float64).ravel()
         expected_abs = np.abs(ef).astype(np.float64).ravel()
         expected_abs = np.where(np.isnan(expected_abs), np.inf, expected_abs)
-        allowed = tolerance.atol + tolerance.rtol * expected_abs
-        mismatched = int(np.count_nonzero(diff > allowed))
+        close = np.isclose(af, ef, rtol=tolerance.rtol, atol=tolerance.atol, equal_nan=True)
+        mismatched = int(close.size - np.count_nonzero(close))
         rel = diff / np.maximum(expected_abs, np.finfo(np.float64).tiny)
         rel = np.where(diff == 0, 0.0, rel)
     total = int(e.size)

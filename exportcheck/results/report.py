@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -34,13 +34,7 @@ class Skipped:
     device: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "subject": self.subject,
-            "step": self.step,
-            "reason": self.reason,
-            "artifact": self.artifact,
-            "device": self.device,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -53,12 +47,7 @@ class InputProblem:
     error: str = "InputError"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "subject": self.subject,
-            "message": self.message,
-            "error": self.error,
-            "exit_code": self.exit_code,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)

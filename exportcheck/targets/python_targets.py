@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import importlib
 import importlib.util
+import math
 import os
 import re
 import sys
@@ -249,7 +250,7 @@ def parse_shape(text: str) -> tuple[tuple[int, ...], str]:
     dims = tuple(int(d) for d in re.split(r"\s*[x,]\s*", match.group(1)))
     if any(d <= 0 for d in dims):
         raise InputSpecError(f"dimensions must be positive in {text!r}", subject="--input-shape")
-    if any(d > 1 << 20 for d in dims) or _product(dims) > 1 << 30:
+    if any(d > 1 << 20 for d in dims) or math.prod(dims) > 1 << 30:
         raise InputSpecError(f"input shape {text!r} is too large", subject="--input-shape")
     dtype = match.group(2) or "float32"
     if dtype not in _DTYPES:
@@ -258,13 +259,6 @@ def parse_shape(text: str) -> tuple[tuple[int, ...], str]:
             subject="--input-shape",
         )
     return dims, _DTYPES[dtype]
-
-
-def _product(dims: Sequence[int]) -> int:
-    total = 1
-    for d in dims:
-        total *= d
-    return total
 
 
 def inputs_from_shapes(shapes: Sequence[str]) -> tuple[Any, ...]:
