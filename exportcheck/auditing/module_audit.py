@@ -15,12 +15,12 @@ from exportcheck.rules import ModeDependentModule, StaleBatchNormStats, Submodul
 from exportcheck.rules.base import Rule
 
 
-@lru_cache(maxsize=256)
-def class_source(cls: type) -> tuple[str | None, int | None]:
-    """The file and first line of a class's definition, where Python can tell."""
+@lru_cache(maxsize=512)
+def source_of(definition: Any) -> tuple[str | None, int | None]:
+    """The file and first line of a class's or function's definition, where Python can tell."""
     try:
-        _, first = _inspect.getsourcelines(cls)
-        return _inspect.getsourcefile(cls), first
+        _, first = _inspect.getsourcelines(definition)
+        return _inspect.getsourcefile(definition), first
     except (OSError, TypeError):
         return None, None
 
@@ -41,15 +41,6 @@ def overriding_train(modules: dict[str, Any], name: str) -> Any:
             return None
 
 
-def method_source(function: Any) -> tuple[str | None, int | None]:
-    """The file and line of a function's definition, where Python can tell."""
-    try:
-        _, first = _inspect.getsourcelines(function)
-        return _inspect.getsourcefile(function), first
-    except (OSError, TypeError):
-        return None, None
-
-
 def _finding(
     rule: type[Rule],
     message: str,
@@ -59,8 +50,8 @@ def _finding(
     responsible: Any = None,
 ) -> Finding:
     """`responsible` is the code to point at when it is not the module's own class."""
-    source_file, source_line = (
-        method_source(responsible) if responsible is not None else class_source(type(module))
+    source_file, source_line = source_of(
+        responsible if responsible is not None else type(module)
     )
     where = Location(
         scope="module tree",

@@ -10,11 +10,11 @@ whose output differs is named instead.
 from __future__ import annotations
 
 import contextlib
-import inspect as _inspect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from exportcheck.auditing.module_audit import source_of
 from exportcheck.comparison.metrics import default_tolerance, flatten, measure, to_numpy
 from exportcheck.errors import first_line
 from exportcheck.results.comparison import Tolerance
@@ -176,16 +176,6 @@ def companions(inputs: Sequence[Any], count: int, seed: int) -> tuple[Any, ...]:
     return tuple(made)
 
 
-def forward_source(module: Any) -> tuple[str | None, int | None]:
-    """The file and line of a module's `forward`, where Python can tell."""
-    forward = getattr(type(module), "forward", None)
-    try:
-        _, line = _inspect.getsourcelines(forward)
-        return _inspect.getsourcefile(forward), line
-    except (OSError, TypeError):
-        return None, None
-
-
 def _probe_finding(
     rule: type[Rule],
     message: str,
@@ -196,7 +186,7 @@ def _probe_finding(
 ) -> Finding:
     label = _label(key)
     module = recorder.modules.get(key) if recorder is not None and key is not None else None
-    source_file, source_line = forward_source(module) if module is not None else (None, None)
+    source_file, source_line = source_of(type(module).forward) if module is not None else (None, None)
     return rule.finding(
         f"{message}; introduced in module: {label or 'unknown'}",
         subject,
