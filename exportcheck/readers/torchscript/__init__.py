@@ -17,10 +17,10 @@ from exportcheck.readers.restricted_pickle import (
     restricted_load,
     unsafe_globals,
 )
+from exportcheck.readers.torchscript.code import ChunkParser, Function, InterpretError
 from exportcheck.readers.torchscript.interpreter import (
     CodeIndex,
     Interpreter,
-    InterpretError,
     RawNode,
     dotted,
     value_names,
@@ -58,6 +58,7 @@ def _check_version(archive: Archive, root: str) -> None:
 
 def _parse_code(archive: Archive, root: str) -> tuple[CodeIndex, list[UnsafeContent]]:
     index = CodeIndex()
+    parser = ChunkParser()
     unsafe: list[UnsafeContent] = []
     prefix = f"{root}code/"
     total = 0
@@ -69,15 +70,16 @@ def _parse_code(archive: Archive, root: str) -> tuple[CodeIndex, list[UnsafeCont
         if total > MAX_CODE_BYTES:
             raise archive.error(f"code members hold more than {MAX_CODE_BYTES} bytes")
         try:
-            tree = ast.parse(data.decode("utf-8"), filename=name)
+            text = data.decode("utf-8")
+            parsed = parser.parse(text, name)
+            if any(op.rsplit(".", 1)[-1].encode() in data for op in _FILE_OPS):
+                unsafe.extend(_file_calls(ast.parse(text, filename=name), name))
         except (SyntaxError, ValueError, UnicodeDecodeError) as error:
             raise archive.error(f"{name} is not TorchScript code ({first_line(error)})") from None
         except (RecursionError, MemoryError):
             raise archive.error(f"{name} nests too deeply to parse") from None
         qualifier = name[len(prefix) : -len(".py")].replace("/", ".")
-        index.add(qualifier, tree)
-        if any(op.rsplit(".", 1)[-1].encode() in data for op in _FILE_OPS):
-            unsafe.extend(_file_calls(tree, name))
+        index.add(qualifier, parsed)
     return index, unsafe
 
 
@@ -171,7 +173,7 @@ def read_torchscript(path: str, wanted: frozenset[str]) -> ArtifactView:
     try:
         for method in _root_methods(code, data):
             scope_count += 1
-            interpreter.run_method(data, method, method.name)
+            interpreter.run_method(data, method, method.tree.name)
     except InterpretError as error:
         raise archive.error(str(error)) from None
     except (RecursionError, MemoryError):
@@ -201,15 +203,14 @@ def read_torchscript(path: str, wanted: frozenset[str]) -> ArtifactView:
     )
 
 
-def _root_methods(code: CodeIndex, root: Record) -> list[ast.FunctionDef]:
+def _root_methods(code: CodeIndex, root: Record) -> list[Function]:
     cls = code.classes.get(root.qualified_name)
     if cls is None:
         return []
     return [
-        s
-        for s in cls.body
-        if isinstance(s, ast.FunctionDef)
-        and not (s.name.startswith("__") and s.name.endswith("__"))
+        method
+        for name, method in cls.methods.items()
+        if not (name.startswith("__") and name.endswith("__"))
     ]
 
 

@@ -17,15 +17,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exportcheck.readers.restricted_pickle import Record, TensorRecord
+from exportcheck.readers.torchscript.code import (
+    ClassCode,
+    Function,
+    InterpretError,
+    Origin,
+    ParsedFile,
+)
 from exportcheck.readers.torchscript.schemas import pick
 from exportcheck.readers.view import Arg
 
 MAX_CALL_DEPTH = 200
 MAX_STEPS = 5_000_000
-
-
-class InterpretError(Exception):
-    """Code this interpreter refuses to walk (too deep, too long, not TorchScript)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,8 @@ class RawNode:
     outputs: list[str]
     module: str
     index: int
+    # The code member, line and byte column of the call in the archive's code.
+    location: tuple[str, int, int] | None = None
 
 
 class _Return(Exception):
@@ -111,41 +116,27 @@ _TRANSPARENT_BUILTINS = frozenset({"annotate", "unchecked_cast"})
 class CodeIndex:
     """Classes and functions of an archive's code, by qualified name."""
 
-    classes: dict[str, ast.ClassDef] = field(default_factory=dict)
-    functions: dict[str, ast.FunctionDef] = field(default_factory=dict)
-    _members: dict[str, dict[str, Any]] = field(default_factory=dict)
+    classes: dict[str, ClassCode] = field(default_factory=dict)
+    functions: dict[str, Function] = field(default_factory=dict)
+    _constants: dict[tuple[str, str], Const | None] = field(default_factory=dict)
 
-    def _class_members(self, qualified_class: str) -> dict[str, Any]:
-        members = self._members.get(qualified_class)
-        if members is None:
-            members = {}
+    def add(self, qualifier: str, parsed: ParsedFile) -> None:
+        for cls in parsed.classes:
+            self.classes[f"{qualifier}.{cls.name}"] = cls
+        for name, function in parsed.functions.items():
+            self.functions[f"{qualifier}.{name}"] = function
+
+    def method(self, qualified_class: str, name: str) -> Function | None:
+        cls = self.classes.get(qualified_class)
+        return cls.methods.get(name) if cls is not None else None
+
+    def class_constant(self, qualified_class: str, name: str) -> Const | None:
+        key = (qualified_class, name)
+        if key not in self._constants:
             cls = self.classes.get(qualified_class)
-            for statement in cls.body if cls is not None else ():
-                if isinstance(statement, ast.FunctionDef):
-                    members[statement.name] = statement
-                elif (
-                    isinstance(statement, ast.AnnAssign)
-                    and isinstance(statement.target, ast.Name)
-                    and statement.value is not None
-                ):
-                    members[statement.target.id] = _literal(statement.value)
-            self._members[qualified_class] = members
-        return members
-
-    def add(self, qualifier: str, tree: ast.Module) -> None:
-        for statement in tree.body:
-            if isinstance(statement, ast.ClassDef):
-                self.classes[f"{qualifier}.{statement.name}"] = statement
-            elif isinstance(statement, ast.FunctionDef):
-                self.functions[f"{qualifier}.{statement.name}"] = statement
-
-    def method(self, qualified_class: str, name: str) -> ast.FunctionDef | None:
-        member = self._class_members(qualified_class).get(name)
-        return member if isinstance(member, ast.FunctionDef) else None
-
-    def class_constant(self, qualified_class: str, name: str) -> Any:
-        member = self._class_members(qualified_class).get(name)
-        return member if isinstance(member, Const) else None
+            expression = cls.constant(name) if cls is not None else None
+            self._constants[key] = _literal(expression) if expression is not None else None
+        return self._constants[key]
 
 
 def _literal(node: ast.expr) -> Any:
@@ -191,16 +182,16 @@ class Interpreter:
         self.dead_branches = 0
 
     # --- entry -------------------------------------------------------------------------
-    def run_method(self, root: Record, method: ast.FunctionDef, scope: str) -> None:
+    def run_method(self, root: Record, method: Function, scope: str) -> None:
         env: dict[str, Any] = {}
-        params = method.args.args
+        params = method.tree.args.args
         if params:
             env[params[0].arg] = ModuleRef("", root)
         for param in params[1:]:
             env[param.arg] = Value(f"%{param.arg}", f"method input %{param.arg}")
-        frame = _Frame(env, "", scope, 0)
+        frame = _Frame(env, "", scope, 0, method.origin)
         try:
-            self._block(method.body, frame)
+            self._block(method.tree.body, frame)
         except (_Return, _Raised):
             pass
 
@@ -501,6 +492,7 @@ class Interpreter:
             if isinstance(value, Const) and isinstance(value.value, (tuple, list, str)):
                 return Const(len(value.value))
         output = f"%{len(self.nodes)}"
+        origin = frame.origin
         self.nodes.append(
             RawNode(
                 op,
@@ -510,23 +502,29 @@ class Interpreter:
                 [output],
                 frame.module,
                 len(self.nodes),
+                (
+                    origin.member,
+                    node.lineno + origin.line_offset,
+                    node.col_offset + origin.column_offset,
+                ),
             )
         )
         return Value(output, f"{op} output {output}")
 
     def _inline(
-        self, function: ast.FunctionDef, owner: ModuleRef | None, node: ast.Call, frame: _Frame
+        self, function: Function, owner: ModuleRef | None, node: ast.Call, frame: _Frame
     ) -> Any:
         if frame.depth >= MAX_CALL_DEPTH:
             raise InterpretError(f"calls nest more than {MAX_CALL_DEPTH} deep")
         positional, keywords = self._arguments(node, frame)
-        params = function.args.args
+        tree = function.tree
+        params = tree.args.args
         bound: dict[str, Any] = {}
         if owner is not None:
             if params:
                 bound[params[0].arg] = owner
             params = params[1:]
-        defaults = function.args.defaults
+        defaults = tree.args.defaults
         first_default = len(params) - len(defaults)
         for position, param in enumerate(params):
             if position < len(positional):
@@ -539,9 +537,9 @@ class Interpreter:
             else:
                 bound[param.arg] = Unknown(f"missing argument {param.arg}")
         module = owner.path if owner is not None else frame.module
-        callee = _Frame(bound, module, frame.scope, frame.depth + 1)
+        callee = _Frame(bound, module, frame.scope, frame.depth + 1, function.origin)
         try:
-            self._block(function.body, callee)
+            self._block(tree.body, callee)
         except _Return as returned:
             return returned.value
         return Const(None)
@@ -564,9 +562,10 @@ class _Frame:
     module: str
     scope: str
     depth: int
+    origin: Origin
 
     def child(self, scope: str) -> _Frame:
-        return _Frame(dict(self.env), self.module, scope, self.depth)
+        return _Frame(dict(self.env), self.module, scope, self.depth, self.origin)
 
 
 def to_arg(value: Any) -> Arg:
