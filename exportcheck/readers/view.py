@@ -65,7 +65,19 @@ class NodeView:
     for what rules read.
     """
 
-    __slots__ = ("kind", "scope", "name", "op", "_inputs", "_outputs", "args", "_module", "graph")
+    __slots__ = (
+        "kind",
+        "scope",
+        "name",
+        "op",
+        "_inputs",
+        "_outputs",
+        "args",
+        "_module",
+        "graph",
+        "source_file",
+        "source_line",
+    )
 
     def __init__(
         self,
@@ -78,6 +90,8 @@ class NodeView:
         args: Mapping[str, Arg] | None = None,
         module: str | None = None,
         graph: GraphIndex | None = None,
+        source_file: str | None = None,
+        source_line: int | None = None,
     ) -> None:
         self.kind = kind
         self.scope = scope
@@ -88,6 +102,9 @@ class NodeView:
         self.args: Mapping[str, Arg] = args if args is not None else {}
         self._module = module
         self.graph = graph
+        # The user's code that made this node, where the artifact records it.
+        self.source_file = source_file
+        self.source_line = source_line
 
     @property
     def inputs(self) -> tuple[str, ...]:

@@ -76,7 +76,15 @@ class Rule:
                 artifact, hit.scope, hit.node_name, None, hit.module, hit.module_type
             )
         else:
-            location = Location(artifact, node.scope, node.name, node.op, node.module or hit.module)
+            location = Location(
+                artifact,
+                node.scope,
+                node.name,
+                node.op,
+                node.module or hit.module,
+                source_file=node.source_file,
+                source_line=node.source_line,
+            )
         return cls.finding(hit.message, subject, location, hit.severity)
 
     @classmethod

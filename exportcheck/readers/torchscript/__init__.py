@@ -25,6 +25,7 @@ from exportcheck.readers.torchscript.interpreter import (
     dotted,
     value_names,
 )
+from exportcheck.readers.torchscript.sources import SourceMap
 from exportcheck.readers.view import (
     ArtifactKind,
     ArtifactView,
@@ -56,8 +57,11 @@ def _check_version(archive: Archive, root: str) -> None:
         )
 
 
-def _parse_code(archive: Archive, root: str) -> tuple[CodeIndex, list[UnsafeContent]]:
+def _parse_code(
+    archive: Archive, root: str
+) -> tuple[CodeIndex, dict[str, bytes], list[UnsafeContent]]:
     index = CodeIndex()
+    texts: dict[str, bytes] = {}
     parser = ChunkParser()
     unsafe: list[UnsafeContent] = []
     prefix = f"{root}code/"
@@ -66,6 +70,7 @@ def _parse_code(archive: Archive, root: str) -> tuple[CodeIndex, list[UnsafeCont
         if not (name.startswith(prefix) and name.endswith(".py")):
             continue
         data = archive.read(name, MAX_CODE_BYTES)
+        texts[name] = data
         total += len(data)
         if total > MAX_CODE_BYTES:
             raise archive.error(f"code members hold more than {MAX_CODE_BYTES} bytes")
@@ -80,7 +85,7 @@ def _parse_code(archive: Archive, root: str) -> tuple[CodeIndex, list[UnsafeCont
             raise archive.error(f"{name} nests too deeply to parse") from None
         qualifier = name[len(prefix) : -len(".py")].replace("/", ".")
         index.add(qualifier, parsed)
-    return index, unsafe
+    return index, texts, unsafe
 
 
 def _file_calls(tree: ast.Module, member: str) -> list[UnsafeContent]:
@@ -151,8 +156,17 @@ def read_torchscript(path: str, wanted: frozenset[str]) -> ArtifactView:
         ):
             if bad:
                 unsafe.append(UnsafeContent(member, f"a pickle that imports {', '.join(bad[:5])}"))
+        code, texts, code_unsafe = _parse_code(archive, root)
+        sources = SourceMap()
         for name in archive.names:
-            if name.endswith(".pkl") and name not in (f"{root}data.pkl", f"{root}constants.pkl"):
+            if name.endswith(".py.debug_pkl") and name[: -len(".debug_pkl")] in texts:
+                # torch reads debug info with its own unpickler, which imports nothing; it is
+                # decoded only for a node whose source is asked for.
+                sources.add(name[: -len(".debug_pkl")], texts, archive.read(name))
+            elif name.endswith(".pkl") and name not in (
+                f"{root}data.pkl",
+                f"{root}constants.pkl",
+            ):
                 try:
                     bad = unsafe_globals(archive.read(name))
                 except ValueError as error:
@@ -161,7 +175,6 @@ def read_torchscript(path: str, wanted: frozenset[str]) -> ArtifactView:
                     unsafe.append(
                         UnsafeContent(name, f"a pickle that imports {', '.join(bad[:5])}")
                     )
-        code, code_unsafe = _parse_code(archive, root)
         unsafe.extend(code_unsafe)
     if not isinstance(data, Record):
         raise archive.error("data.pkl does not hold a scripted module")
@@ -178,7 +191,7 @@ def read_torchscript(path: str, wanted: frozenset[str]) -> ArtifactView:
         raise archive.error(str(error)) from None
     except (RecursionError, MemoryError):
         raise archive.error("code nests too deeply to read") from None
-    views = _views(interpreter, wanted)
+    views = _views(interpreter, wanted, sources)
     notes = ()
     if interpreter.dead_branches:
         notes = (
@@ -214,7 +227,7 @@ def _root_methods(code: CodeIndex, root: Record) -> list[Function]:
     ]
 
 
-def _views(interpreter: Interpreter, wanted: frozenset[str]) -> list[NodeView]:
+def _views(interpreter: Interpreter, wanted: frozenset[str], sources: SourceMap) -> list[NodeView]:
     by_scope: dict[str, list[RawNode]] = {}
     for node in interpreter.nodes:
         by_scope.setdefault(node.scope.split("/", 1)[0], []).append(node)
@@ -222,15 +235,21 @@ def _views(interpreter: Interpreter, wanted: frozenset[str]) -> list[NodeView]:
     for scope, nodes in by_scope.items():
 
         def build(nodes: list[RawNode] = nodes) -> list[NodeView]:
-            return [_view(interpreter, n, None) for n in nodes]
+            return [_view(interpreter, n, None, None) for n in nodes]
 
         index = GraphIndex(scope, build)
-        views.extend(_view(interpreter, n, index) for n in nodes if n.op in wanted)
+        views.extend(_view(interpreter, n, index, sources) for n in nodes if n.op in wanted)
     views.sort(key=lambda v: int(v.name[1:].split(".")[0]))
     return views
 
 
-def _view(interpreter: Interpreter, node: RawNode, index: GraphIndex | None) -> NodeView:
+def _view(
+    interpreter: Interpreter,
+    node: RawNode,
+    index: GraphIndex | None,
+    sources: SourceMap | None,
+) -> NodeView:
+    source = sources.locate(node.location) if sources is not None else None
     return NodeView(
         kind=ArtifactKind.TORCHSCRIPT,
         scope=node.scope,
@@ -241,4 +260,6 @@ def _view(interpreter: Interpreter, node: RawNode, index: GraphIndex | None) -> 
         args=interpreter.arguments(node),
         module=node.module or None,
         graph=index,
+        source_file=source.file if source is not None else None,
+        source_line=source.line if source is not None else None,
     )

@@ -25,6 +25,7 @@ from exportcheck.readers.torchscript.code import (
     ParsedFile,
 )
 from exportcheck.readers.torchscript.schemas import pick
+from exportcheck.readers.torchscript.sources import CallStack, CodePosition
 from exportcheck.readers.view import Arg
 
 MAX_CALL_DEPTH = 200
@@ -75,8 +76,8 @@ class RawNode:
     outputs: list[str]
     module: str
     index: int
-    # The code member, line and byte column of the call in the archive's code.
-    location: tuple[str, int, int] | None = None
+    # Where the call sits in the archive's code, and the calls that inlined it.
+    location: CallStack = None
 
 
 class _Return(Exception):
@@ -492,7 +493,6 @@ class Interpreter:
             if isinstance(value, Const) and isinstance(value.value, (tuple, list, str)):
                 return Const(len(value.value))
         output = f"%{len(self.nodes)}"
-        origin = frame.origin
         self.nodes.append(
             RawNode(
                 op,
@@ -502,11 +502,7 @@ class Interpreter:
                 [output],
                 frame.module,
                 len(self.nodes),
-                (
-                    origin.member,
-                    node.lineno + origin.line_offset,
-                    node.col_offset + origin.column_offset,
-                ),
+                (frame.position(node), frame.stack),
             )
         )
         return Value(output, f"{op} output {output}")
@@ -537,7 +533,14 @@ class Interpreter:
             else:
                 bound[param.arg] = Unknown(f"missing argument {param.arg}")
         module = owner.path if owner is not None else frame.module
-        callee = _Frame(bound, module, frame.scope, frame.depth + 1, function.origin)
+        callee = _Frame(
+            bound,
+            module,
+            frame.scope,
+            frame.depth + 1,
+            function.origin,
+            (frame.position(node), frame.stack),
+        )
         try:
             self._block(tree.body, callee)
         except _Return as returned:
@@ -563,9 +566,18 @@ class _Frame:
     scope: str
     depth: int
     origin: Origin
+    stack: CallStack = None
 
     def child(self, scope: str) -> _Frame:
-        return _Frame(dict(self.env), self.module, scope, self.depth, self.origin)
+        return _Frame(dict(self.env), self.module, scope, self.depth, self.origin, self.stack)
+
+    def position(self, node: ast.expr) -> CodePosition:
+        origin = self.origin
+        return (
+            origin.member,
+            node.lineno + origin.line_offset,
+            node.col_offset + origin.column_offset,
+        )
 
 
 def to_arg(value: Any) -> Arg:
