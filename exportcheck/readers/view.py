@@ -60,8 +60,8 @@ class Arg:
 class NodeView:
     """One operator in one scope of an artifact, with arguments read by schema name.
 
-    A reader may subclass it to read `inputs`, `outputs` and `module` on first use (the ONNX
-    reader does): a graph with a million nodes and tens of thousands of matches then pays only
+    A reader may subclass it to read `inputs`, `outputs`, `module` or the source location on
+    first use (the ONNX and TorchScript readers do): a graph with a million nodes and tens of thousands of matches then pays only
     for what rules read.
     """
 
@@ -75,8 +75,8 @@ class NodeView:
         "args",
         "_module",
         "graph",
-        "source_file",
-        "source_line",
+        "_source_file",
+        "_source_line",
     )
 
     def __init__(
@@ -102,9 +102,8 @@ class NodeView:
         self.args: Mapping[str, Arg] = args if args is not None else {}
         self._module = module
         self.graph = graph
-        # The user's code that made this node, where the artifact records it.
-        self.source_file = source_file
-        self.source_line = source_line
+        self._source_file = source_file
+        self._source_line = source_line
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -117,6 +116,15 @@ class NodeView:
     @property
     def module(self) -> str | None:
         return self._module
+
+    @property
+    def source_file(self) -> str | None:
+        """The user's source file that made this node, where the artifact records it."""
+        return self._source_file
+
+    @property
+    def source_line(self) -> int | None:
+        return self._source_line
 
     def arg(self, name: str) -> Arg | None:
         return self.args.get(name)

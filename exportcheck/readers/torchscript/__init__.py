@@ -25,7 +25,7 @@ from exportcheck.readers.torchscript.interpreter import (
     dotted,
     value_names,
 )
-from exportcheck.readers.torchscript.sources import SourceMap
+from exportcheck.readers.torchscript.sources import CallStack, SourceMap
 from exportcheck.readers.view import (
     ArtifactKind,
     ArtifactView,
@@ -243,14 +243,45 @@ def _views(interpreter: Interpreter, wanted: frozenset[str], sources: SourceMap)
     return views
 
 
+class _ScriptNodeView(NodeView):
+    """A NodeView that looks its source up in the archive's debug info on first use: only
+    nodes a finding points at pay for decoding it."""
+
+    __slots__ = ("_location", "_sources")
+
+    def __init__(self, location: CallStack, sources: SourceMap | None, **fields: Any) -> None:
+        super().__init__(**fields)
+        self._location = location
+        self._sources = sources
+
+    def _locate(self) -> None:
+        sources, self._sources = self._sources, None
+        source = sources.locate(self._location) if sources is not None else None
+        if source is not None:
+            self._source_file, self._source_line = source.file, source.line
+
+    @property
+    def source_file(self) -> str | None:
+        if self._sources is not None:
+            self._locate()
+        return self._source_file
+
+    @property
+    def source_line(self) -> int | None:
+        if self._sources is not None:
+            self._locate()
+        return self._source_line
+
+
 def _view(
     interpreter: Interpreter,
     node: RawNode,
     index: GraphIndex | None,
     sources: SourceMap | None,
 ) -> NodeView:
-    source = sources.locate(node.location) if sources is not None else None
-    return NodeView(
+    return _ScriptNodeView(
+        node.location,
+        sources,
         kind=ArtifactKind.TORCHSCRIPT,
         scope=node.scope,
         name=node.outputs[0],
@@ -260,6 +291,4 @@ def _view(
         args=interpreter.arguments(node),
         module=node.module or None,
         graph=index,
-        source_file=source.file if source is not None else None,
-        source_line=source.line if source is not None else None,
     )

@@ -135,7 +135,11 @@ class CodeIndex:
         key = (qualified_class, name)
         if key not in self._constants:
             cls = self.classes.get(qualified_class)
-            expression = cls.constant(name) if cls is not None else None
+            # `(conv).forward(x)` asks for `forward` first: a method is no constant, and
+            # the class attributes are parsed only for a name that may be one.
+            expression = None
+            if cls is not None and name not in cls.methods:
+                expression = cls.constant(name)
             self._constants[key] = _literal(expression) if expression is not None else None
         return self._constants[key]
 
@@ -181,6 +185,8 @@ class Interpreter:
         self.nodes: list[RawNode] = []
         self.steps = 0
         self.dead_branches = 0
+        # Record.attributes builds a dict per call; the records outlive the interpreter.
+        self._attributes: dict[int, dict[str, Any]] = {}
 
     # --- entry -------------------------------------------------------------------------
     def run_method(self, root: Record, method: Function, scope: str) -> None:
@@ -424,7 +430,10 @@ class Interpreter:
         if not isinstance(owner, ModuleRef):
             return Unknown(f"attribute {name} of a run-time value")
         path = f"{owner.path}.{name}" if owner.path else name
-        attributes = owner.record.attributes
+        record = owner.record
+        attributes = self._attributes.get(id(record))
+        if attributes is None:
+            attributes = self._attributes[id(record)] = record.attributes
         if name in attributes:
             value = attributes[name]
             if isinstance(value, Record):

@@ -35,14 +35,16 @@ class SourceRange:
 class _MemberRanges:
     """One code member's byte offsets and the source range that starts at each."""
 
-    def __init__(self, code: bytes, entries: list[tuple[int, tuple[SourceRange, ...]]]) -> None:
+    def __init__(self, code: bytes, entries: list[tuple[int, Any]], strings: Any) -> None:
         self.line_starts = [0]
         position = code.find(b"\n")
         while position != -1:
             self.line_starts.append(position + 1)
             position = code.find(b"\n", position + 1)
         self.offsets = [offset for offset, _ in entries]
-        self.ranges = [source for _, source in entries]
+        self._raw = [raw for _, raw in entries]
+        self._strings = strings
+        self._decoded: dict[int, tuple[SourceRange, ...]] = {}
 
     def at(self, line: int, column: int) -> tuple[SourceRange, ...]:
         """The source frames of the code at that position, innermost first."""
@@ -50,7 +52,11 @@ class _MemberRanges:
             return ()
         offset = self.line_starts[line - 1] + column
         index = bisect.bisect_right(self.offsets, offset) - 1
-        return self.ranges[index] if index >= 0 else ()
+        if index < 0:
+            return ()
+        if index not in self._decoded:
+            self._decoded[index] = _source_range(self._raw[index], self._strings)
+        return self._decoded[index]
 
 
 @dataclass
@@ -104,13 +110,13 @@ def _decode(code: bytes, debug_info: Any) -> _MemberRanges | None:
             return None
     if not isinstance(records, tuple):
         return None
-    entries: list[tuple[int, tuple[SourceRange, ...]]] = []
-    for record in records:
-        if not (isinstance(record, tuple) and len(record) >= 2 and isinstance(record[0], int)):
-            continue
-        entries.append((record[0], _source_range(record[1], strings)))
+    entries = [
+        (record[0], record[1])
+        for record in records
+        if isinstance(record, tuple) and len(record) >= 2 and isinstance(record[0], int)
+    ]
     entries.sort(key=lambda entry: entry[0])
-    return _MemberRanges(code, entries)
+    return _MemberRanges(code, entries, strings)
 
 
 def _source_range(value: Any, strings: tuple[Any, ...] | None) -> tuple[SourceRange, ...]:
