@@ -213,10 +213,10 @@ def _inert(*args: Any, **kwargs: Any) -> None:
     return None
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, data: bytes, context: _Context) -> None:
-        super().__init__(io.BytesIO(data))
-        self.context = context
+class _Restricted:
+    """find_class and persistent_load shared by the C and the pure-Python unpickler."""
+
+    context: _Context
 
     def find_class(self, module: str, name: str) -> Any:
         if not is_allowed_global(module, name):
@@ -245,6 +245,33 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return StorageRef(str(pid), "", 0)
 
 
+class _RestrictedUnpickler(_Restricted, pickle.Unpickler):
+    def __init__(self, data: bytes, context: _Context) -> None:
+        super().__init__(io.BytesIO(data))
+        self.context = context
+
+
+class _EnumTolerantUnpickler(_Restricted, pickle._Unpickler):  # type: ignore[name-defined]
+    """The pure-Python unpickler, with REDUCE accepting one bare argument: TorchScript pickles
+    an enum attribute as `GLOBAL Enum; 'NAME'; REDUCE`, which torch's own unpickler reads and
+    the C one refuses ("argument list must be a tuple"). Slower, so used only for such pickles.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
+
+    def __init__(self, data: bytes, context: _Context) -> None:
+        super().__init__(io.BytesIO(data))
+        self.context = context
+
+    def load_reduce(self) -> None:
+        stack = self.stack
+        args = stack.pop()
+        function = stack[-1]
+        stack[-1] = function(*args) if isinstance(args, tuple) else function(args)
+
+    dispatch[pickle.REDUCE[0]] = load_reduce
+
+
 @dataclass(frozen=True)
 class Unpickled:
     value: Any
@@ -255,7 +282,13 @@ def restricted_load(data: bytes) -> Unpickled:
     """The pickle as inert data; raises ValueError for a damaged or malicious-but-broken one."""
     context = _Context()
     try:
-        value = _RestrictedUnpickler(data, context).load()
+        try:
+            value = _RestrictedUnpickler(data, context).load()
+        except TypeError as error:
+            if "argument list must be a tuple" not in str(error):
+                raise
+            context = _Context()
+            value = _EnumTolerantUnpickler(data, context).load()
     except RecursionError:
         raise ValueError("pickle nests too deeply") from None
     except MemoryError:
