@@ -372,8 +372,11 @@ def _pickles_in(archive: Archive, name: str) -> list[tuple[str, bytes]]:
         return [(name, data)]
 
 
-def read_exported_program(path: str, wanted: frozenset[str]) -> ArtifactView:
-    with Archive(path, ERROR_PREFIX) as archive:
+def read_exported_program(
+    path: str, wanted: frozenset[str], opened: zipfile.ZipFile | None = None
+) -> ArtifactView:
+    """`opened`: the file already opened as a zip, handed over (see Archive)."""
+    with Archive(path, ERROR_PREFIX, opened) as archive:
         root = archive_root(archive.names)
         models = sorted(
             n for n in archive.names if n.startswith(f"{root}models/") and n.endswith(".json")

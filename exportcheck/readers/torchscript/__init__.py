@@ -8,6 +8,7 @@ root method (see interpreter.py).
 from __future__ import annotations
 
 import ast
+import zipfile
 from typing import Any
 
 from exportcheck.errors import first_line
@@ -143,8 +144,11 @@ def _module_flags(root: Record) -> list[tuple[str, Record]]:
     return found
 
 
-def read_torchscript(path: str, wanted: frozenset[str]) -> ArtifactView:
-    with Archive(path, ERROR_PREFIX) as archive:
+def read_torchscript(
+    path: str, wanted: frozenset[str], opened: zipfile.ZipFile | None = None
+) -> ArtifactView:
+    """`opened`: the file already opened as a zip, handed over (see Archive)."""
+    with Archive(path, ERROR_PREFIX, opened) as archive:
         root = archive_root(archive.names)
         _check_version(archive, root)
         unsafe = [UnsafeContent(m.name, m.reason) for m in archive.unsafe_members()]

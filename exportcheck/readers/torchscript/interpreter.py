@@ -110,6 +110,7 @@ _FOLD: dict[str, Callable[..., Any]] = {
     "aten::Float": float,
 }
 _FOLDABLE_TYPES = (bool, int, float, str, type(None))
+_MISSING = object()
 _TRANSPARENT_BUILTINS = frozenset({"annotate", "unchecked_cast"})
 
 
@@ -187,6 +188,7 @@ class Interpreter:
         self.dead_branches = 0
         # Record.attributes builds a dict per call; the records outlive the interpreter.
         self._attributes: dict[int, dict[str, Any]] = {}
+        self._names: dict[int, tuple[str | None, str | None]] = {}
 
     # --- entry -------------------------------------------------------------------------
     def run_method(self, root: Record, method: Function, scope: str) -> None:
@@ -322,6 +324,15 @@ class Interpreter:
 
     # --- expressions -------------------------------------------------------------------
     def _expr(self, node: ast.expr, frame: _Frame) -> Any:
+        kind = type(node)
+        if kind is ast.Name:
+            value = frame.env.get(node.id, _MISSING)
+            if value is not _MISSING:
+                return value
+        elif kind is ast.Call:
+            return self._call(node, frame)  # type: ignore[arg-type]
+        elif kind is ast.Attribute:
+            return self._attribute(node, frame)  # type: ignore[arg-type]
         if isinstance(node, ast.Constant):
             return Const(node.value)
         if isinstance(node, ast.Name):
@@ -404,10 +415,18 @@ class Interpreter:
         sources = [a.source for a in args if a.source != "constant"]
         return Const(result, sources[0] if sources else "constant")
 
+    def _dotted(self, node: ast.expr) -> tuple[str | None, str | None]:
+        """`dotted(node)` and its first part, once per code node (the trees are shared)."""
+        key = id(node)
+        known = self._names.get(key)
+        if known is None:
+            name = dotted(node)
+            known = self._names[key] = (name, name.split(".", 1)[0] if name else None)
+        return known
+
     def _attribute(self, node: ast.Attribute, frame: _Frame) -> Any:
-        name = dotted(node)
+        name, head = self._dotted(node)
         if name is not None:
-            head = name.split(".", 1)[0]
             if head not in frame.env:
                 if name in self.code.functions:
                     return FunctionRef(name)
@@ -452,8 +471,15 @@ class Interpreter:
 
     def _call(self, node: ast.Call, frame: _Frame) -> Any:
         func = node.func
-        name = dotted(func)
-        if name is not None and name.split(".", 1)[0] not in frame.env:
+        if type(func) is ast.Attribute and type(func.value) is ast.Name:
+            # `(conv1).forward(x)`: the printer's method call on a local module reference.
+            owner = frame.env.get(func.value.id)
+            if isinstance(owner, ModuleRef):
+                method = self.code.method(owner.record.qualified_name, func.attr)
+                if method is not None:
+                    return self._inline(method, owner, node, frame)
+        name, head = self._dotted(func)
+        if name is not None and head not in frame.env:
             op = op_name(name)
             if op == "prim::RaiseException":
                 raise _Raised()
