@@ -143,6 +143,9 @@ class TensorRecord:
     shape: tuple[int, ...]
 
 
+_RECORD_INTERNALS = ("_pickle_args", "_pickle_state", "_attributes")
+
+
 class Record:
     """An object of a pickled class, rebuilt as its class name and attributes only."""
 
@@ -159,18 +162,24 @@ class Record:
     def __setstate__(self, state: Any) -> None:
         # BUILD lands here, never in the pickled class's own __setstate__; a state that is not
         # an attribute dict (a custom __getstate__) is kept as data.
+        self.__dict__.pop("_attributes", None)
         if isinstance(state, dict):
             self.__dict__.update(
-                (k, v) for k, v in state.items() if isinstance(k, str) and not k.startswith("__")
+                (k, v)
+                for k, v in state.items()
+                if isinstance(k, str) and not k.startswith("__") and k not in _RECORD_INTERNALS
             )
         else:
             self.__dict__["_pickle_state"] = state
 
     @property
     def attributes(self) -> dict[str, Any]:
-        return {
-            k: v for k, v in self.__dict__.items() if k not in ("_pickle_args", "_pickle_state")
-        }
+        """The attributes BUILD set (one dict, built on first use: callers only read it)."""
+        cached = self.__dict__.get("_attributes")
+        if cached is None:
+            cached = {k: v for k, v in self.__dict__.items() if k not in _RECORD_INTERNALS}
+            self.__dict__["_attributes"] = cached
+        return cached
 
 
 @dataclass

@@ -161,12 +161,12 @@ def read_torchscript(
             if bad:
                 unsafe.append(UnsafeContent(member, f"a pickle that imports {', '.join(bad[:5])}"))
         code, texts, code_unsafe = _parse_code(archive, root)
-        sources = SourceMap()
+        sources = SourceMap(path)
         for name in archive.names:
             if name.endswith(".py.debug_pkl") and name[: -len(".debug_pkl")] in texts:
                 # torch reads debug info with its own unpickler, which imports nothing; it is
-                # decoded only for a node whose source is asked for.
-                sources.add(name[: -len(".debug_pkl")], texts, archive.read(name))
+                # read only for a node whose source is asked for.
+                sources.add(name[: -len(".debug_pkl")], texts, name)
             elif name.endswith(".pkl") and name not in (
                 f"{root}data.pkl",
                 f"{root}constants.pkl",

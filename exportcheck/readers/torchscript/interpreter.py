@@ -210,6 +210,12 @@ class Interpreter:
             self.steps += 1
             if self.steps > MAX_STEPS:
                 raise InterpretError(f"code runs more than {MAX_STEPS} statements when inlined")
+            if type(statement) is ast.Assign and len(statement.targets) == 1:
+                target = statement.targets[0]
+                if type(target) is ast.Name:
+                    # Most printed statements are `name = expression`.
+                    frame.env[target.id] = self._expr(statement.value, frame)
+                    continue
             self._statement(statement, frame)
 
     def _statement(self, statement: ast.stmt, frame: _Frame) -> None:

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from exportcheck.errors import InputError
+from exportcheck.readers.archive import Archive
 from exportcheck.readers.restricted_pickle import restricted_load
 from exportcheck.readers.source_frames import is_torch_source
 
@@ -61,20 +63,42 @@ class _MemberRanges:
 
 @dataclass
 class SourceMap:
-    """Debug info of every code member that has it, decoded on first use."""
+    """Debug info of every code member that has it, read and decoded on first use.
 
-    _pending: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
+    Most inspections point at no node, so the debug pickles are not read with the rest of the
+    archive: the first lookup opens the archive again and reads them all at once (a file gone
+    or changed by then gives no source, never an error).
+    """
+
+    path: str = ""
+    _code: dict[str, bytes] = field(default_factory=dict)
+    _debug_members: dict[str, str] = field(default_factory=dict)
+    _debug_pickles: dict[str, bytes] | None = None
     _members: dict[str, _MemberRanges | None] = field(default_factory=dict)
 
-    def add(self, member: str, code: Mapping[str, bytes], debug_pickle: bytes) -> None:
-        self._pending[member] = (code[member], debug_pickle)
+    def add(self, member: str, code: Mapping[str, bytes], debug_member: str) -> None:
+        self._code[member] = code[member]
+        self._debug_members[member] = debug_member
+
+    def _read_debug_pickles(self) -> dict[str, bytes]:
+        pickles: dict[str, bytes] = {}
+        try:
+            with Archive(self.path, "debug info") as archive:
+                for member, debug_member in self._debug_members.items():
+                    if debug_member in archive.names:
+                        pickles[member] = archive.read(debug_member)
+        except InputError:
+            pass
+        return pickles
 
     def _ranges(self, member: str) -> _MemberRanges | None:
         if member not in self._members:
-            pending = self._pending.pop(member, None)
+            if self._debug_pickles is None:
+                self._debug_pickles = self._read_debug_pickles() if self._debug_members else {}
+            debug_pickle = self._debug_pickles.pop(member, None)
+            code = self._code.pop(member, None)
             ranges = None
-            if pending is not None:
-                code, debug_pickle = pending
+            if debug_pickle is not None and code is not None:
                 try:
                     loaded = restricted_load(debug_pickle)
                 except ValueError:
