@@ -164,11 +164,12 @@ class Record:
         # an attribute dict (a custom __getstate__) is kept as data.
         self.__dict__.pop("_attributes", None)
         if isinstance(state, dict):
-            self.__dict__.update(
-                (k, v)
-                for k, v in state.items()
-                if isinstance(k, str) and not k.startswith("__") and k not in _RECORD_INTERNALS
-            )
+            refused = [
+                k for k in state if type(k) is not str or k[:2] == "__" or k in _RECORD_INTERNALS
+            ]
+            if refused:
+                state = {k: v for k, v in state.items() if k not in refused}
+            self.__dict__.update(state)
         else:
             self.__dict__["_pickle_state"] = state
 
@@ -200,10 +201,10 @@ def _rebuild_tensor(storage: Any = None, offset: Any = 0, size: Any = (), *rest:
     if isinstance(storage, TensorRecord):  # _rebuild_parameter(tensor, requires_grad, hooks)
         return storage
     shape = tuple(size) if isinstance(size, (tuple, list)) else ()
-    if not all(isinstance(d, int) and d >= 0 for d in shape):
-        raise pickle.UnpicklingError(f"tensor declared with shape {shape!r}")
     numel = 1
     for dim in shape:
+        if not isinstance(dim, int) or dim < 0:
+            raise pickle.UnpicklingError(f"tensor declared with shape {shape!r}")
         numel *= dim
         if numel > MAX_TENSOR_ELEMENTS:
             raise pickle.UnpicklingError(f"tensor declared with {shape!r} elements")

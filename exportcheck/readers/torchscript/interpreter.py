@@ -412,8 +412,9 @@ class Interpreter:
         return Unknown(f"a {type(node).__name__} expression")
 
     def _fold(self, function: Callable[..., Any], args: Sequence[Any]) -> Const | None:
-        if not all(isinstance(a, Const) and isinstance(a.value, _FOLDABLE_TYPES) for a in args):
-            return None
+        for argument in args:
+            if type(argument) is not Const or not isinstance(argument.value, _FOLDABLE_TYPES):
+                return None
         try:
             result = function(*(a.value for a in args))
         except Exception:  # a constant combination the operator rejects: leave it unfolded
