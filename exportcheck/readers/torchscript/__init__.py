@@ -2,7 +2,8 @@
 
 Nothing in the archive runs: no `torch.jit.load`, no `__setstate__`, no storage is read. The
 module tree and `training` flags come from data.pkl, the nodes from walking the code of every
-root method (see interpreter.py).
+root method (see interpreter.py; code.py parses each distinct method once), their source lines
+from the debug info next to the code (sources.py), read only for the nodes a finding points at.
 """
 
 from __future__ import annotations
