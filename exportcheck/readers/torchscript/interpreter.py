@@ -32,13 +32,13 @@ MAX_CALL_DEPTH = 200
 MAX_STEPS = 5_000_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Const:
     value: Any
     source: str = "constant"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Value:
     """A graph value: an operator's output, a method input, a parameter or buffer."""
 
@@ -46,28 +46,28 @@ class Value:
     source: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Unknown:
     source: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ModuleRef:
     path: str
     record: Record
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FunctionRef:
     qualified: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Seq:
     items: tuple[Any, ...]
 
 
-@dataclass
+@dataclass(slots=True)
 class RawNode:
     op: str
     scope: str
@@ -189,6 +189,7 @@ class Interpreter:
         # Record.attributes builds a dict per call; the records outlive the interpreter.
         self._attributes: dict[int, dict[str, Any]] = {}
         self._names: dict[int, tuple[str | None, str | None]] = {}
+        self._literals: dict[int, Const] = {}  # one Const per literal: values are immutable
 
     # --- entry -------------------------------------------------------------------------
     def run_method(self, root: Record, method: Function, scope: str) -> None:
@@ -340,7 +341,10 @@ class Interpreter:
         elif kind is ast.Attribute:
             return self._attribute(node, frame)  # type: ignore[arg-type]
         if isinstance(node, ast.Constant):
-            return Const(node.value)
+            constant = self._literals.get(id(node))
+            if constant is None:
+                constant = self._literals[id(node)] = Const(node.value)
+            return constant
         if isinstance(node, ast.Name):
             if node.id in frame.env:
                 return frame.env[node.id]
@@ -518,6 +522,8 @@ class Interpreter:
 
     def _arguments(self, node: ast.Call, frame: _Frame) -> tuple[list[Any], dict[str, Any]]:
         positional = [self._expr(a, frame) for a in node.args]
+        if not node.keywords:
+            return positional, {}
         keywords = {k.arg: self._expr(k.value, frame) for k in node.keywords if k.arg}
         return positional, keywords
 
@@ -601,7 +607,7 @@ class Interpreter:
         return args
 
 
-@dataclass
+@dataclass(slots=True)
 class _Frame:
     env: dict[str, Any]
     module: str
