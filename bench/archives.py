@@ -82,7 +82,7 @@ def _best(function: Callable[[], int], repeats: int) -> tuple[float, int]:
     return best, result
 
 
-def archive_rows(repeats: int = 3, folder: str | None = None) -> list[ArchiveRow]:
+def archive_rows(repeats: int = 10, folder: str | None = None) -> list[ArchiveRow]:
     """Saves a scripted and an exported ResNet-50 and times both ways of inspecting each."""
     import torch
 

@@ -50,9 +50,7 @@ def _finding(
     responsible: Any = None,
 ) -> Finding:
     """`responsible` is the code to point at when it is not the module's own class."""
-    source_file, source_line = source_of(
-        responsible if responsible is not None else type(module)
-    )
+    source_file, source_line = source_of(responsible if responsible is not None else type(module))
     where = Location(
         scope="module tree",
         module=name or None,

@@ -186,7 +186,9 @@ def _probe_finding(
 ) -> Finding:
     label = _label(key)
     module = recorder.modules.get(key) if recorder is not None and key is not None else None
-    source_file, source_line = source_of(type(module).forward) if module is not None else (None, None)
+    source_file, source_line = (
+        source_of(type(module).forward) if module is not None else (None, None)
+    )
     return rule.finding(
         f"{message}; introduced in module: {label or 'unknown'}",
         subject,

@@ -18,16 +18,24 @@ ARTIFACT_SUFFIXES = {
 }
 
 
-def _zip_names(path: str) -> list[str]:
+def _open_zip(path: str) -> zipfile.ZipFile | None:
     try:
-        with zipfile.ZipFile(path) as archive:
-            return archive.namelist()
+        return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError):
-        return []  # NotImplementedError: a zip version or feature zipfile does not read
+        return None  # NotImplementedError: a zip version or feature zipfile does not read
 
 
 def detect_kind(path: str) -> ArtifactKind:
     """The artifact kind, by suffix; for torch zips the archive's own layout decides."""
+    kind, opened = _detect(path)
+    if opened is not None:
+        opened.close()
+    return kind
+
+
+def _detect(path: str) -> tuple[ArtifactKind, zipfile.ZipFile | None]:
+    """The kind and, for a torch zip, the opened zip, so that its reader does not read the
+    central directory a second time."""
     suffix = os.path.splitext(path)[1].lower()
     kind = ARTIFACT_SUFFIXES.get(suffix)
     if kind is None:
@@ -41,14 +49,17 @@ def detect_kind(path: str) -> ArtifactKind:
         cause = "not a regular file" if os.path.exists(path) else "no such file"
         raise UnreadableArtifactError(cause, subject=path)
     if kind is ArtifactKind.ONNX:
-        return kind
-    names = _zip_names(path)
+        return kind, None
+    opened = _open_zip(path)
+    names = opened.namelist() if opened is not None else []
     if any(
         n.endswith("/archive_format") or ("/models/" in n and n.endswith(".json")) for n in names
     ):
-        return ArtifactKind.EXPORTED_PROGRAM
+        return ArtifactKind.EXPORTED_PROGRAM, opened
     if any("/code/" in n for n in names):
-        return ArtifactKind.TORCHSCRIPT
+        return ArtifactKind.TORCHSCRIPT, opened
+    if opened is not None:
+        opened.close()
     if names:
         raise UnreadableArtifactError(
             "a torch.save checkpoint (state dict or pickled object), not a TorchScript "
@@ -68,7 +79,7 @@ def read_artifact(path: str, wanted: frozenset[str]) -> ArtifactView:
     """Reads one artifact file read-only; bad files raise an InputError naming file and cause.
 
     Every reader parses: none imports torch, unpickles with real classes or runs file content."""
-    kind = detect_kind(path)
+    kind, opened = _detect(path)
     if kind is ArtifactKind.ONNX:
         from exportcheck.readers.onnx import read_onnx
 
@@ -76,9 +87,9 @@ def read_artifact(path: str, wanted: frozenset[str]) -> ArtifactView:
     if kind is ArtifactKind.TORCHSCRIPT:
         from exportcheck.readers.torchscript import read_torchscript
 
-        return read_torchscript(path, wanted)
+        return read_torchscript(path, wanted, opened)
     if kind is ArtifactKind.EXPORTED_PROGRAM:
         from exportcheck.readers.exported_program import read_exported_program
 
-        return read_exported_program(path, wanted)
+        return read_exported_program(path, wanted, opened)
     raise UnreadableArtifactError(f"no reader for {kind}", subject=path)  # pragma: no cover

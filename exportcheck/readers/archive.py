@@ -33,13 +33,18 @@ class UnsafeMember:
 class Archive:
     """An opened torch zip archive. Use as a context manager; every read is size-bounded."""
 
-    def __init__(self, path: str, error_prefix: str) -> None:
+    def __init__(self, path: str, error_prefix: str, opened: zipfile.ZipFile | None = None) -> None:
+        """`opened`: the same file already opened as a zip (by kind detection); it is closed
+        with the archive."""
         self.path = path
         self.error_prefix = error_prefix
-        try:
-            self._zip = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as error:
-            raise self.error(f"not a zip archive ({error})") from None
+        if opened is not None:
+            self._zip = opened
+        else:
+            try:
+                self._zip = zipfile.ZipFile(path)
+            except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as error:
+                raise self.error(f"not a zip archive ({error})") from None
         try:
             self._infos = self._checked_infos(os.path.getsize(path))
         except BaseException:

@@ -16,6 +16,7 @@ from typing import Any
 from exportcheck.errors import first_line
 from exportcheck.readers.archive import Archive, archive_root
 from exportcheck.readers.restricted_pickle import MAX_TENSOR_ELEMENTS, unsafe_globals
+from exportcheck.readers.source_frames import last_user_frame
 from exportcheck.readers.view import (
     Arg,
     ArtifactKind,
@@ -211,6 +212,10 @@ def _view(node: dict, scope: str, index: GraphIndex | None) -> NodeView:
         inputs.extend(_tensor_names(argument))
     outputs = _output_names(node)
     metadata = node.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        metadata = {}
+    stack_trace = metadata.get("stack_trace")
+    frame = last_user_frame(stack_trace) if isinstance(stack_trace, str) else None
     name = node.get("name") or (outputs[0] if outputs else target)
     return NodeView(
         kind=ArtifactKind.EXPORTED_PROGRAM,
@@ -220,8 +225,10 @@ def _view(node: dict, scope: str, index: GraphIndex | None) -> NodeView:
         inputs=tuple(inputs),
         outputs=tuple(outputs),
         args=args,
-        module=module_path(metadata.get("nn_module_stack") if isinstance(metadata, dict) else None),
+        module=module_path(metadata.get("nn_module_stack")),
         graph=index,
+        source_file=frame[0] if frame is not None else None,
+        source_line=frame[1] if frame is not None else None,
     )
 
 
@@ -365,8 +372,11 @@ def _pickles_in(archive: Archive, name: str) -> list[tuple[str, bytes]]:
         return [(name, data)]
 
 
-def read_exported_program(path: str, wanted: frozenset[str]) -> ArtifactView:
-    with Archive(path, ERROR_PREFIX) as archive:
+def read_exported_program(
+    path: str, wanted: frozenset[str], opened: zipfile.ZipFile | None = None
+) -> ArtifactView:
+    """`opened`: the file already opened as a zip, handed over (see Archive)."""
+    with Archive(path, ERROR_PREFIX, opened) as archive:
         root = archive_root(archive.names)
         models = sorted(
             n for n in archive.names if n.startswith(f"{root}models/") and n.endswith(".json")

@@ -143,6 +143,9 @@ class TensorRecord:
     shape: tuple[int, ...]
 
 
+_RECORD_INTERNALS = ("_pickle_args", "_pickle_state", "_attributes")
+
+
 class Record:
     """An object of a pickled class, rebuilt as its class name and attributes only."""
 
@@ -159,18 +162,25 @@ class Record:
     def __setstate__(self, state: Any) -> None:
         # BUILD lands here, never in the pickled class's own __setstate__; a state that is not
         # an attribute dict (a custom __getstate__) is kept as data.
+        self.__dict__.pop("_attributes", None)
         if isinstance(state, dict):
-            self.__dict__.update(
-                (k, v) for k, v in state.items() if isinstance(k, str) and not k.startswith("__")
-            )
+            refused = [
+                k for k in state if type(k) is not str or k[:2] == "__" or k in _RECORD_INTERNALS
+            ]
+            if refused:
+                state = {k: v for k, v in state.items() if k not in refused}
+            self.__dict__.update(state)
         else:
             self.__dict__["_pickle_state"] = state
 
     @property
     def attributes(self) -> dict[str, Any]:
-        return {
-            k: v for k, v in self.__dict__.items() if k not in ("_pickle_args", "_pickle_state")
-        }
+        """The attributes BUILD set (one dict, built on first use: callers only read it)."""
+        cached = self.__dict__.get("_attributes")
+        if cached is None:
+            cached = {k: v for k, v in self.__dict__.items() if k not in _RECORD_INTERNALS}
+            self.__dict__["_attributes"] = cached
+        return cached
 
 
 @dataclass
@@ -191,10 +201,10 @@ def _rebuild_tensor(storage: Any = None, offset: Any = 0, size: Any = (), *rest:
     if isinstance(storage, TensorRecord):  # _rebuild_parameter(tensor, requires_grad, hooks)
         return storage
     shape = tuple(size) if isinstance(size, (tuple, list)) else ()
-    if not all(isinstance(d, int) and d >= 0 for d in shape):
-        raise pickle.UnpicklingError(f"tensor declared with shape {shape!r}")
     numel = 1
     for dim in shape:
+        if not isinstance(dim, int) or dim < 0:
+            raise pickle.UnpicklingError(f"tensor declared with shape {shape!r}")
         numel *= dim
         if numel > MAX_TENSOR_ELEMENTS:
             raise pickle.UnpicklingError(f"tensor declared with {shape!r} elements")
@@ -213,10 +223,10 @@ def _inert(*args: Any, **kwargs: Any) -> None:
     return None
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    def __init__(self, data: bytes, context: _Context) -> None:
-        super().__init__(io.BytesIO(data))
-        self.context = context
+class _Restricted:
+    """find_class and persistent_load shared by the C and the pure-Python unpickler."""
+
+    context: _Context
 
     def find_class(self, module: str, name: str) -> Any:
         if not is_allowed_global(module, name):
@@ -245,6 +255,33 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return StorageRef(str(pid), "", 0)
 
 
+class _RestrictedUnpickler(_Restricted, pickle.Unpickler):
+    def __init__(self, data: bytes, context: _Context) -> None:
+        super().__init__(io.BytesIO(data))
+        self.context = context
+
+
+class _EnumTolerantUnpickler(_Restricted, pickle._Unpickler):  # type: ignore[name-defined]
+    """The pure-Python unpickler, with REDUCE accepting one bare argument: TorchScript pickles
+    an enum attribute as `GLOBAL Enum; 'NAME'; REDUCE`, which torch's own unpickler reads and
+    the C one refuses ("argument list must be a tuple"). Slower, so used only for such pickles.
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
+
+    def __init__(self, data: bytes, context: _Context) -> None:
+        super().__init__(io.BytesIO(data))
+        self.context = context
+
+    def load_reduce(self) -> None:
+        stack = self.stack
+        args = stack.pop()
+        function = stack[-1]
+        stack[-1] = function(*args) if isinstance(args, tuple) else function(args)
+
+    dispatch[pickle.REDUCE[0]] = load_reduce
+
+
 @dataclass(frozen=True)
 class Unpickled:
     value: Any
@@ -255,7 +292,13 @@ def restricted_load(data: bytes) -> Unpickled:
     """The pickle as inert data; raises ValueError for a damaged or malicious-but-broken one."""
     context = _Context()
     try:
-        value = _RestrictedUnpickler(data, context).load()
+        try:
+            value = _RestrictedUnpickler(data, context).load()
+        except TypeError as error:
+            if "argument list must be a tuple" not in str(error):
+                raise
+            context = _Context()
+            value = _EnumTolerantUnpickler(data, context).load()
     except RecursionError:
         raise ValueError("pickle nests too deeply") from None
     except MemoryError:

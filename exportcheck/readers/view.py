@@ -60,12 +60,24 @@ class Arg:
 class NodeView:
     """One operator in one scope of an artifact, with arguments read by schema name.
 
-    A reader may subclass it to read `inputs`, `outputs` and `module` on first use (the ONNX
-    reader does): a graph with a million nodes and tens of thousands of matches then pays only
+    A reader may subclass it to read `inputs`, `outputs`, `module` or the source location on
+    first use (the ONNX and TorchScript readers do): a graph with a million nodes and tens of thousands of matches then pays only
     for what rules read.
     """
 
-    __slots__ = ("kind", "scope", "name", "op", "_inputs", "_outputs", "args", "_module", "graph")
+    __slots__ = (
+        "kind",
+        "scope",
+        "name",
+        "op",
+        "_inputs",
+        "_outputs",
+        "args",
+        "_module",
+        "graph",
+        "_source_file",
+        "_source_line",
+    )
 
     def __init__(
         self,
@@ -78,6 +90,8 @@ class NodeView:
         args: Mapping[str, Arg] | None = None,
         module: str | None = None,
         graph: GraphIndex | None = None,
+        source_file: str | None = None,
+        source_line: int | None = None,
     ) -> None:
         self.kind = kind
         self.scope = scope
@@ -88,6 +102,8 @@ class NodeView:
         self.args: Mapping[str, Arg] = args if args is not None else {}
         self._module = module
         self.graph = graph
+        self._source_file = source_file
+        self._source_line = source_line
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -100,6 +116,15 @@ class NodeView:
     @property
     def module(self) -> str | None:
         return self._module
+
+    @property
+    def source_file(self) -> str | None:
+        """The user's source file that made this node, where the artifact records it."""
+        return self._source_file
+
+    @property
+    def source_line(self) -> int | None:
+        return self._source_line
 
     def arg(self, name: str) -> Arg | None:
         return self.args.get(name)

@@ -77,10 +77,6 @@ class Rule:
                 artifact, hit.scope, hit.node_name, None, hit.module, hit.module_type
             )
         else:
-            # Readers that know where a node came from (torch.export stack traces,
-            # TorchScript source ranges, ONNX exporter metadata) expose it on the node.
-            source_file = getattr(node, "source_file", None)
-            source_line = getattr(node, "source_line", None)
             location = Location(
                 artifact,
                 node.scope,
@@ -88,8 +84,8 @@ class Rule:
                 node.op,
                 node.module or hit.module,
                 hit.module_type,
-                source_file=source_file or None,
-                source_line=source_line if source_file and source_line else None,
+                source_file=node.source_file,
+                source_line=node.source_line,
             )
         return cls.finding(hit.message, subject, location, hit.severity)
 

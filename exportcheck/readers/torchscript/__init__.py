@@ -2,12 +2,14 @@
 
 Nothing in the archive runs: no `torch.jit.load`, no `__setstate__`, no storage is read. The
 module tree and `training` flags come from data.pkl, the nodes from walking the code of every
-root method (see interpreter.py).
+root method (see interpreter.py; code.py parses each distinct method once), their source lines
+from the debug info next to the code (sources.py), read only for the nodes a finding points at.
 """
 
 from __future__ import annotations
 
 import ast
+import zipfile
 from typing import Any
 
 from exportcheck.errors import first_line
@@ -17,14 +19,15 @@ from exportcheck.readers.restricted_pickle import (
     restricted_load,
     unsafe_globals,
 )
+from exportcheck.readers.torchscript.code import ChunkParser, Function, InterpretError
 from exportcheck.readers.torchscript.interpreter import (
     CodeIndex,
     Interpreter,
-    InterpretError,
     RawNode,
     dotted,
     value_names,
 )
+from exportcheck.readers.torchscript.sources import CallStack, SourceMap
 from exportcheck.readers.view import (
     ArtifactKind,
     ArtifactView,
@@ -56,8 +59,12 @@ def _check_version(archive: Archive, root: str) -> None:
         )
 
 
-def _parse_code(archive: Archive, root: str) -> tuple[CodeIndex, list[UnsafeContent]]:
+def _parse_code(
+    archive: Archive, root: str
+) -> tuple[CodeIndex, dict[str, bytes], list[UnsafeContent]]:
     index = CodeIndex()
+    texts: dict[str, bytes] = {}
+    parser = ChunkParser()
     unsafe: list[UnsafeContent] = []
     prefix = f"{root}code/"
     total = 0
@@ -65,20 +72,22 @@ def _parse_code(archive: Archive, root: str) -> tuple[CodeIndex, list[UnsafeCont
         if not (name.startswith(prefix) and name.endswith(".py")):
             continue
         data = archive.read(name, MAX_CODE_BYTES)
+        texts[name] = data
         total += len(data)
         if total > MAX_CODE_BYTES:
             raise archive.error(f"code members hold more than {MAX_CODE_BYTES} bytes")
         try:
-            tree = ast.parse(data.decode("utf-8"), filename=name)
+            text = data.decode("utf-8")
+            parsed = parser.parse(text, name)
+            if any(op.rsplit(".", 1)[-1].encode() in data for op in _FILE_OPS):
+                unsafe.extend(_file_calls(ast.parse(text, filename=name), name))
         except (SyntaxError, ValueError, UnicodeDecodeError) as error:
             raise archive.error(f"{name} is not TorchScript code ({first_line(error)})") from None
         except (RecursionError, MemoryError):
             raise archive.error(f"{name} nests too deeply to parse") from None
         qualifier = name[len(prefix) : -len(".py")].replace("/", ".")
-        index.add(qualifier, tree)
-        if any(op.rsplit(".", 1)[-1].encode() in data for op in _FILE_OPS):
-            unsafe.extend(_file_calls(tree, name))
-    return index, unsafe
+        index.add(qualifier, parsed)
+    return index, texts, unsafe
 
 
 def _file_calls(tree: ast.Module, member: str) -> list[UnsafeContent]:
@@ -136,8 +145,11 @@ def _module_flags(root: Record) -> list[tuple[str, Record]]:
     return found
 
 
-def read_torchscript(path: str, wanted: frozenset[str]) -> ArtifactView:
-    with Archive(path, ERROR_PREFIX) as archive:
+def read_torchscript(
+    path: str, wanted: frozenset[str], opened: zipfile.ZipFile | None = None
+) -> ArtifactView:
+    """`opened`: the file already opened as a zip, handed over (see Archive)."""
+    with Archive(path, ERROR_PREFIX, opened) as archive:
         root = archive_root(archive.names)
         _check_version(archive, root)
         unsafe = [UnsafeContent(m.name, m.reason) for m in archive.unsafe_members()]
@@ -149,8 +161,17 @@ def read_torchscript(path: str, wanted: frozenset[str]) -> ArtifactView:
         ):
             if bad:
                 unsafe.append(UnsafeContent(member, f"a pickle that imports {', '.join(bad[:5])}"))
+        code, texts, code_unsafe = _parse_code(archive, root)
+        sources = SourceMap(path)
         for name in archive.names:
-            if name.endswith(".pkl") and name not in (f"{root}data.pkl", f"{root}constants.pkl"):
+            if name.endswith(".py.debug_pkl") and name[: -len(".debug_pkl")] in texts:
+                # torch reads debug info with its own unpickler, which imports nothing; it is
+                # read only for a node whose source is asked for.
+                sources.add(name[: -len(".debug_pkl")], texts, name)
+            elif name.endswith(".pkl") and name not in (
+                f"{root}data.pkl",
+                f"{root}constants.pkl",
+            ):
                 try:
                     bad = unsafe_globals(archive.read(name))
                 except ValueError as error:
@@ -159,7 +180,6 @@ def read_torchscript(path: str, wanted: frozenset[str]) -> ArtifactView:
                     unsafe.append(
                         UnsafeContent(name, f"a pickle that imports {', '.join(bad[:5])}")
                     )
-        code, code_unsafe = _parse_code(archive, root)
         unsafe.extend(code_unsafe)
     if not isinstance(data, Record):
         raise archive.error("data.pkl does not hold a scripted module")
@@ -171,12 +191,12 @@ def read_torchscript(path: str, wanted: frozenset[str]) -> ArtifactView:
     try:
         for method in _root_methods(code, data):
             scope_count += 1
-            interpreter.run_method(data, method, method.name)
+            interpreter.run_method(data, method, method.tree.name)
     except InterpretError as error:
         raise archive.error(str(error)) from None
     except (RecursionError, MemoryError):
         raise archive.error("code nests too deeply to read") from None
-    views = _views(interpreter, wanted)
+    views = _views(interpreter, wanted, sources)
     notes = ()
     if interpreter.dead_branches:
         notes = (
@@ -201,19 +221,18 @@ def read_torchscript(path: str, wanted: frozenset[str]) -> ArtifactView:
     )
 
 
-def _root_methods(code: CodeIndex, root: Record) -> list[ast.FunctionDef]:
+def _root_methods(code: CodeIndex, root: Record) -> list[Function]:
     cls = code.classes.get(root.qualified_name)
     if cls is None:
         return []
     return [
-        s
-        for s in cls.body
-        if isinstance(s, ast.FunctionDef)
-        and not (s.name.startswith("__") and s.name.endswith("__"))
+        method
+        for name, method in cls.methods.items()
+        if not (name.startswith("__") and name.endswith("__"))
     ]
 
 
-def _views(interpreter: Interpreter, wanted: frozenset[str]) -> list[NodeView]:
+def _views(interpreter: Interpreter, wanted: frozenset[str], sources: SourceMap) -> list[NodeView]:
     by_scope: dict[str, list[RawNode]] = {}
     for node in interpreter.nodes:
         by_scope.setdefault(node.scope.split("/", 1)[0], []).append(node)
@@ -221,16 +240,53 @@ def _views(interpreter: Interpreter, wanted: frozenset[str]) -> list[NodeView]:
     for scope, nodes in by_scope.items():
 
         def build(nodes: list[RawNode] = nodes) -> list[NodeView]:
-            return [_view(interpreter, n, None) for n in nodes]
+            return [_view(interpreter, n, None, None) for n in nodes]
 
         index = GraphIndex(scope, build)
-        views.extend(_view(interpreter, n, index) for n in nodes if n.op in wanted)
+        views.extend(_view(interpreter, n, index, sources) for n in nodes if n.op in wanted)
     views.sort(key=lambda v: int(v.name[1:].split(".")[0]))
     return views
 
 
-def _view(interpreter: Interpreter, node: RawNode, index: GraphIndex | None) -> NodeView:
-    return NodeView(
+class _ScriptNodeView(NodeView):
+    """A NodeView that looks its source up in the archive's debug info on first use: only
+    nodes a finding points at pay for decoding it."""
+
+    __slots__ = ("_location", "_sources")
+
+    def __init__(self, location: CallStack, sources: SourceMap | None, **fields: Any) -> None:
+        super().__init__(**fields)
+        self._location = location
+        self._sources = sources
+
+    def _locate(self) -> None:
+        sources, self._sources = self._sources, None
+        source = sources.locate(self._location) if sources is not None else None
+        if source is not None:
+            self._source_file, self._source_line = source.file, source.line
+
+    @property
+    def source_file(self) -> str | None:
+        if self._sources is not None:
+            self._locate()
+        return self._source_file
+
+    @property
+    def source_line(self) -> int | None:
+        if self._sources is not None:
+            self._locate()
+        return self._source_line
+
+
+def _view(
+    interpreter: Interpreter,
+    node: RawNode,
+    index: GraphIndex | None,
+    sources: SourceMap | None,
+) -> NodeView:
+    return _ScriptNodeView(
+        node.location,
+        sources,
         kind=ArtifactKind.TORCHSCRIPT,
         scope=node.scope,
         name=node.outputs[0],

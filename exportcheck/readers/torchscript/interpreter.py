@@ -17,24 +17,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exportcheck.readers.restricted_pickle import Record, TensorRecord
+from exportcheck.readers.torchscript.code import (
+    ClassCode,
+    Function,
+    InterpretError,
+    Origin,
+    ParsedFile,
+)
 from exportcheck.readers.torchscript.schemas import pick
+from exportcheck.readers.torchscript.sources import CallStack, CodePosition
 from exportcheck.readers.view import Arg
 
 MAX_CALL_DEPTH = 200
 MAX_STEPS = 5_000_000
 
 
-class InterpretError(Exception):
-    """Code this interpreter refuses to walk (too deep, too long, not TorchScript)."""
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Const:
     value: Any
     source: str = "constant"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Value:
     """A graph value: an operator's output, a method input, a parameter or buffer."""
 
@@ -42,28 +46,28 @@ class Value:
     source: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Unknown:
     source: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ModuleRef:
     path: str
     record: Record
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FunctionRef:
     qualified: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Seq:
     items: tuple[Any, ...]
 
 
-@dataclass
+@dataclass(slots=True)
 class RawNode:
     op: str
     scope: str
@@ -72,6 +76,8 @@ class RawNode:
     outputs: list[str]
     module: str
     index: int
+    # Where the call sits in the archive's code, and the calls that inlined it.
+    location: CallStack = None
 
 
 class _Return(Exception):
@@ -104,6 +110,7 @@ _FOLD: dict[str, Callable[..., Any]] = {
     "aten::Float": float,
 }
 _FOLDABLE_TYPES = (bool, int, float, str, type(None))
+_MISSING = object()
 _TRANSPARENT_BUILTINS = frozenset({"annotate", "unchecked_cast"})
 
 
@@ -111,41 +118,31 @@ _TRANSPARENT_BUILTINS = frozenset({"annotate", "unchecked_cast"})
 class CodeIndex:
     """Classes and functions of an archive's code, by qualified name."""
 
-    classes: dict[str, ast.ClassDef] = field(default_factory=dict)
-    functions: dict[str, ast.FunctionDef] = field(default_factory=dict)
-    _members: dict[str, dict[str, Any]] = field(default_factory=dict)
+    classes: dict[str, ClassCode] = field(default_factory=dict)
+    functions: dict[str, Function] = field(default_factory=dict)
+    _constants: dict[tuple[str, str], Const | None] = field(default_factory=dict)
 
-    def _class_members(self, qualified_class: str) -> dict[str, Any]:
-        members = self._members.get(qualified_class)
-        if members is None:
-            members = {}
+    def add(self, qualifier: str, parsed: ParsedFile) -> None:
+        for cls in parsed.classes:
+            self.classes[f"{qualifier}.{cls.name}"] = cls
+        for name, function in parsed.functions.items():
+            self.functions[f"{qualifier}.{name}"] = function
+
+    def method(self, qualified_class: str, name: str) -> Function | None:
+        cls = self.classes.get(qualified_class)
+        return cls.methods.get(name) if cls is not None else None
+
+    def class_constant(self, qualified_class: str, name: str) -> Const | None:
+        key = (qualified_class, name)
+        if key not in self._constants:
             cls = self.classes.get(qualified_class)
-            for statement in cls.body if cls is not None else ():
-                if isinstance(statement, ast.FunctionDef):
-                    members[statement.name] = statement
-                elif (
-                    isinstance(statement, ast.AnnAssign)
-                    and isinstance(statement.target, ast.Name)
-                    and statement.value is not None
-                ):
-                    members[statement.target.id] = _literal(statement.value)
-            self._members[qualified_class] = members
-        return members
-
-    def add(self, qualifier: str, tree: ast.Module) -> None:
-        for statement in tree.body:
-            if isinstance(statement, ast.ClassDef):
-                self.classes[f"{qualifier}.{statement.name}"] = statement
-            elif isinstance(statement, ast.FunctionDef):
-                self.functions[f"{qualifier}.{statement.name}"] = statement
-
-    def method(self, qualified_class: str, name: str) -> ast.FunctionDef | None:
-        member = self._class_members(qualified_class).get(name)
-        return member if isinstance(member, ast.FunctionDef) else None
-
-    def class_constant(self, qualified_class: str, name: str) -> Any:
-        member = self._class_members(qualified_class).get(name)
-        return member if isinstance(member, Const) else None
+            # `(conv).forward(x)` asks for `forward` first: a method is no constant, and
+            # the class attributes are parsed only for a name that may be one.
+            expression = None
+            if cls is not None and name not in cls.methods:
+                expression = cls.constant(name)
+            self._constants[key] = _literal(expression) if expression is not None else None
+        return self._constants[key]
 
 
 def _literal(node: ast.expr) -> Any:
@@ -189,18 +186,22 @@ class Interpreter:
         self.nodes: list[RawNode] = []
         self.steps = 0
         self.dead_branches = 0
+        # Record.attributes builds a dict per call; the records outlive the interpreter.
+        self._attributes: dict[int, dict[str, Any]] = {}
+        self._names: dict[int, tuple[str | None, str | None]] = {}
+        self._literals: dict[int, Const] = {}  # one Const per literal: values are immutable
 
     # --- entry -------------------------------------------------------------------------
-    def run_method(self, root: Record, method: ast.FunctionDef, scope: str) -> None:
+    def run_method(self, root: Record, method: Function, scope: str) -> None:
         env: dict[str, Any] = {}
-        params = method.args.args
+        params = method.tree.args.args
         if params:
             env[params[0].arg] = ModuleRef("", root)
         for param in params[1:]:
             env[param.arg] = Value(f"%{param.arg}", f"method input %{param.arg}")
-        frame = _Frame(env, "", scope, 0)
+        frame = _Frame(env, "", scope, 0, method.origin)
         try:
-            self._block(method.body, frame)
+            self._block(method.tree.body, frame)
         except (_Return, _Raised):
             pass
 
@@ -210,6 +211,12 @@ class Interpreter:
             self.steps += 1
             if self.steps > MAX_STEPS:
                 raise InterpretError(f"code runs more than {MAX_STEPS} statements when inlined")
+            if type(statement) is ast.Assign and len(statement.targets) == 1:
+                target = statement.targets[0]
+                if type(target) is ast.Name:
+                    # Most printed statements are `name = expression`.
+                    frame.env[target.id] = self._expr(statement.value, frame)
+                    continue
             self._statement(statement, frame)
 
     def _statement(self, statement: ast.stmt, frame: _Frame) -> None:
@@ -324,8 +331,20 @@ class Interpreter:
 
     # --- expressions -------------------------------------------------------------------
     def _expr(self, node: ast.expr, frame: _Frame) -> Any:
+        kind = type(node)
+        if kind is ast.Name:
+            value = frame.env.get(node.id, _MISSING)
+            if value is not _MISSING:
+                return value
+        elif kind is ast.Call:
+            return self._call(node, frame)  # type: ignore[arg-type]
+        elif kind is ast.Attribute:
+            return self._attribute(node, frame)  # type: ignore[arg-type]
         if isinstance(node, ast.Constant):
-            return Const(node.value)
+            constant = self._literals.get(id(node))
+            if constant is None:
+                constant = self._literals[id(node)] = Const(node.value)
+            return constant
         if isinstance(node, ast.Name):
             if node.id in frame.env:
                 return frame.env[node.id]
@@ -397,8 +416,9 @@ class Interpreter:
         return Unknown(f"a {type(node).__name__} expression")
 
     def _fold(self, function: Callable[..., Any], args: Sequence[Any]) -> Const | None:
-        if not all(isinstance(a, Const) and isinstance(a.value, _FOLDABLE_TYPES) for a in args):
-            return None
+        for argument in args:
+            if type(argument) is not Const or not isinstance(argument.value, _FOLDABLE_TYPES):
+                return None
         try:
             result = function(*(a.value for a in args))
         except Exception:  # a constant combination the operator rejects: leave it unfolded
@@ -406,10 +426,18 @@ class Interpreter:
         sources = [a.source for a in args if a.source != "constant"]
         return Const(result, sources[0] if sources else "constant")
 
+    def _dotted(self, node: ast.expr) -> tuple[str | None, str | None]:
+        """`dotted(node)` and its first part, once per code node (the trees are shared)."""
+        key = id(node)
+        known = self._names.get(key)
+        if known is None:
+            name = dotted(node)
+            known = self._names[key] = (name, name.split(".", 1)[0] if name else None)
+        return known
+
     def _attribute(self, node: ast.Attribute, frame: _Frame) -> Any:
-        name = dotted(node)
+        name, head = self._dotted(node)
         if name is not None:
-            head = name.split(".", 1)[0]
             if head not in frame.env:
                 if name in self.code.functions:
                     return FunctionRef(name)
@@ -432,7 +460,10 @@ class Interpreter:
         if not isinstance(owner, ModuleRef):
             return Unknown(f"attribute {name} of a run-time value")
         path = f"{owner.path}.{name}" if owner.path else name
-        attributes = owner.record.attributes
+        record = owner.record
+        attributes = self._attributes.get(id(record))
+        if attributes is None:
+            attributes = self._attributes[id(record)] = record.attributes
         if name in attributes:
             value = attributes[name]
             if isinstance(value, Record):
@@ -451,8 +482,15 @@ class Interpreter:
 
     def _call(self, node: ast.Call, frame: _Frame) -> Any:
         func = node.func
-        name = dotted(func)
-        if name is not None and name.split(".", 1)[0] not in frame.env:
+        if type(func) is ast.Attribute and type(func.value) is ast.Name:
+            # `(conv1).forward(x)`: the printer's method call on a local module reference.
+            owner = frame.env.get(func.value.id)
+            if isinstance(owner, ModuleRef):
+                method = self.code.method(owner.record.qualified_name, func.attr)
+                if method is not None:
+                    return self._inline(method, owner, node, frame)
+        name, head = self._dotted(func)
+        if name is not None and head not in frame.env:
             op = op_name(name)
             if op == "prim::RaiseException":
                 raise _Raised()
@@ -484,6 +522,8 @@ class Interpreter:
 
     def _arguments(self, node: ast.Call, frame: _Frame) -> tuple[list[Any], dict[str, Any]]:
         positional = [self._expr(a, frame) for a in node.args]
+        if not node.keywords:
+            return positional, {}
         keywords = {k.arg: self._expr(k.value, frame) for k in node.keywords if k.arg}
         return positional, keywords
 
@@ -510,23 +550,25 @@ class Interpreter:
                 [output],
                 frame.module,
                 len(self.nodes),
+                (frame.position(node), frame.stack),
             )
         )
         return Value(output, f"{op} output {output}")
 
     def _inline(
-        self, function: ast.FunctionDef, owner: ModuleRef | None, node: ast.Call, frame: _Frame
+        self, function: Function, owner: ModuleRef | None, node: ast.Call, frame: _Frame
     ) -> Any:
         if frame.depth >= MAX_CALL_DEPTH:
             raise InterpretError(f"calls nest more than {MAX_CALL_DEPTH} deep")
         positional, keywords = self._arguments(node, frame)
-        params = function.args.args
+        tree = function.tree
+        params = tree.args.args
         bound: dict[str, Any] = {}
         if owner is not None:
             if params:
                 bound[params[0].arg] = owner
             params = params[1:]
-        defaults = function.args.defaults
+        defaults = tree.args.defaults
         first_default = len(params) - len(defaults)
         for position, param in enumerate(params):
             if position < len(positional):
@@ -539,9 +581,16 @@ class Interpreter:
             else:
                 bound[param.arg] = Unknown(f"missing argument {param.arg}")
         module = owner.path if owner is not None else frame.module
-        callee = _Frame(bound, module, frame.scope, frame.depth + 1)
+        callee = _Frame(
+            bound,
+            module,
+            frame.scope,
+            frame.depth + 1,
+            function.origin,
+            (frame.position(node), frame.stack),
+        )
         try:
-            self._block(function.body, callee)
+            self._block(tree.body, callee)
         except _Return as returned:
             return returned.value
         return Const(None)
@@ -558,15 +607,25 @@ class Interpreter:
         return args
 
 
-@dataclass
+@dataclass(slots=True)
 class _Frame:
     env: dict[str, Any]
     module: str
     scope: str
     depth: int
+    origin: Origin
+    stack: CallStack = None
 
     def child(self, scope: str) -> _Frame:
-        return _Frame(dict(self.env), self.module, scope, self.depth)
+        return _Frame(dict(self.env), self.module, scope, self.depth, self.origin, self.stack)
+
+    def position(self, node: ast.expr) -> CodePosition:
+        origin = self.origin
+        return (
+            origin.member,
+            node.lineno + origin.line_offset,
+            node.col_offset + origin.column_offset,
+        )
 
 
 def to_arg(value: Any) -> Arg:

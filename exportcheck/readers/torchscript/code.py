@@ -1,0 +1,182 @@
+"""The archive's code files as classes and functions, parsed once per distinct method text.
+
+A scripted ResNet's archive holds one class per mangled type, and the methods of those
+classes repeat: thirty Conv2d classes share one `forward`. The TorchScript printer writes a
+fixed layout (classes and functions at column 0, class attributes and methods at column 2),
+so each file is cut into one chunk per method and each distinct chunk text is parsed once.
+A file that leaves that layout, or a chunk that does not parse alone, is parsed whole, which
+gives the same tree or the error Python gives for the whole file.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+# Characters that would make a chunk's indentation or line joins differ from the whole file.
+_LAYOUT_BREAKERS = ("\t", "\r", "\f", "\v", "\\\n")
+_SELF_ANNOTATION = re.compile(r"def (\w+)\(self: [\w.]+")
+_CHUNK_START = re.compile(r"(?<=\n)(?=class |def |  def )")
+# The printer's layout: a class's attribute lines at column 2, method bodies deeper, a
+# function's body at column 2 or deeper; blank lines anywhere.
+_CLASS = re.compile(
+    r"class (\w+)\(\w*\):\n"
+    r"(?:  \w+ : [^\n]*\n|  __\w+__(?:\[\"[^\"\n]*\"\])? = [^\n]*\n| *\n)*"
+)
+_METHOD = re.compile(r"  def [^\n]*\n(?:   [^\n]*\n| *\n)*")
+_FUNCTION = re.compile(r"def [^\n]*\n(?: [^\n]*\n| *\n)*")
+
+
+class InterpretError(Exception):
+    """Code this reader refuses to walk (too deep, too long, not TorchScript)."""
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a function's code sits: the archive member, and what to add to the lines and
+    columns its tree holds to get the member's own."""
+
+    member: str
+    line_offset: int = 0
+    column_offset: int = 0
+
+
+@dataclass(frozen=True)
+class Function:
+    tree: ast.FunctionDef
+    origin: Origin
+
+
+@dataclass
+class ClassCode:
+    """One class: its methods in file order and its `name : T = value` constants, read when
+    first asked for."""
+
+    name: str
+    methods: dict[str, Function] = field(default_factory=dict)
+    header: str = ""
+    member: str = ""
+    _constants: dict[str, Any] | None = None
+
+    def constant(self, name: str) -> Any:
+        """The value expression of a class attribute, or None."""
+        if self._constants is None:
+            self._constants = {}
+            try:
+                tree = ast.parse(self.header) if self.header else None
+            except (SyntaxError, ValueError, MemoryError, RecursionError):
+                raise InterpretError(
+                    f"{self.member}: the attributes of class {self.name} are not TorchScript"
+                ) from None
+            body = tree.body[0].body if tree is not None else ()  # type: ignore[attr-defined]
+            for statement in body:
+                if (
+                    isinstance(statement, ast.AnnAssign)
+                    and isinstance(statement.target, ast.Name)
+                    and statement.value is not None
+                ):
+                    self._constants[statement.target.id] = statement.value
+        return self._constants.get(name)
+
+
+@dataclass
+class ParsedFile:
+    classes: list[ClassCode]
+    functions: dict[str, Function]
+
+
+class ChunkParser:
+    """Parses code files of one archive, sharing the tree of every repeated method text."""
+
+    def __init__(self) -> None:
+        self._trees: dict[str, ast.FunctionDef | None] = {}
+
+    def parse(self, text: str, member: str) -> ParsedFile:
+        """The file's classes and functions; raises SyntaxError, ValueError, RecursionError or
+        MemoryError as `ast.parse` of the whole file does."""
+        parsed = None
+        if not any(breaker in text for breaker in _LAYOUT_BREAKERS):
+            parsed = self._parse_chunks(text, member)
+        if parsed is None:
+            parsed = whole_file(ast.parse(text, filename=member), member)
+        return parsed
+
+    def _parse_chunks(self, text: str, member: str) -> ParsedFile | None:
+        if not text.endswith("\n"):
+            text += "\n"
+        classes: list[ClassCode] = []
+        functions: dict[str, Function] = {}
+        line = 1
+        for chunk in _CHUNK_START.split(text):
+            if not chunk:
+                continue
+            first_line, line = line, line + chunk.count("\n")
+            if chunk.startswith("  def "):
+                if not classes or _METHOD.fullmatch(chunk) is None:
+                    return None
+                function = self._function(chunk, 2)
+                if function is None:
+                    return None
+                classes[-1].methods[function.name] = Function(
+                    function, Origin(member, first_line - 1, 2)
+                )
+            elif chunk.startswith("def "):
+                if _FUNCTION.fullmatch(chunk) is None:
+                    return None
+                function = self._function(chunk, 0)
+                if function is None:
+                    return None
+                functions[function.name] = Function(function, Origin(member, first_line - 1))
+            elif chunk.startswith("class "):
+                matched = _CLASS.fullmatch(chunk)
+                if matched is None:
+                    return None
+                header = chunk if "\n  " in chunk else chunk + "  pass\n"
+                classes.append(ClassCode(matched.group(1), header=header, member=member))
+            else:
+                return None
+        return ParsedFile(classes, functions)
+
+    def _function(self, chunk: str, indent: int) -> ast.FunctionDef | None:
+        text = chunk.replace("\n" + " " * indent, "\n")[indent:] if indent else chunk
+        # The `self` annotation names the mangled class: without it, the methods of all
+        # mangled copies of a class read the same.
+        first, newline, rest = text.partition("\n")
+        text = _SELF_ANNOTATION.sub(r"def \1(self", first, count=1) + newline + rest
+        if text in self._trees:
+            return self._trees[text]
+        try:
+            tree = ast.parse(text)
+        except (SyntaxError, ValueError):
+            tree = None
+        function = None
+        if tree is not None and len(tree.body) == 1 and isinstance(tree.body[0], ast.FunctionDef):
+            function = tree.body[0]
+        self._trees[text] = function
+        return function
+
+
+def whole_file(tree: ast.Module, member: str) -> ParsedFile:
+    origin = Origin(member)
+    classes: list[ClassCode] = []
+    functions: dict[str, Function] = {}
+    for statement in tree.body:
+        if isinstance(statement, ast.ClassDef):
+            cls = ClassCode(statement.name)
+            constants: dict[str, Any] = {}
+            for inner in statement.body:
+                if isinstance(inner, ast.FunctionDef):
+                    cls.methods[inner.name] = Function(inner, origin)
+                elif (
+                    isinstance(inner, ast.AnnAssign)
+                    and isinstance(inner.target, ast.Name)
+                    and inner.value is not None
+                ):
+                    constants[inner.target.id] = inner.value
+            cls._constants = constants
+            classes.append(cls)
+        elif isinstance(statement, ast.FunctionDef):
+            functions[statement.name] = Function(statement, origin)
+    return ParsedFile(classes, functions)
