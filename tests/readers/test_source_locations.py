@@ -1,4 +1,5 @@
-"""Findings point at the user's source line: .pt2 stack traces and TorchScript debug info."""
+"""Findings point at the user's source line: .pt2 stack traces, TorchScript debug info and the
+stack traces the dynamo ONNX exporter records."""
 
 from __future__ import annotations
 
@@ -42,6 +43,10 @@ def _export(kind: str, path: str) -> None:
     model, inputs = Model().eval(), (torch.randn(2, 4),)
     if kind == "exported-program":
         torch.export.save(torch.export.export(model, inputs), path)
+    elif kind == "onnx":
+        torch.onnx.export(model, inputs, path, dynamo=True, verbose=False)
+    elif kind == "onnx-legacy":
+        torch.onnx.export(model, inputs, path, dynamo=False)
     elif kind == "torchscript-script":
         torch.jit.script(model).save(path)
     else:
@@ -51,7 +56,12 @@ def _export(kind: str, path: str) -> None:
 
 @pytest.mark.parametrize(
     ("kind", "suffix"),
-    [("exported-program", ".pt2"), ("torchscript-script", ".pt"), ("torchscript-trace", ".pt")],
+    [
+        ("exported-program", ".pt2"),
+        ("torchscript-script", ".pt"),
+        ("torchscript-trace", ".pt"),
+        ("onnx", ".onnx"),
+    ],
 )
 def test_training_dropout_points_at_the_f_dropout_line(tmp_path, kind, suffix):
     path = str(tmp_path / f"head{suffix}")
@@ -76,3 +86,11 @@ def test_an_archive_without_debug_info_has_no_source(tmp_path):
     (finding,) = [f for f in inspect_artifact(stripped) if f.rule == "training-dropout"]
     assert finding.location.source_file is None
     assert finding.location.source_line is None
+
+
+def test_the_legacy_onnx_exporter_records_no_source(tmp_path):
+    path = str(tmp_path / "legacy.onnx")
+    _export("onnx-legacy", path)
+    findings = [f for f in inspect_artifact(path) if f.rule == "training-dropout"]
+    assert findings
+    assert all(f.location.source_file is None for f in findings)

@@ -1,10 +1,12 @@
-"""The PyTorch module an ONNX node came from, from what the exporters recorded on it."""
+"""The PyTorch module and source line an ONNX node came from, from what the exporters recorded
+on it."""
 
 from __future__ import annotations
 
 import ast
 
 from exportcheck.readers.onnx.protos import NodeProto, text
+from exportcheck.readers.source_frames import last_user_frame
 
 
 def module_path_of(node: NodeProto, node_name: str) -> str | None:
@@ -38,4 +40,16 @@ def module_path_of(node: NodeProto, node_name: str) -> str | None:
             else:
                 path = segment
         return path or None
+    return None
+
+
+_STACK_TRACE_KEY = "pkg.torch.onnx.stack_trace"
+
+
+def source_of(node: NodeProto) -> tuple[str, int] | None:
+    """The user's file and line that made a node: the innermost frame outside torch of the
+    Python stack the dynamo exporter records (the legacy exporter records none)."""
+    for prop in node.metadata_props:
+        if prop.key == _STACK_TRACE_KEY:
+            return last_user_frame(prop.value)
     return None

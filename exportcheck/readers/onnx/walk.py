@@ -8,7 +8,7 @@ from typing import Any
 from exportcheck.readers.onnx.arguments import LazyArgs
 from exportcheck.readers.onnx.external_data import check_external_location, external_data_location
 from exportcheck.readers.onnx.load import load_model, opset_versions
-from exportcheck.readers.onnx.module_paths import module_path_of
+from exportcheck.readers.onnx.module_paths import module_path_of, source_of
 from exportcheck.readers.onnx.operators import PLAIN_OPERATORS
 from exportcheck.readers.onnx.protos import (
     DEFAULT_DOMAINS,
@@ -39,7 +39,8 @@ _UNREAD: Any = object()
 
 
 class _OnnxNodeView(NodeView):
-    """A NodeView that reads its inputs, outputs and module from the NodeProto on first use."""
+    """A NodeView that reads its inputs, outputs, module and source line from the NodeProto on
+    first use."""
 
     __slots__ = ("_proto",)
 
@@ -52,7 +53,19 @@ class _OnnxNodeView(NodeView):
         args: LazyArgs,
         index: GraphIndex | None,
     ) -> None:
-        super().__init__(ArtifactKind.ONNX, scope, name, op, _UNREAD, _UNREAD, args, _UNREAD, index)
+        super().__init__(
+            ArtifactKind.ONNX,
+            scope,
+            name,
+            op,
+            _UNREAD,
+            _UNREAD,
+            args,
+            _UNREAD,
+            index,
+            _UNREAD,
+            _UNREAD,
+        )
         self._proto = proto
 
     @property
@@ -72,6 +85,21 @@ class _OnnxNodeView(NodeView):
         if self._module is _UNREAD:
             self._module = module_path_of(self._proto, self.name)
         return self._module
+
+    @property
+    def source_file(self) -> str | None:
+        if self._source_file is _UNREAD:
+            self._read_source()
+        return self._source_file
+
+    @property
+    def source_line(self) -> int | None:
+        if self._source_line is _UNREAD:
+            self._read_source()
+        return self._source_line
+
+    def _read_source(self) -> None:
+        self._source_file, self._source_line = source_of(self._proto) or (None, None)
 
 
 def _role(op_type: str | bytes, wanted_types: frozenset[str]) -> str:
