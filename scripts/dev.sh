@@ -38,7 +38,7 @@ case "$job" in
         setup
         "$BIN/ruff" check .
         "$BIN/ruff" format --check .
-        "$BIN/python" -m pytest -q -p no:cacheprovider
+        "$BIN/python" -m pytest -q -p no:cacheprovider -n auto --dist worksteal
         ;;
     bench)
         setup
