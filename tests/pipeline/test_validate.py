@@ -300,3 +300,19 @@ def test_compare_refuses_missing_and_escaping_external_data(tmp_path):
         path, inputs = _external_model(tmp_path, location)
         with pytest.raises(UnsafeExternalDataError):
             exportcheck.compare(path, model, inputs, devices="cpu")
+
+
+def test_a_zero_rate_functional_dropout_passes_validate_in_every_format():
+    """`F.dropout(x, 0.0)` (attention dropout configured to 0) drops nothing: no error in any
+    format, only the info that an identity is left in the graph."""
+    from tests.readers.conftest import zero_rate_dropout
+
+    model, inputs = zero_rate_dropout()
+    report = exportcheck.validate(model, inputs, devices="cpu")
+    assert not [f for f in report.findings if f.severity >= exportcheck.Severity.WARNING], [
+        (f.rule, f.message) for f in report.findings if f.severity >= exportcheck.Severity.WARNING
+    ]
+    assert {f.rule for f in report.findings} <= {"noop-dropout", "mode-dependent-module"}
+    assert "noop-dropout" in {f.rule for f in report.findings}
+    assert report.comparisons and all(c.passed for c in report.comparisons)
+    assert report.exit_code() == 0
