@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import logging
 import os
@@ -71,13 +72,29 @@ def _quiet() -> Iterator[None]:
         logger.setLevel(previous)
 
 
-def _batch_dims(inputs: Sequence[Any]) -> Any:
+def _batch_dims(model: Any, inputs: Sequence[Any]) -> Any:
     """Dim 0 of every tensor input left to torch.export to decide: dynamic where the model
-    allows it, specialized (without failing) where it does not, e.g. for a batch of one."""
+    allows it, specialized (without failing) where it does not, e.g. for a batch of one.
+
+    torch.export matches `dynamic_shapes` to `forward`'s parameters, so inputs that a
+    `*args` parameter collects are given to it as one tuple."""
     import torch
 
     auto = getattr(torch.export.Dim, "AUTO", None) or torch.export.Dim("batch", min=1, max=4096)
-    return tuple({0: auto} if getattr(x, "dim", lambda: 0)() > 0 else None for x in inputs)
+    dims = [{0: auto} if getattr(x, "dim", lambda: 0)() > 0 else None for x in inputs]
+    try:
+        parameters = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return tuple(dims)
+    for index, parameter in enumerate(parameters):
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            return (*dims[:index], tuple(dims[index:]))
+        if parameter.kind not in (
+            inspect.Parameter.POSITIONAL_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        ):
+            break
+    return tuple(dims)
 
 
 def program_batch_is_dynamic(program: Any) -> bool:
@@ -127,7 +144,7 @@ class Exporter:
             try:
                 with _quiet():
                     self._program = torch.export.export(
-                        self.model, self.inputs, dynamic_shapes=_batch_dims(self.inputs)
+                        self.model, self.inputs, dynamic_shapes=_batch_dims(self.model, self.inputs)
                     )
             except Exception as error:
                 self._program_error = first_line(error)
