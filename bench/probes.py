@@ -37,9 +37,28 @@ def onnx_load_floor(path: str) -> int:
     return _walk(model, onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
 
 
+ARCHIVE_SUFFIXES = (".pt", ".pt2")
+# What a parser of a TorchScript or torch.export archive must read: code, pickles, JSON; not
+# the tensor data (data/0, data/weights/*), which exportcheck never reads either.
+PARSED_MEMBER_SUFFIXES = (".py", ".pkl", ".json")
+
+
+def archive_floor(path: str) -> int:
+    """Reads every code, pickle and JSON member of a zip archive with zipfile; parses nothing."""
+    import zipfile
+
+    seen = 0
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if info.filename.endswith(PARSED_MEMBER_SUFFIXES):
+                seen += len(archive.read(info))
+    return seen
+
+
 def protobuf_floor(*paths: str) -> int:
     """The real limit: the wheel's generated classes (loaded by location, onnx/__init__.py not
-    run), ParseFromString on each file's bytes, and the same walk. Several paths: one process."""
+    run), ParseFromString on each file's bytes, and the same walk. Several paths: one process.
+    A `.pt`/`.pt2` path gets `archive_floor`: the same bytes a parser reads, nothing done."""
     import importlib.util
 
     folder = importlib.util.find_spec("onnx").submodule_search_locations[0]
@@ -52,11 +71,45 @@ def protobuf_floor(*paths: str) -> int:
     graphs_type = int(generated.AttributeProto.GRAPHS)
     seen = 0
     for path in paths:
+        if path.endswith(ARCHIVE_SUFFIXES):
+            seen += archive_floor(path)
+            continue
         model = generated.ModelProto()
         with open(path, "rb") as handle:
             model.ParseFromString(handle.read())
         seen += _walk(model, graph_type, graphs_type)
     return seen
+
+
+def jit_node_loop(path: str) -> int:
+    """`torch.jit.load` and a loop over every node of every method's inlined graph."""
+    import torch
+
+    loaded = torch.jit.load(path, map_location="cpu")
+    count = 0
+    for name in loaded._c._method_names():
+        graph = getattr(getattr(loaded, name), "inlined_graph", None)
+        for node in graph.nodes() if graph is not None else ():
+            count += len(node.kind()) > 0
+    return count
+
+
+def export_node_loop(path: str) -> int:
+    """`torch.export.load` and a loop over every node of every FX graph module in it."""
+    import torch
+
+    program = torch.export.load(path)
+    count = 0
+    for module in program.graph_module.modules():
+        if isinstance(module, torch.fx.GraphModule):
+            for node in module.graph.nodes:
+                count += node.op == "call_function"
+    return count
+
+
+def torch_loader_loop(path: str) -> int:
+    """What a loader-based inspector must do at least: torch's loader, then every node."""
+    return export_node_loop(path) if path.endswith(".pt2") else jit_node_loop(path)
 
 
 def onnx_ir_walk(path: str) -> int:
@@ -173,6 +226,7 @@ def verify_anchor(name: str) -> None:
 KINDS = {
     "protobuf-floor": protobuf_floor,
     "onnx-load-floor": onnx_load_floor,
+    "torch-loader-loop": torch_loader_loop,
     "onnx-ir": onnx_ir_walk,
     "imports": import_check,
     "validate-floor": validate_floor,

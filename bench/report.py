@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from measure import Measurement
 from synth import Input
@@ -39,6 +40,8 @@ class Results:
     imports: list[tuple[str, dict[str, bool] | str]] = field(default_factory=list)
     import_times: list[tuple[str, float]] = field(default_factory=list)
     mixed: FileResult | None = None
+    archives: list[FileResult] = field(default_factory=list)
+    archives_in_process: list[Any] = field(default_factory=list)
     models: list[ModelResult] | None = None
     targets: list[Target] = field(default_factory=list)
     profiles: list[tuple[str, str]] = field(default_factory=list)
@@ -119,15 +122,85 @@ def _mixed_section(results: Results) -> list[str]:
         f"## inspect on a folder of {mixed.input.label}, one process",
         "",
         f"- {mixed.input.label} in one folder: {mixed.input.nodes:,} nodes, "
-        f"{_mib(mixed.input.file_bytes)} in all (`.onnx` of 1k to 10k nodes; `.pt`/`.pt2` "
-        "join through `synth.torch_artifacts_for_mixed_folder` once their readers are "
-        "torch-free)",
-        "- the floor parses and walks every file in one process, as `exportcheck inspect "
-        "FOLDER` does",
+        f"{_mib(mixed.input.file_bytes)} in all: `.onnx` of 1k to 10k nodes, and traced, "
+        "scripted and exported `.pt`/`.pt2` of small models (`synth.make_mixed_folder`)",
+        "- the floor parses and walks every ONNX file and reads every code, pickle and JSON "
+        "member of every archive, in one process, as `exportcheck inspect FOLDER` does",
+        *_per_size(mixed),
         "",
         *_table(header, rows),
         "",
     ]
+
+
+def _per_size(result: FileResult) -> list[str]:
+    tool = result.tools.get("exportcheck")
+    if tool is None or tool.seconds is None:
+        return []
+    mib = result.input.file_bytes / 2**20
+    files = int(result.input.label.split()[0])
+    return [
+        f"- exportcheck: {tool.seconds / mib * 1000:.1f} ms per MiB, "
+        f"{tool.seconds / files * 1000:.1f} ms per file"
+    ]
+
+
+def _archives_section(results: Results) -> list[str]:
+    if not results.archives:
+        return []
+    header = ["input", "nodes", "MiB", "tool", "runs", "median s", "x exportcheck", "status"]
+    rows = []
+    for result in results.archives:
+        ours = result.tools["exportcheck"]
+        for name, tool in result.tools.items():
+            times = (
+                tool.seconds / ours.seconds if tool.seconds is not None and ours.seconds else None
+            )
+            rows.append(
+                [
+                    result.input.label,
+                    f"{result.input.nodes:,}",
+                    f"{result.input.file_bytes / 2**20:.1f}",
+                    name,
+                    str(len(tool.runs)),
+                    _num(tool.seconds, ".3f"),
+                    _num(times, ".1f", "x"),
+                    tool.status,
+                ]
+            )
+    lines = [
+        "## inspect on TorchScript and torch.export archives",
+        "",
+        "- A scripted and an exported ResNet-50 (torchvision's layout, 25.6M parameters): "
+        "`exportcheck inspect FILE` against a process that loads the file with "
+        "`torch.jit.load` / `torch.export.load` and loops over every node, the least a "
+        "loader-based inspector must do; whole processes, imports included, as every row here.",
+        "",
+        *_table(header, rows),
+        "",
+    ]
+    if results.archives_in_process:
+        lines += [
+            "Inside one process with torch already imported (`bench/archives.py`, best of 10): "
+            "the readers themselves against the loaders.",
+            "",
+            *_table(
+                ["format", "MiB", "nodes", "exportcheck ms", "loader + loop ms", "speed-up"],
+                [
+                    [
+                        row.format,
+                        f"{row.file_mib:.1f}",
+                        str(row.nodes),
+                        f"{row.exportcheck_s * 1000:.1f}",
+                        f"{row.torch_loader_s * 1000:.1f}",
+                        f"{row.speedup:.1f}x",
+                    ]
+                    for row in results.archives_in_process
+                ],
+            ),
+            "",
+        ]
+    return lines
 
 
 def _startup_section(results: Results) -> list[str]:
@@ -248,6 +321,7 @@ def render(results: Results) -> str:
         *_targets_section(results),
         *_inspect_section(results),
         *_mixed_section(results),
+        *_archives_section(results),
         *_startup_section(results),
         *_validate_section(results),
         *_profile_section(results),

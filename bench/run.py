@@ -36,6 +36,8 @@ EXTERNAL_RSS_MIB = 30.0
 MIXED_TIME_LIMIT = 1.3  # x the protobuf floor over the same files, one process each
 STARTUP_FACTOR, STARTUP_SLACK_S = 2.0, 0.1
 VALIDATE_TIME_LIMIT = 1.5
+ARCHIVE_SPEEDUP = 5.0  # inspect of a ResNet-50 .pt / .pt2 against torch's loader + node loop
+LOADER = "torch loader + node loop"
 REPORT_ARGS = ("--format", "json", "--output", "/dev/null", "--fail-on", "never")
 
 
@@ -124,9 +126,9 @@ def inspect_commands(path: str, anchor_timeout: float, nodes: int = 0) -> list[C
 def measure_mixed(folder: str, args: argparse.Namespace) -> FileResult:
     """One `exportcheck inspect FOLDER` over many files against one floor process over them."""
     log("generating the mixed folder")
-    item, onnx_paths = make_mixed_folder(folder)
+    item, paths = make_mixed_folder(folder)
     commands = [
-        Command(FLOOR, probe("protobuf-floor", *onnx_paths), timeout=TOOL_TIMEOUT_S),
+        Command(FLOOR, probe("protobuf-floor", *paths), timeout=TOOL_TIMEOUT_S),
         Command(
             "exportcheck",
             exportcheck("inspect", item.path, *REPORT_ARGS),
@@ -138,6 +140,42 @@ def measure_mixed(folder: str, args: argparse.Namespace) -> FileResult:
     log(f"inspect on a folder of {item.label}, up to {repeats} rounds")
     measured = measure_round_robin(commands, repeats, BUDGET_S, log_run)
     return FileResult(item, {m.command.label: m for m in measured})
+
+
+def measure_archives(folder: str, args: argparse.Namespace) -> list[FileResult]:
+    """`exportcheck inspect` of a ResNet-50 `.pt` and `.pt2` against torch's loaders."""
+    import torch
+    from archives import resnet50
+
+    from exportcheck.readers import read_artifact
+
+    log("saving a scripted and an exported ResNet-50")
+    model, inputs = resnet50()
+    paths = {
+        "resnet50 .pt": os.path.join(folder, "resnet50.pt"),
+        "resnet50 .pt2": os.path.join(folder, "resnet50.pt2"),
+    }
+    torch.jit.script(model).save(paths["resnet50 .pt"])
+    torch.export.save(torch.export.export(model, inputs), paths["resnet50 .pt2"])
+    results = []
+    for label, path in paths.items():
+        commands = [
+            Command(LOADER, probe("torch-loader-loop", path), timeout=TOOL_TIMEOUT_S),
+            Command(
+                "exportcheck",
+                exportcheck("inspect", path, *REPORT_ARGS),
+                ok_codes=(0, 1),
+                timeout=TOOL_TIMEOUT_S,
+            ),
+        ]
+        repeats = args.repeats or (3 if args.quick else 5)
+        log(f"inspect on {label}, up to {repeats} rounds")
+        measured = measure_round_robin(commands, repeats, BUDGET_S, log_run)
+        item = Input(
+            label, path, read_artifact(path, frozenset()).node_count, os.path.getsize(path)
+        )
+        results.append(FileResult(item, {m.command.label: m for m in measured}))
+    return results
 
 
 def measure_files(inputs: list[Input], args: argparse.Namespace) -> list[FileResult]:
@@ -245,6 +283,15 @@ def measure_models(folder: str, args: argparse.Namespace) -> list[ModelResult]:
     return results
 
 
+def archive_targets(results: Results) -> list[Target]:
+    return [
+        speedup_target(
+            result.input.label, result.tools["exportcheck"], result.tools[LOADER], ARCHIVE_SPEEDUP
+        )
+        for result in results.archives
+    ]
+
+
 def collect_targets(results: Results) -> list[Target]:
     """Every target, measured; the verdicts derive from the values and the limits."""
     targets: list[Target] = []
@@ -268,6 +315,7 @@ def collect_targets(results: Results) -> list[Target]:
                 mixed.input.label, mixed.tools["exportcheck"], mixed.tools[FLOOR], MIXED_TIME_LIMIT
             )
         )
+    targets += archive_targets(results)
     if results.startup:
         base = results.startup[0]
         for tool in results.startup:
@@ -304,6 +352,11 @@ def run(args: argparse.Namespace, command_line: str) -> Results:
         inputs = generate(folder, parse_sizes(args.sizes))
         results.files = measure_files(inputs, args)
         results.mixed = measure_mixed(folder, args)
+        results.archives = measure_archives(folder, args)
+        from archives import archive_rows
+
+        log("the archive readers against the loaders inside one process")
+        results.archives_in_process = archive_rows(folder=folder)
         results.startup = measure_startup(args)
         results.imports = import_checks(inputs[0].path, folder)
         small = min(inputs, key=lambda item: item.file_bytes)

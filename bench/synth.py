@@ -1,4 +1,5 @@
-"""Synthetic ONNX inputs for the benchmark: large graphs and a model with ~2 GB of external data."""
+"""Synthetic inputs for the benchmark: large ONNX graphs, a model with ~2 GB of external data,
+and folders of mixed `.onnx`/`.pt`/`.pt2` files."""
 
 from __future__ import annotations
 
@@ -268,27 +269,66 @@ def make_external_file(folder: str, blocks: int = 20) -> Input:
 
 
 MIXED_FILES = 50
-MIXED_SIZES = (1_000, 2_000, 5_000, 10_000)  # nodes, in turn: 50 files, about 225k nodes
+MIXED_SIZES = (1_000, 2_000, 5_000, 10_000)  # ONNX nodes, in turn
+TORCH_SHARE = 8 / 50  # of a mixed folder's files are .pt, as many are .pt2; the rest .onnx
+TORCH_DEPTHS = (4, 8, 16, 32)  # blocks of the small torch models, in turn
+TORCH_WIDTH = 32
 
 
-def torch_artifacts_for_mixed_folder(folder: str) -> list[str]:
-    """HOOK: the `.pt` (TorchScript) and `.pt2` (torch.export) files of the mixed-folder row.
+def _small_torch_model(depth: int):
+    """Linear + BatchNorm1d + ReLU + Dropout blocks, eval mode, and an example input."""
+    import torch
+    from torch import nn
 
-    Empty until the torch-free TorchScript and .pt2 readers land: until then inspecting a
-    `.pt` imports torch (a second of start-up), which would measure torch, not the readers.
-    Once they do, write the archives into `folder` here and return their paths; the row then
-    times `exportcheck inspect` on all of them with the ONNX files in one process.
-    """
-    return []
+    torch.manual_seed(depth)
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers += [
+            nn.Linear(TORCH_WIDTH, TORCH_WIDTH),
+            nn.BatchNorm1d(TORCH_WIDTH),
+            nn.ReLU(),
+            nn.Dropout(0.1),
+        ]
+    return nn.Sequential(*layers).eval(), (torch.randn(2, TORCH_WIDTH),)
 
 
-def make_mixed_folder(folder: str) -> tuple[Input, list[str]]:
-    """A folder of MIXED_FILES models of varied sizes for one `exportcheck inspect FOLDER`."""
-    target = os.path.join(folder, "mixed")
+def torch_artifacts_for_mixed_folder(folder: str, each: int) -> list[str]:
+    """`each` TorchScript `.pt` files (traced and scripted in turn) and `each` torch.export
+    `.pt2` files of small models of TORCH_DEPTHS blocks, written into `folder`."""
+    import torch
+
+    paths = []
+    for index in range(each):
+        depth = TORCH_DEPTHS[index % len(TORCH_DEPTHS)]
+        model, inputs = _small_torch_model(depth)
+        how = "traced" if index % 2 == 0 else "scripted"
+        script_path = os.path.join(folder, f"torch_{index:02d}_{how}.pt")
+        with torch.no_grad():
+            scripted = (
+                torch.jit.trace(model, inputs) if how == "traced" else torch.jit.script(model)
+            )
+        scripted.save(script_path)
+        program_path = os.path.join(folder, f"torch_{index:02d}_exported.pt2")
+        torch.export.save(torch.export.export(model, inputs), program_path)
+        paths += [script_path, program_path]
+    return paths
+
+
+def _artifact_nodes(path: str) -> int:
+    from exportcheck.readers import read_artifact
+
+    return read_artifact(path, frozenset()).node_count
+
+
+def make_mixed_folder(folder: str, files: int = MIXED_FILES) -> tuple[Input, list[str]]:
+    """A folder of `files` models of varied sizes for one `exportcheck inspect FOLDER`: mostly
+    `.onnx`, and a TORCH_SHARE each of `.pt` and `.pt2`. Returns it and every file's path."""
+    target = os.path.join(folder, f"mixed_{files}")
     os.makedirs(target, exist_ok=True)
+    each = round(files * TORCH_SHARE)
     paths: list[str] = []
     nodes = 0
-    for index in range(MIXED_FILES):
+    for index in range(files - 2 * each):
         size = MIXED_SIZES[index % len(MIXED_SIZES)]
         body, last = _blocks(max(1, size // BLOCK_NODES))
         model = _model(body, last, _small_initializers())
@@ -296,7 +336,9 @@ def make_mixed_folder(folder: str) -> tuple[Input, list[str]]:
         onnx.save(model, path)
         paths.append(path)
         nodes += count_nodes(model)
-    torch_paths = torch_artifacts_for_mixed_folder(target)
-    total = sum(os.path.getsize(p) for p in [*paths, *torch_paths])
-    label = f"{len(paths) + len(torch_paths)} files"
+    torch_paths = torch_artifacts_for_mixed_folder(target, each)
+    nodes += sum(_artifact_nodes(p) for p in torch_paths)
+    paths += torch_paths
+    total = sum(os.path.getsize(p) for p in paths)
+    label = f"{len(paths)} files"
     return Input(label, target, nodes, total), paths

@@ -129,6 +129,16 @@ class NodeView:
     def arg(self, name: str) -> Arg | None:
         return self.args.get(name)
 
+    def input_arg(self, index: int) -> Arg | None:
+        """The argument that the input at `index` binds, whatever its schema name."""
+        if index >= len(self.inputs):
+            return None
+        value = self.inputs[index]
+        for arg in self.args.values():
+            if (arg.source or "").endswith((f"'{value}'", f"%{value}", f" {value}")):
+                return arg
+        return None
+
     def __repr__(self) -> str:
         return f"NodeView({self.kind.value} {self.scope}::{self.name} {self.op})"
 

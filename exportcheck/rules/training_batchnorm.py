@@ -77,11 +77,10 @@ def _input_arg(node: NodeView) -> tuple[str, str | None]:
 def _leaf_is_fixed(value: str, consumer: NodeView) -> bool:
     """A value no node in the scope computes: an initializer (fixed) or a graph, function or
     method input (activations); the consumer's argument says which."""
-    for _, arg in consumer.args.items():
-        source = arg.source or ""
-        if source.endswith((f"'{value}'", f"%{value}", f" {value}")):
-            return arg.constant or source.startswith(_FIXED_SOURCES)
-    return False
+    arg = consumer.input_arg(consumer.inputs.index(value))
+    if arg is None:
+        return False
+    return arg.constant or (arg.source or "").startswith(_FIXED_SOURCES)
 
 
 def reads_only_fixed_values(node: NodeView) -> bool:
@@ -146,37 +145,46 @@ class TrainingBatchNorm(Rule):
     )
 
     def check_node(self, node: NodeView) -> Iterator[Hit]:
-        if node.op != "aten::instance_norm" and (
-            reads_only_fixed_values(node) or is_per_sample_decomposition(node)
+        hit = self._training_hit(node)
+        # The producer walk runs only for batch norm already found in training mode: it may
+        # build the scope's producer index, which a graph of eval-mode batch norms never needs.
+        if hit is None or (
+            node.op != "aten::instance_norm"
+            and (reads_only_fixed_values(node) or is_per_sample_decomposition(node))
         ):
             return
+        yield hit
+
+    def _training_hit(self, node: NodeView) -> Hit | None:
         if node.op == "BatchNormalization":
             mode = node.arg("training_mode")
             extra_outputs = [o for o in node.outputs[1:] if o]
             if mode is not None and mode.truthy():
-                yield Hit("BatchNormalization has training_mode=1 (batch statistics)", node)
-            elif extra_outputs:
-                yield Hit(
+                return Hit("BatchNormalization has training_mode=1 (batch statistics)", node)
+            if extra_outputs:
+                return Hit(
                     f"BatchNormalization has {len(extra_outputs) + 1} outputs: running-statistics "
                     "outputs exist only in training mode",
                     node,
                 )
-        elif node.op in _ALWAYS_TRAINING:
-            yield Hit(f"{node.op} always normalizes with batch statistics", node)
-        elif node.op == "aten::instance_norm":
+            return None
+        if node.op in _ALWAYS_TRAINING:
+            return Hit(f"{node.op} always normalizes with batch statistics", node)
+        if node.op == "aten::instance_norm":
             stats = node.arg("use_input_stats")
             running = node.arg("running_mean")
             has_running = running is not None and not (running.constant and running.value is None)
             if stats is not None and stats.truthy() and has_running:
-                yield Hit(
+                return Hit(
                     "aten::instance_norm uses input statistics although running statistics "
                     f"are given (use_input_stats from {stats.source})",
                     node,
                 )
-        else:
-            training = node.arg(_TORCH_TRAINING_ARG[node.op])
-            if training is not None and training.truthy():
-                yield Hit(f"{node.op} runs with training=True (from {training.source})", node)
+            return None
+        training = node.arg(_TORCH_TRAINING_ARG[node.op])
+        if training is not None and training.truthy():
+            return Hit(f"{node.op} runs with training=True (from {training.source})", node)
+        return None
 
     def check_artifact(self, view: ArtifactView) -> Iterator[Hit]:
         for buffer in view.mutated_buffers:

@@ -120,6 +120,13 @@ class LazyArgs:
                 return attribute_arg(attr, "attribute")
         return None
 
+    def at_position(self, index: int) -> Arg | None:
+        """The input at `index`, resolved without the schema's names."""
+        inputs = self._node.input
+        if index < len(inputs) and (value := inputs[index]):
+            return resolve_value(value if type(value) is str else text(value), self._scope)
+        return None
+
     def __iter__(self) -> Iterator[str]:
         if self._keys is None:
             keys = list(self._positions())

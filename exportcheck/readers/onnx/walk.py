@@ -22,7 +22,7 @@ from exportcheck.readers.onnx.protos import (
     texts,
 )
 from exportcheck.readers.onnx.scopes import Label, Scope, resolve_value
-from exportcheck.readers.view import ArtifactKind, ArtifactView, GraphIndex, NodeView, Note
+from exportcheck.readers.view import Arg, ArtifactKind, ArtifactView, GraphIndex, NodeView, Note
 
 # The standard operators that hold subgraphs (a test derives them from onnx.defs), and Constant.
 # Any other standard node is read only by op type: the checker and every runtime refuse a
@@ -97,6 +97,10 @@ class _OnnxNodeView(NodeView):
         if self._source_line is _UNREAD:
             self._read_source()
         return self._source_line
+
+    def input_arg(self, index: int) -> Arg | None:
+        # By position: naming every input would build onnx's schema registry (0.7 s).
+        return self.args.at_position(index)  # type: ignore[attr-defined]
 
     def _read_source(self) -> None:
         self._source_file, self._source_line = source_of(self._proto) or (None, None)
