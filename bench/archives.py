@@ -85,6 +85,7 @@ def _best(function: Callable[[], int], repeats: int) -> tuple[float, int]:
 def archive_rows(repeats: int = 10, folder: str | None = None) -> list[ArchiveRow]:
     """Saves a scripted and an exported ResNet-50 and times both ways of inspecting each."""
     import torch
+    from probes import torch_loader_loop
 
     from exportcheck.pipeline.inspection import inspect_artifact
     from exportcheck.readers import read_artifact
@@ -96,32 +97,10 @@ def archive_rows(repeats: int = 10, folder: str | None = None) -> list[ArchiveRo
         torch.jit.script(model).save(script_path)
         torch.export.save(torch.export.export(model, inputs), program_path)
 
-        def jit_loop() -> int:
-            loaded = torch.jit.load(script_path, map_location="cpu")
-            count = 0
-            for name in loaded._c._method_names():
-                method = getattr(loaded, name)
-                graph = getattr(method, "inlined_graph", None)
-                for node in graph.nodes() if graph is not None else ():
-                    count += len(node.kind()) > 0
-            return count
-
-        def export_loop() -> int:
-            program = torch.export.load(program_path)
-            count = 0
-            for module in program.graph_module.modules():
-                if isinstance(module, torch.fx.GraphModule):
-                    for node in module.graph.nodes:
-                        count += node.op == "call_function"
-            return count
-
         rows = []
-        for fmt, path, loader in (
-            ("torchscript .pt", script_path, jit_loop),
-            ("torch.export .pt2", program_path, export_loop),
-        ):
+        for fmt, path in (("torchscript .pt", script_path), ("torch.export .pt2", program_path)):
             ours, _ = _best(lambda path=path: len(inspect_artifact(path)) + 1, repeats)
-            theirs, _ = _best(loader, repeats)
+            theirs, _ = _best(lambda path=path: torch_loader_loop(path), repeats)
             nodes = read_artifact(path, frozenset()).node_count
             rows.append(ArchiveRow(fmt, os.path.getsize(path) / (1 << 20), nodes, ours, theirs))
     return rows
