@@ -47,6 +47,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Rich panels for a person at a terminal; plain Click text for a pipe or a CI log, which
+    # would get no colours from rich anyway, without its 80 ms import on every start.
+    rich_markup_mode="rich" if sys.stdout.isatty() and sys.stderr.isatty() else None,
 )
 
 ListingFormat = Annotated[str, typer.Option("--format", "-f", help="text or json.")]
@@ -250,7 +253,8 @@ def inspect_command(
     paths: Annotated[
         list[str],
         typer.Argument(
-            help="Artifact files or directories (.onnx, .pt, .pth, .ts, .torchscript, .pt2)."
+            help="Artifact files or directories (.onnx, .pt, .pth, .ts, .torchscript, .pt2).",
+            metavar="PATH...",
         ),
     ],
     report: ReportOptions,
@@ -300,7 +304,8 @@ def validate_command(
     targets: Annotated[
         list[str],
         typer.Argument(
-            help="file.py:callable, package.module:callable, or a directory of .py files with build()."
+            help="file.py:callable, package.module:callable, or a directory of .py files with build().",
+            metavar="TARGET...",
         ),
     ],
     formats: Annotated[
@@ -369,7 +374,8 @@ def validate_command(
 @command
 def compare_command(
     artifact: Annotated[
-        str, typer.Argument(help="An exported file (.onnx, TorchScript .pt, .pt2).")
+        str,
+        typer.Argument(help="An exported file (.onnx, TorchScript .pt, .pt2).", metavar="ARTIFACT"),
     ],
     against: Annotated[
         str,
@@ -411,7 +417,10 @@ def compare_command(
 @command
 def audit_command(
     targets: Annotated[
-        list[str], typer.Argument(help="file.py:callable, package.module:callable, or a directory.")
+        list[str],
+        typer.Argument(
+            help="file.py:callable, package.module:callable, or a directory.", metavar="TARGET..."
+        ),
     ],
     *,
     model: InputOptions,
@@ -489,7 +498,9 @@ def rules_command(format_name: ListingFormat = "text") -> int:
 
 @app.command("explain")
 @command
-def explain_command(rule: Annotated[str, typer.Argument(help="A rule slug or code.")]) -> int:
+def explain_command(
+    rule: Annotated[str, typer.Argument(help="A rule slug or code.", metavar="RULE")],
+) -> int:
     """Print one rule's explanation: what it finds, why it is wrong, how to fix."""
     from exportcheck.reporters.listings import render_explanation
     from exportcheck.rules import get_rule

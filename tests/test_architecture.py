@@ -72,6 +72,14 @@ def test_light_commands_import_neither_torch_nor_onnxruntime(args):
     assert "onnxruntime" not in loaded
 
 
+@pytest.mark.parametrize("args", [["--help"], ["inspect", "--help"], ["inspect", "--bogus"]])
+def test_help_and_usage_errors_in_a_pipe_skip_rich(args):
+    """Rich panels are for a terminal: into a pipe, Click's plain text, without rich's import
+    (80 ms of every `--help`)."""
+    loaded = modules_loaded_by(args)
+    assert not {"rich", "typer.rich_utils"} & loaded
+
+
 def test_inspecting_onnx_imports_only_what_parsing_needs(sample_exports):
     """The generated protobuf classes are loaded by location: not the onnx package, whose
     onnx.helper pulls ml_dtypes (0.8 s), and not torch or onnxruntime. The training-mode

@@ -22,6 +22,7 @@ from exportcheck.readers.view import (
     ArtifactKind,
     ArtifactView,
     GraphIndex,
+    NodeListIndex,
     NodeView,
     Note,
     UnsafeContent,
@@ -137,7 +138,7 @@ class _ProgramReader:
         def build(nodes: list = nodes, scope: str = scope) -> list[NodeView]:
             return [_view(n, scope, None) for n in nodes]
 
-        index = GraphIndex(scope, build)
+        index = NodeListIndex(scope, build)
         for node in nodes:
             if not isinstance(node, dict):
                 raise ValueError("a graph node is not an object")

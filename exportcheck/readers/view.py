@@ -126,6 +126,12 @@ class NodeView:
     def source_line(self) -> int | None:
         return self._source_line
 
+    @property
+    def reads_enclosing_scope(self) -> bool:
+        """Whether the node holds subgraphs that may read values of its scope beyond `inputs`
+        (an ONNX If or Loop body reads outer values by name)."""
+        return False
+
     def arg(self, name: str) -> Arg | None:
         return self.args.get(name)
 
@@ -144,12 +150,27 @@ class NodeView:
 
 
 class GraphIndex:
-    """Producer/consumer lookup inside one scope, built on first use from a node source.
+    """Producer/consumer lookup inside one scope, as a reader provides it.
 
-    The views it builds carry no index of their own (`graph` is None): the matched node a walk
-    starts from holds the index, and the index never points back at it, so a reader's objects
-    form no reference cycle and are freed as soon as the view is dropped.
+    The views an index returns carry no index of their own (`graph` is None): the matched node
+    a walk starts from holds the index, and the index never points back at it, so a reader's
+    objects form no reference cycle and are freed as soon as the view is dropped. A walk
+    passes the node it stands on as `consumer`.
     """
+
+    scope: str
+
+    def producer(self, value: str, consumer: NodeView | None = None) -> NodeView | None:
+        """The node computing `value`, or None for a value no node of the scope computes."""
+        raise NotImplementedError
+
+    def consumers(self, value: str) -> list[NodeView]:
+        """The nodes of the scope reading `value`."""
+        raise NotImplementedError
+
+
+class NodeListIndex(GraphIndex):
+    """A GraphIndex over the scope's views, built on first use from a node source."""
 
     def __init__(self, scope: str, build_nodes: Callable[[], Sequence[NodeView]]) -> None:
         self.scope = scope
@@ -177,7 +198,7 @@ class GraphIndex:
         assert self._consumers is not None
         return self._consumers.get(value, [])
 
-    def producer(self, value: str) -> NodeView | None:
+    def producer(self, value: str, consumer: NodeView | None = None) -> NodeView | None:
         if self._producers is None:
             self._index()
         assert self._producers is not None

@@ -9,17 +9,15 @@ written with those bytes as `\\xNN`, so the file is valid UTF-8 JSON for any par
 
 from __future__ import annotations
 
-import json
-
-from exportcheck.reporters.escaping import valid_data
+from exportcheck.reporters.escaping import dumps_valid
 from exportcheck.results.report import Report
 
 INDENT_LIMIT = 2000
 
 
 def render_json(report: Report, *, width: int = 100, verbose: bool = False) -> str:
-    data = valid_data(report.to_dict())
+    data = report.to_dict()
     size = len(data["findings"]) + len(data["comparisons"])
     if size <= INDENT_LIMIT:
-        return json.dumps(data, indent=2, allow_nan=False) + "\n"
-    return json.dumps(data, separators=(",", ":"), allow_nan=False) + "\n"
+        return dumps_valid(data, indent=2, allow_nan=False) + "\n"
+    return dumps_valid(data, separators=(",", ":"), allow_nan=False) + "\n"

@@ -18,14 +18,13 @@ warnings.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 from urllib.parse import quote
 
 from exportcheck import __version__
-from exportcheck.reporters.escaping import valid_data
+from exportcheck.reporters.escaping import dumps_valid
 from exportcheck.results.catalogue import DOC_SECTIONS, RuleDescriptor
 from exportcheck.results.findings import Location, Severity
 from exportcheck.results.problems import Problem, shown_path
@@ -307,4 +306,4 @@ def render_sarif(report: Report, *, width: int = 100, verbose: bool = False) -> 
         },
     }
     log = {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
-    return json.dumps(valid_data(log), indent=2, allow_nan=False) + "\n"
+    return dumps_valid(log, indent=2, allow_nan=False) + "\n"

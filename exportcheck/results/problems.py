@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from exportcheck.results.comparison import Comparison
@@ -83,6 +84,8 @@ class Problem:
     @property
     def severity(self) -> Severity:
         """The most severe finding it holds that was not accepted on its own."""
+        if not self.evidence:  # most problems are one finding: 10k of them in a large graph
+            return self.cause.severity
         active = [f.severity for f in self.members if f.suppressed is None]
         return max(active) if active else self.cause.severity
 
@@ -90,6 +93,11 @@ class Problem:
     def source(self) -> tuple[str | None, int | None]:
         """The responsible Python code: the first project file among the findings, else the
         first file at all (a library class, for a stock module left training)."""
+        if not self.evidence:
+            location = self.cause.location
+            if location.source_file:
+                return location.source_file, location.source_line
+            return None, None
         located = [
             (f.location.source_file, f.location.source_line)
             for f in self.members
@@ -102,6 +110,9 @@ class Problem:
 
     @property
     def artifacts(self) -> tuple[str, ...]:
+        if not self.evidence:
+            artifact = self.cause.location.artifact
+            return (artifact,) if artifact else ()
         return tuple(
             dict.fromkeys(f.location.artifact for f in self.members if f.location.artifact)
         )
@@ -114,6 +125,8 @@ class Problem:
     def worst(self, run: str = "compare") -> float | None:
         """The largest difference among its failing comparisons of one kind (`compare`:
         against the eval-mode model; `repeat`: two runs of the same artifact)."""
+        if not self.comparisons:
+            return None
         values = [
             c.metrics.max_abs
             for c in self.comparisons
@@ -125,7 +138,9 @@ class Problem:
         """Stable across runs, machines and temporary folders: rule, subject and module, and
         the source file by its project-relative (or library-relative) path; no line, which
         moves with unrelated edits, and no artifact, whose name is temporary."""
-        source, _ = self.source
+        return self._fingerprint(root, self.source[0])
+
+    def _fingerprint(self, root: str | None, source: str | None) -> str:
         parts = (
             self.rule,
             stable_path(self.subject, root),
@@ -133,7 +148,7 @@ class Problem:
             stable_path(source, root) if source else "",
             "" if self.explained else "unexplained",
         )
-        import hashlib  # OpenSSL's load is 7 ms of every start; only SARIF asks for this
+        import hashlib  # OpenSSL's load is 7 ms of every start; only reports of problems need it
 
         return hashlib.sha256("\x00".join(parts).encode("utf-8", "replace")).hexdigest()[:32]
 
@@ -155,7 +170,7 @@ class Problem:
             "max_abs_between_runs": self.worst("repeat"),
             "findings": list(self.finding_indices),
             "comparisons": list(self.comparison_indices),
-            "fingerprint": self.fingerprint(root),
+            "fingerprint": self._fingerprint(root, source),
         }
         if self.suppressed is not None:
             data["suppressed"] = {"reason": self.suppressed.reason, "entry": self.suppressed.entry}
@@ -165,18 +180,39 @@ class Problem:
 def shown_path(path: str, root: str | None) -> str:
     """A path as a report shows it: relative to the root (forward slashes) when inside it."""
     if root and os.path.isabs(path):
-        try:
-            relative = os.path.relpath(path, root)
-        except ValueError:  # another drive on Windows
-            return path
-        if not relative.startswith(".."):
-            return relative.replace(os.sep, "/")
+        relative = _relative(path, root) if os.path.isabs(root) else _relative_now(path, root)
+        if relative is not None:
+            return relative
     return path
+
+
+@lru_cache(maxsize=4096)
+def _relative(path: str, root: str) -> str | None:
+    # Both absolute, so the answer does not move with the working folder: a report names the
+    # same few files thousands of times, and relpath costs 15 us.
+    return _relative_now(path, root)
+
+
+def _relative_now(path: str, root: str) -> str | None:
+    try:
+        relative = os.path.relpath(path, root)
+    except ValueError:  # another drive on Windows
+        return None
+    return None if relative.startswith("..") else relative.replace(os.sep, "/")
 
 
 def stable_path(path: str, root: str | None) -> str:
     """A path that reads the same on every machine: project-relative inside the root, the
     part after `site-packages/` for a library, else the file name alone (a temporary file)."""
+    if root is None or os.path.isabs(root):
+        return _stable_path(path, root)
+    return _stable_path.__wrapped__(path, root)
+
+
+@lru_cache(maxsize=4096)
+def _stable_path(path: str, root: str | None) -> str:
+    # Cached only for an absolute root (or none), where the answer cannot move with the
+    # working folder.
     normal = path.replace("\\", "/")
     for marker in _LIBRARY_MARKERS:
         if marker in normal:
@@ -340,7 +376,10 @@ def group_problems(
 def _problem(
     findings: Sequence[Finding], comparisons: Sequence[Comparison], group: _Group, explained: bool
 ) -> Problem:
-    ordered = sorted(((i, findings[i]) for i in group.indices), key=_cause_order)
+    if len(group.indices) == 1:
+        ordered = [(group.indices[0], findings[group.indices[0]])]
+    else:
+        ordered = sorted(((i, findings[i]) for i in group.indices), key=_cause_order)
     if not explained:
         ordered = sorted(ordered, key=lambda item: item[0])
     indices = tuple(i for i, _ in ordered)

@@ -12,7 +12,8 @@ What it finds
     Only batch norm that normalizes activations counts. The rule walks the normalized input's
     producers (`NodeView.graph.producer`): when every path ends in a parameter, buffer or
     constant (an ONNX initializer or `Constant`, a TorchScript parameter, buffer or constant,
-    a torch.export `p_`/`b_`/`c_` placeholder or `get_attr`) and none in a model input, it is
+    a torch.export `p_`/`b_`/`c_` placeholder or `get_attr`) and none in a model input (nor
+    in a node whose subgraphs read outer values by name, an ONNX `If` or `Loop`), it is
     weight standardization (timm's `StdConv2d`: `F.batch_norm(weight.reshape(1, out, -1),
     None, None, training=True)`), a fixed computation, not batch statistics. Batch norm over
     a reshape of the activations into a batch of one (constant shape starting with 1), with no
@@ -66,7 +67,7 @@ _FIXED_SOURCES = ("initializer", "parameter or buffer")
 # torch.export names lifted parameters, buffers and tensor constants p_*, b_* and c_*.
 _LIFTED_PREFIXES = ("placeholder:p_", "placeholder:b_", "placeholder:c_")
 # Producers walked before giving up; a walk that gives up counts as activations (reported).
-_WALK_BUDGET = 64
+_WALK_BUDGET = 16
 
 
 def _input_arg(node: NodeView) -> tuple[str, str | None]:
@@ -101,13 +102,13 @@ def reads_only_fixed_values(node: NodeView) -> bool:
         seen.add(value)
         if len(seen) > _WALK_BUDGET:
             return False
-        producer = graph.producer(value)
+        producer = graph.producer(value, consumer)
         if producer is None:
             if not _leaf_is_fixed(value, consumer):
                 return False
         elif producer.op in _FIXED_OPS or producer.op.startswith(("get_attr:", *_LIFTED_PREFIXES)):
             continue
-        elif producer.op.startswith("placeholder:"):
+        elif producer.op.startswith("placeholder:") or producer.reads_enclosing_scope:
             return False
         else:
             pending.extend((v, producer) for v in producer.inputs if v)
@@ -123,7 +124,7 @@ def is_per_sample_decomposition(node: NodeView) -> bool:
     _, start = _input_arg(node)
     if start is None or node.graph is None:
         return False
-    producer = node.graph.producer(start)
+    producer = node.graph.producer(start, node)
     if producer is None or producer.op not in _RESHAPE_OPS:
         return False
     shape = producer.arg(_RESHAPE_OPS[producer.op])

@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 
-from exportcheck.targets.python_targets import expand_targets, split_spec
-
 _MODEL_SUFFIXES = (".onnx", ".pt", ".pth", ".ts", ".torchscript", ".pt2")
 
 
@@ -27,27 +25,24 @@ def model_files(paths: Iterable[str]) -> list[str]:
 
 def onnx_side_files(model: str) -> list[str]:
     """The external-data files an ONNX model names (the graph is parsed, no weight is read)."""
-    import onnx
+    from exportcheck.errors import InputError
+    from exportcheck.readers.onnx.external_data import external_data_files
 
     try:
-        proto = onnx.load(model, load_external_data=False)
-    except Exception:  # an unreadable model is the reader's error to report, not this one's
+        return external_data_files(model)
+    except InputError:  # an unreadable model is the reader's error to report, not this one's
         return []
-    folder = os.path.dirname(os.path.abspath(model))
-    tensors = list(proto.graph.initializer)
-    tensors += [a.t for node in proto.graph.node for a in node.attribute if a.HasField("t")]
-    files = {
-        entry.value
-        for tensor in tensors
-        if tensor.data_location == onnx.TensorProto.EXTERNAL
-        for entry in tensor.external_data
-        if entry.key == "location"
-    }
-    return [os.path.join(folder, name) for name in sorted(files)]
 
 
 def target_sources(specs: Sequence[str]) -> list[str]:
     """The `.py` files of `file.py:callable` targets (folders expanded, nothing imported)."""
+    if not specs:
+        return []
+    from exportcheck.targets.python_targets import (
+        expand_targets,
+        split_spec,
+    )  # hashlib, which a text report never needs
+
     sources = []
     for spec in expand_targets(specs):
         location, _ = split_spec(spec)
@@ -65,9 +60,10 @@ def run_inputs(
     destinations: Iterable[str] = (),
 ) -> list[str]:
     """Every existing file the run reads. External data must lie in its model's folder, so an
-    ONNX model is parsed for it only when a destination lies there too."""
+    ONNX model is parsed for it only when an existing destination lies there too (a file that
+    does not exist yet is no input)."""
     files = model_files(models)
-    places = [os.path.realpath(d) for d in destinations]
+    places = [os.path.realpath(d) for d in destinations if os.path.lexists(d)]
     files += [
         side
         for model in list(files)

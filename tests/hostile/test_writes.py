@@ -53,6 +53,37 @@ def test_output_onto_the_external_data_is_refused(onnx_with_external_data):
     assert digest(side) == before
 
 
+def test_output_onto_external_data_named_inside_a_subgraph_is_refused(tmp_path):
+    """A Constant's tensor in an If branch names its own side file: it is an input too."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, external_data_helper, helper, numpy_helper
+
+    value = numpy_helper.from_array(np.ones((64, 64), dtype=np.float32), "c")
+    external_data_helper.set_external_data(value, location="branch.bin")
+    (tmp_path / "branch.bin").write_bytes(np.ones((64, 64), dtype=np.float32).tobytes())
+    value.ClearField("raw_data")
+    branch = helper.make_graph(
+        [helper.make_node("Constant", [], ["k"], value=value, name="k")],
+        "then",
+        [],
+        [helper.make_tensor_value_info("k", TensorProto.FLOAT, [64, 64])],
+    )
+    graph = helper.make_graph(
+        [helper.make_node("If", ["cond"], ["y"], then_branch=branch, else_branch=branch)],
+        "g",
+        [helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 64])],
+    )
+    path = tmp_path / "model.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
+    side = tmp_path / "branch.bin"
+    before = digest(side)
+    done = exportcheck("inspect", path, "-o", f"json={side}")
+    assert done.returncode == 2 and "branch.bin" in done.stderr, done.stderr
+    assert digest(side) == before
+
+
 def test_output_onto_a_hard_link_of_the_model_is_refused(onnx_with_external_data, tmp_path):
     other = tmp_path / "other"
     other.mkdir()

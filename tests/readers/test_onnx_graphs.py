@@ -408,6 +408,72 @@ def test_inference_batchnorm_is_clean(tmp_path: Path) -> None:
     assert inspect_artifact(save(batchnorm_model(training_mode=0), tmp_path)) == []
 
 
+def training_batchnorm_over(nodes: Sequence[NodeProto], extra: Sequence[TensorProto] = ()):
+    """A training-mode BatchNormalization normalizing `n`, which `nodes` compute."""
+    bn = helper.make_node(
+        "BatchNormalization",
+        ["n", "scale", "bias", "mean", "var"],
+        ["y"],
+        name="bn",
+        training_mode=1,
+    )
+    stats = [float_tensor(name, np.ones(2)) for name in ("scale", "bias", "mean", "var")]
+    inputs = [value_info("x", shape=(1, 2, 2)), value_info("c", TensorProto.BOOL, ())]
+    return model(
+        [*nodes, bn],
+        inputs=inputs,
+        outputs=[value_info("y", shape=(1, 2, 2))],
+        initializers=[*stats, *extra],
+        opset=15,
+    )
+
+
+def weight_chain(length: int) -> list[NodeProto]:
+    """`w -> Identity x length -> n`: values made from a weight alone."""
+    names = ["w", *(f"w{i}" for i in range(1, length)), "n"]
+    return [
+        helper.make_node("Identity", [src], [dst], name=f"id{i}")
+        for i, (src, dst) in enumerate(zip(names, names[1:]))
+    ]
+
+
+WEIGHT = float_tensor("w", np.ones((1, 2, 2)))
+
+
+def test_batchnorm_over_weights_alone_is_weight_standardization(tmp_path: Path) -> None:
+    findings = inspect_artifact(save(training_batchnorm_over(weight_chain(3), [WEIGHT]), tmp_path))
+    assert findings == []
+
+
+def test_batchnorm_weight_walk_finds_producers_listed_after_it(tmp_path: Path) -> None:
+    """Out of topological order (onnx.checker refuses it, a runtime may sort it): the producer
+    lookup looks past the reader when nothing before it computes the value."""
+    proto = training_batchnorm_over([], [WEIGHT])
+    proto.graph.node.extend(weight_chain(3))
+    assert inspect_artifact(save(proto, tmp_path, check=False)) == []
+
+
+def test_batchnorm_over_a_weight_chain_longer_than_the_walk_is_reported(tmp_path: Path) -> None:
+    """The walk gives up after 16 producers, and a walk that gives up counts as activations."""
+    findings = inspect_artifact(save(training_batchnorm_over(weight_chain(20), [WEIGHT]), tmp_path))
+    assert summary(findings) == [("training-batchnorm", Severity.ERROR, "main", "bn")]
+
+
+def test_batchnorm_over_an_if_reading_activations_is_reported(tmp_path: Path) -> None:
+    """An If's only input is its condition, but its branches read `x` from the outer scope:
+    the values it outputs are activations, not weights."""
+    branch = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["b"], name="relu")],
+        "branch",
+        [],
+        [value_info("b", shape=(1, 2, 2))],
+    )
+    node = helper.make_node("If", ["k"], ["n"], name="if", then_branch=branch, else_branch=branch)
+    proto = training_batchnorm_over([node], [bool_tensor("k", True)])
+    findings = inspect_artifact(save(proto, tmp_path))
+    assert summary(findings) == [("training-batchnorm", Severity.ERROR, "main", "bn")]
+
+
 # --- 6. random operators and decomposed dropout -----------------------------------------------
 
 

@@ -105,3 +105,34 @@ def test_large_report_is_compact_and_says_the_same(
     validator.validate(json.loads(text))
     small = render_json(sample_report)
     assert small == json.dumps(sample_report.to_dict(), indent=2) + "\n"
+
+
+@pytest.mark.parametrize("compact", [False, True], ids=["indented", "compact"])
+def test_undecodable_bytes_are_written_out_and_other_text_kept(
+    validator: jsonschema.Draft202012Validator, compact: bool
+) -> None:
+    """A name decoded with surrogateescape gets its bytes as `\\xNN`; a character beyond the
+    BMP (which json writes as a surrogate pair) stays itself, in small and large reports."""
+    from exportcheck.reporters.json_format import INDENT_LIMIT
+    from exportcheck.results.findings import Location
+    from exportcheck.rules import RandomOp
+
+    name = "we\udcffird\U0001f600.onnx"
+    count = INDENT_LIMIT + 1 if compact else 1
+    findings = tuple(
+        RandomOp.finding("random", name, Location(artifact=name, node=f"n{i}\udc80"))
+        for i in range(count)
+    )
+    text = render_json(Report(subjects=(name,), findings=findings))
+    text.encode("utf-8")
+    data = json.loads(text)
+    validator.validate(data)
+    assert data["subjects"] == ["we\\xffird\U0001f600.onnx"]
+    assert data["findings"][0]["location"]["node"] == "n0\\x80"
+
+
+def test_text_without_surrogates_is_dumped_as_it_is() -> None:
+    from exportcheck.reporters.escaping import dumps_valid
+
+    data = {"name": "a\\ud800 written out, not a surrogate", "emoji": "\U0001f600"}
+    assert json.loads(dumps_valid(data)) == data

@@ -3,7 +3,8 @@
 Modules, in the order a read uses them: `protos` (the protobuf classes), `load` (parse and
 check the file), `external_data` (side-file location safety), `constants` (constant values),
 `scopes` (name resolution through nested graphs), `arguments` (a node's arguments by schema
-name), `module_paths` (the PyTorch module a node came from), `walk` (the ArtifactView).
+name), `module_paths` (the PyTorch module a node came from), `nodes` (a node as the uniform
+view, and the producer/consumer lookup of its scope), `walk` (the ArtifactView).
 """
 
 from __future__ import annotations

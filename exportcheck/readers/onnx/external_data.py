@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from exportcheck.errors import UnsafeExternalDataError
-from exportcheck.readers.onnx.protos import TensorProto, text
+from exportcheck.readers.onnx.protos import (
+    EXTERNAL,
+    GRAPH,
+    GRAPHS,
+    SPARSE_TYPES,
+    TENSOR,
+    TENSORS,
+    TensorProto,
+    text,
+)
 
 
 def external_data_location(tensor: TensorProto) -> str | None:
@@ -42,3 +52,44 @@ def check_external_location(path: str, location: str, tensor_name: str) -> str:
             subject=path,
         )
     return resolved
+
+
+def external_data_files(path: str) -> list[str]:
+    """Every side file an ONNX model names for its external data, from any graph, subgraph,
+    function or tensor attribute, joined to the model's folder (the graph is parsed, no weight
+    is read, no location is judged: reading the model refuses the unsafe ones)."""
+    from exportcheck.readers.onnx.load import load_model
+
+    model = load_model(path)
+    tensors: list[TensorProto] = []
+    graphs = [model.graph]
+    for function in model.functions:
+        _add_attribute_contents(function.node, tensors, graphs)
+    while graphs:
+        graph = graphs.pop()
+        tensors += graph.initializer
+        for sparse in graph.sparse_initializer:
+            tensors += (sparse.values, sparse.indices)
+        _add_attribute_contents(graph.node, tensors, graphs)
+    folder = os.path.dirname(os.path.abspath(path))
+    locations = {
+        external_data_location(tensor) for tensor in tensors if tensor.data_location == EXTERNAL
+    }
+    return sorted(os.path.join(folder, location) for location in locations if location)
+
+
+def _add_attribute_contents(nodes: Any, tensors: list[TensorProto], graphs: list[Any]) -> None:
+    for node in nodes:
+        for attr in node.attribute:
+            kind = attr.type
+            if kind == TENSOR:
+                tensors.append(attr.t)
+            elif kind == TENSORS:
+                tensors += attr.tensors
+            elif kind in SPARSE_TYPES:
+                for sparse in (attr.sparse_tensor, *attr.sparse_tensors):
+                    tensors += (sparse.values, sparse.indices)
+            elif kind == GRAPH:
+                graphs.append(attr.g)
+            elif kind == GRAPHS:
+                graphs += attr.graphs

@@ -69,6 +69,8 @@ SUBGRAPH_TYPES = (GRAPH, GRAPHS)
 INT = int(AttributeProto.INT)
 FLOAT = int(AttributeProto.FLOAT)
 TENSOR = int(AttributeProto.TENSOR)
+TENSORS = int(AttributeProto.TENSORS)
+SPARSE_TYPES = (int(AttributeProto.SPARSE_TENSOR), int(AttributeProto.SPARSE_TENSORS))
 ATTRIBUTE_TYPES = frozenset(int(v) for v in AttributeProto.AttributeType.values())
 EXTERNAL = int(TensorProto.EXTERNAL)
 

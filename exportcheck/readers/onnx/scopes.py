@@ -119,7 +119,8 @@ def _resolve(name: str, scope: Scope) -> Arg:
             else:
                 where = f"input of scope {current.name}"
             return Arg.dynamic(f"{where} {name!r}")
-        if current.computes(name):
+        # The outermost scope has nothing to hide: its computed names need no set.
+        if current.parent is None or current.computes(name):
             break
         current = current.parent
     return Arg.dynamic(f"computed value {name!r}")

@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from exportcheck.readers.onnx.arguments import LazyArgs
 from exportcheck.readers.onnx.external_data import check_external_location, external_data_location
 from exportcheck.readers.onnx.load import load_model, opset_versions
-from exportcheck.readers.onnx.module_paths import module_path_of, source_of
+from exportcheck.readers.onnx.nodes import ScopeIndex, node_view
 from exportcheck.readers.onnx.operators import PLAIN_OPERATORS
 from exportcheck.readers.onnx.protos import (
     DEFAULT_DOMAINS,
@@ -19,10 +18,9 @@ from exportcheck.readers.onnx.protos import (
     GraphProto,
     NodeProto,
     text,
-    texts,
 )
 from exportcheck.readers.onnx.scopes import Label, Scope, resolve_value
-from exportcheck.readers.view import Arg, ArtifactKind, ArtifactView, GraphIndex, NodeView, Note
+from exportcheck.readers.view import ArtifactKind, ArtifactView, NodeView, Note
 
 # The standard operators that hold subgraphs (a test derives them from onnx.defs), and Constant.
 # Any other standard node is read only by op type: the checker and every runtime refuse a
@@ -35,76 +33,6 @@ _SCOPE_OPS = SUBGRAPH_OPS | {"Constant"}
 # read by op type, anywhere else it may be a custom subgraph holder and its attributes are read.
 _MATCH, _PLAIN, _READ, _BY_DOMAIN = "match", "plain", "read", "by domain"
 
-_UNREAD: Any = object()
-
-
-class _OnnxNodeView(NodeView):
-    """A NodeView that reads its inputs, outputs, module and source line from the NodeProto on
-    first use."""
-
-    __slots__ = ("_proto",)
-
-    def __init__(
-        self,
-        proto: NodeProto,
-        scope: str,
-        name: str,
-        op: str,
-        args: LazyArgs,
-        index: GraphIndex | None,
-    ) -> None:
-        super().__init__(
-            ArtifactKind.ONNX,
-            scope,
-            name,
-            op,
-            _UNREAD,
-            _UNREAD,
-            args,
-            _UNREAD,
-            index,
-            _UNREAD,
-            _UNREAD,
-        )
-        self._proto = proto
-
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        if self._inputs is _UNREAD:
-            self._inputs = texts(self._proto.input)
-        return self._inputs
-
-    @property
-    def outputs(self) -> tuple[str, ...]:
-        if self._outputs is _UNREAD:
-            self._outputs = texts(self._proto.output)
-        return self._outputs
-
-    @property
-    def module(self) -> str | None:
-        if self._module is _UNREAD:
-            self._module = module_path_of(self._proto, self.name)
-        return self._module
-
-    @property
-    def source_file(self) -> str | None:
-        if self._source_file is _UNREAD:
-            self._read_source()
-        return self._source_file
-
-    @property
-    def source_line(self) -> int | None:
-        if self._source_line is _UNREAD:
-            self._read_source()
-        return self._source_line
-
-    def input_arg(self, index: int) -> Arg | None:
-        # By position: naming every input would build onnx's schema registry (0.7 s).
-        return self.args.at_position(index)  # type: ignore[attr-defined]
-
-    def _read_source(self) -> None:
-        self._source_file, self._source_line = source_of(self._proto) or (None, None)
-
 
 def _role(op_type: str | bytes, wanted_types: frozenset[str]) -> str:
     if op_type in wanted_types:
@@ -112,31 +40,6 @@ def _role(op_type: str | bytes, wanted_types: frozenset[str]) -> str:
     if op_type in _SCOPE_OPS or not isinstance(op_type, str):
         return _READ
     return _PLAIN if op_type in PLAIN_OPERATORS else _BY_DOMAIN
-
-
-def _node_view(node: NodeProto, scope: Scope, index: GraphIndex | None) -> NodeView:
-    op_type, domain, name = node.op_type, node.domain, node.name
-    if type(op_type) is not str:
-        op_type = text(op_type)
-    if domain and domain not in DEFAULT_DOMAINS:
-        domain = text(domain)
-        op = f"{domain}::{op_type}"
-    else:
-        domain, op = "", op_type
-    if type(name) is not str:
-        name = text(name)
-    return _OnnxNodeView(
-        node,
-        scope.name,
-        name or f"{op_type}({', '.join(texts(node.output))})",
-        op,
-        LazyArgs(node, scope, (op_type, domain, scope.opsets.get(domain, 1))),
-        index,
-    )
-
-
-def _scope_index(scope: Scope) -> GraphIndex:
-    return GraphIndex(scope.name, lambda: [_node_view(node, scope, None) for node in scope.nodes])
 
 
 # (graph, parent scope, label, its scope if made, whether it can never run)
@@ -219,8 +122,8 @@ def read_onnx(path: str, wanted: frozenset[str]) -> ArtifactView:
             check_initializers(graph, scope)
         nodes = graph.node
         node_count += len(nodes)
-        hits: list[NodeProto] = []
-        for node in nodes:
+        hits: list[tuple[int, NodeProto]] = []
+        for position, node in enumerate(nodes):
             op_type = node.op_type
             role = roles.get(op_type)
             if role is None:
@@ -229,7 +132,7 @@ def read_onnx(path: str, wanted: frozenset[str]) -> ArtifactView:
                 continue
             if role is _MATCH:
                 if not dead:
-                    hits.append(node)
+                    hits.append((position, node))
                 if not node.domain:
                     continue
             elif role is _BY_DOMAIN and not node.domain:
@@ -252,9 +155,9 @@ def read_onnx(path: str, wanted: frozenset[str]) -> ArtifactView:
         if hits:
             if scope is None:
                 scope = _subgraph_scope(graph, parent, label)
-            index = _scope_index(scope)
-            for node in hits:
-                view = _node_view(node, scope, index)
+            index = ScopeIndex(scope)
+            for position, node in hits:
+                view = node_view(node, position, scope, index)
                 if view.op in wanted:
                     views.append(view)
 

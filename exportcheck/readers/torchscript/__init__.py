@@ -33,6 +33,7 @@ from exportcheck.readers.view import (
     ArtifactView,
     GraphIndex,
     ModuleFlag,
+    NodeListIndex,
     NodeView,
     Note,
     UnsafeContent,
@@ -242,7 +243,7 @@ def _views(interpreter: Interpreter, wanted: frozenset[str], sources: SourceMap)
         def build(nodes: list[RawNode] = nodes) -> list[NodeView]:
             return [_view(interpreter, n, None, None) for n in nodes]
 
-        index = GraphIndex(scope, build)
+        index = NodeListIndex(scope, build)
         views.extend(_view(interpreter, n, index, sources) for n in nodes if n.op in wanted)
     views.sort(key=lambda v: int(v.name[1:].split(".")[0]))
     return views
