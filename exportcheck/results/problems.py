@@ -119,6 +119,10 @@ class Problem:
 
     @property
     def runtimes(self) -> tuple[str, ...]:
+        if not self.evidence:
+            cause = self.cause
+            runtime = cause.location.runtime
+            return (runtime,) if runtime and cause.stage == CONSEQUENCE_STAGE else ()
         labels = [f.location.runtime for f in self.members if f.stage == CONSEQUENCE_STAGE]
         return tuple(dict.fromkeys(label for label in labels if label))
 
@@ -141,10 +145,11 @@ class Problem:
         return self._fingerprint(root, self.source[0])
 
     def _fingerprint(self, root: str | None, source: str | None) -> str:
+        cause = self.cause
         parts = (
-            self.rule,
-            stable_path(self.subject, root),
-            self.module or "",
+            cause.rule,
+            stable_path(cause.subject, root),
+            cause.location.module or "",
             stable_path(source, root) if source else "",
             "" if self.explained else "unexplained",
         )
@@ -154,13 +159,14 @@ class Problem:
 
     def to_dict(self, root: str | None = None) -> dict[str, Any]:
         source, line = self.source
+        cause = self.cause
         data: dict[str, Any] = {
-            "rule": self.rule,
-            "code": self.code,
+            "rule": cause.rule,
+            "code": cause.code,
             "severity": self.severity.label,
-            "subject": self.subject,
-            "module": self.module,
-            "message": self.cause.message,
+            "subject": cause.subject,
+            "module": cause.location.module,
+            "message": cause.message,
             "explained": self.explained,
             "source_file": shown_path(source, root) if source else None,
             "source_line": line if source else None,
@@ -172,8 +178,11 @@ class Problem:
             "comparisons": list(self.comparison_indices),
             "fingerprint": self._fingerprint(root, source),
         }
-        if self.suppressed is not None:
-            data["suppressed"] = {"reason": self.suppressed.reason, "entry": self.suppressed.entry}
+        if cause.suppressed is not None:
+            data["suppressed"] = {
+                "reason": cause.suppressed.reason,
+                "entry": cause.suppressed.entry,
+            }
         return data
 
 
@@ -383,7 +392,7 @@ def _problem(
     if not explained:
         ordered = sorted(ordered, key=lambda item: item[0])
     indices = tuple(i for i, _ in ordered)
-    linked = tuple(dict.fromkeys(group.comparisons))
+    linked = tuple(dict.fromkeys(group.comparisons)) if group.comparisons else ()
     return Problem(
         cause=ordered[0][1],
         evidence=tuple(f for _, f in ordered[1:]),
