@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -149,7 +150,7 @@ class NodeView:
         return f"NodeView({self.kind.value} {self.scope}::{self.name} {self.op})"
 
 
-class GraphIndex:
+class GraphIndex(ABC):
     """Producer/consumer lookup inside one scope, as a reader provides it.
 
     The views an index returns carry no index of their own (`graph` is None): the matched node
@@ -160,13 +161,13 @@ class GraphIndex:
 
     scope: str
 
+    @abstractmethod
     def producer(self, value: str, consumer: NodeView | None = None) -> NodeView | None:
         """The node computing `value`, or None for a value no node of the scope computes."""
-        raise NotImplementedError
 
+    @abstractmethod
     def consumers(self, value: str) -> list[NodeView]:
         """The nodes of the scope reading `value`."""
-        raise NotImplementedError
 
 
 class NodeListIndex(GraphIndex):

@@ -213,15 +213,6 @@ def _relative_now(path: str, root: str) -> str | None:
 def stable_path(path: str, root: str | None) -> str:
     """A path that reads the same on every machine: project-relative inside the root, the
     part after `site-packages/` for a library, else the file name alone (a temporary file)."""
-    if root is None or os.path.isabs(root):
-        return _stable_path(path, root)
-    return _stable_path.__wrapped__(path, root)
-
-
-@lru_cache(maxsize=4096)
-def _stable_path(path: str, root: str | None) -> str:
-    # Cached only for an absolute root (or none), where the answer cannot move with the
-    # working folder.
     normal = path.replace("\\", "/")
     for marker in _LIBRARY_MARKERS:
         if marker in normal:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 
+from exportcheck.errors import InputError
+
 _MODEL_SUFFIXES = (".onnx", ".pt", ".pth", ".ts", ".torchscript", ".pt2")
 
 
@@ -25,8 +27,7 @@ def model_files(paths: Iterable[str]) -> list[str]:
 
 def onnx_side_files(model: str) -> list[str]:
     """The external-data files an ONNX model names (the graph is parsed, no weight is read)."""
-    from exportcheck.errors import InputError
-    from exportcheck.readers.onnx.external_data import external_data_files
+    from exportcheck.readers.onnx.external_data import external_data_files  # protobuf: 20 ms
 
     try:
         return external_data_files(model)
