@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TIMEOUT_S = 600
-OWN_CODE = "|".join(re.escape(os.path.join(REPO, part) + os.sep) for part in ("exportcheck", "cli"))
+# The installed package (the wheel in site-packages), as users run it.
+OWN_CODE = re.escape(os.path.join(sysconfig.get_paths()["purelib"], "exportcheck") + os.sep)
 
 
 def _shorten(text: str) -> str:

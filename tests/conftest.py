@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import importlib.util
+import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -37,6 +39,19 @@ def build_sample(name: str):
 
     target = build_target(f"{SAMPLES / name}.py:build")
     return target.model, target.inputs
+
+
+def require_model_family(package: str):
+    """The model family's package, imported. `scripts/dev.sh test` runs the `model_family` tests
+    in the torch 2.14.1 environment, where a missing package fails the run: elsewhere (a CPU torch
+    beside PyPI's CUDA torchvision, which fails to import) the test is skipped with the reason."""
+    try:
+        return importlib.import_module(package)
+    except Exception as error:
+        reason = f"{package} cannot be imported here: {type(error).__name__}: {error}"
+        if os.environ.get("EXPORTCHECK_REQUIRE_MODEL_FAMILIES"):
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-CLI = Path(__file__).resolve().parents[2] / "cli"
+CLI = Path(__file__).resolve().parents[2] / "src" / "exportcheck" / "cli"
 
 
 def test_cli_calls_no_private_atexit_function():

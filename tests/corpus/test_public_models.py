@@ -3,7 +3,6 @@ into them fail with the rule that names the bug, by a wide margin."""
 
 from __future__ import annotations
 
-import importlib
 import warnings
 
 import pytest
@@ -11,16 +10,10 @@ import torch
 
 import exportcheck
 from exportcheck.results.findings import Severity
+from tests.conftest import require_model_family
 from tests.corpus.models import CLEAN, SCRIPTED_DROP_PATH, Case, FrozenTrain, FunctionalDropout
 
-
-def _require(package: str) -> None:
-    # PyPI's torchvision is a CUDA build: beside torch's CPU wheel it fails to import with
-    # RuntimeError ("operator torchvision::nms does not exist"), and timm imports it.
-    try:
-        importlib.import_module(package)
-    except Exception as error:
-        pytest.skip(f"{package} cannot be imported here: {type(error).__name__}: {error}")
+pytestmark = pytest.mark.model_family
 
 
 def _validate(model, inputs, formats):
@@ -50,7 +43,7 @@ def _params(slow: tuple[str, ...] = ("timm ResNetV2 BiT",)):
 
 @pytest.mark.parametrize("case", _params())
 def test_clean_public_model_passes(case: Case):
-    _require(case.needs)
+    require_model_family(case.needs)
     model, inputs = case.build()
     report = _validate(model, inputs, case.formats)
     errors = [f"{f.rule}: {f.message}" for f in report.findings if f.severity >= Severity.ERROR]
@@ -73,7 +66,7 @@ BUGS = [
 @pytest.mark.parametrize(("bug", "rules"), BUGS)
 @pytest.mark.parametrize("case", [CLEAN[0], CLEAN[2], CLEAN[5]], ids=lambda c: c.name)
 def test_injected_bug_fails_with_its_rule(case: Case, bug: str, rules: set[str]):
-    _require(case.needs)
+    require_model_family(case.needs)
     model, inputs = case.build()
     buggy = FunctionalDropout(model) if bug == "functional-dropout" else FrozenTrain(model)
     report = _validate(buggy, inputs, ("exported-program",))
@@ -84,7 +77,7 @@ def test_injected_bug_fails_with_its_rule(case: Case, bug: str, rules: set[str])
 
 @pytest.mark.parametrize("case", [CLEAN[0], CLEAN[2], CLEAN[4]], ids=lambda c: c.name)
 def test_train_mode_export_fails_far_beyond_tolerance(case: Case, tmp_path):
-    _require(case.needs)
+    require_model_family(case.needs)
     model, inputs = case.build()
     model.train()
     artifact = tmp_path / "train-mode.pt2"

@@ -3,15 +3,17 @@ downloaded): their eval-mode exports inspect with no error."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 
 import pytest
+import torch
+from torch import nn
 
-torch = pytest.importorskip("torch")
-nn = torch.nn
+from tests.conftest import require_model_family
+
+pytestmark = pytest.mark.model_family
 
 _PROBE = (
     "import json, sys\n"
@@ -36,31 +38,8 @@ def _errors(report: dict) -> list:
     return [finding for finding in report["findings"] if finding[1] == "error"]
 
 
-def _import_torchvision():
-    """torchvision, even where its compiled extension cannot load (a CUDA wheel next to a
-    CPU-only torch): its import then fails only on declaring fake kernels for two operators it
-    could not register, so those two schemas are declared first. Nothing here runs them; the
-    modules under test are pure Python."""
-    if importlib.util.find_spec("torchvision") is None:
-        pytest.skip("torchvision is not installed")
-    try:
-        import torchvision
-    except RuntimeError as error:
-        if "torchvision::" not in str(error):
-            raise
-        for name in [n for n in sys.modules if n.split(".")[0] == "torchvision"]:
-            del sys.modules[name]
-        library = torch.library.Library("torchvision", "DEF")
-        library.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        library.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        _import_torchvision.library = library  # kept alive: dropping it removes the schemas
-        import torchvision
-    return torchvision
-
-
 def test_timm_vit_with_drop_path_scripted_in_eval_has_no_error(tmp_path):
-    _import_torchvision()  # timm imports torchvision
-    timm = pytest.importorskip("timm")
+    timm = require_model_family("timm")
     model = timm.create_model(
         "vit_tiny_patch16_224",
         pretrained=False,
@@ -77,7 +56,7 @@ def test_timm_vit_with_drop_path_scripted_in_eval_has_no_error(tmp_path):
 
 
 def test_torchvision_stochastic_depth_cnn_scripted_in_eval_has_no_error(tmp_path):
-    torchvision = _import_torchvision()
+    torchvision = require_model_family("torchvision")
 
     class Block(nn.Module):
         def __init__(self) -> None:
@@ -97,7 +76,7 @@ def test_torchvision_stochastic_depth_cnn_scripted_in_eval_has_no_error(tmp_path
 
 
 def test_transformers_bert_exported_program_inspects_without_transformers(tmp_path):
-    transformers = pytest.importorskip("transformers")
+    transformers = require_model_family("transformers")
     config = transformers.BertConfig(
         vocab_size=100,
         hidden_size=32,

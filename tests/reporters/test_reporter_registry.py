@@ -10,7 +10,7 @@ import pytest
 from exportcheck.reporters import REPORTERS, render, reporter_for
 from exportcheck.results.report import Report
 
-REPORTER_DIR = Path(__file__).resolve().parents[2] / "exportcheck" / "reporters"
+REPORTER_DIR = Path(__file__).resolve().parents[2] / "src" / "exportcheck" / "reporters"
 
 
 @pytest.mark.parametrize("format_name", sorted(REPORTERS))
