@@ -31,12 +31,21 @@ if TYPE_CHECKING:
     from exportcheck.results.report import Report
 
 
+# What runs a model needs torch, onnxruntime and onnxscript: the `validate` extra.
+_NEEDS_VALIDATE_EXTRA = frozenset({"validate", "compare", "audit", "eval_mode"})
+
+
 def __getattr__(name: str) -> Any:
     try:
         module_name, attribute = _LAZY[name]
     except KeyError:
         raise AttributeError(f"module 'exportcheck' has no attribute {name!r}") from None
     import importlib
+
+    if name in _NEEDS_VALIDATE_EXTRA:
+        from exportcheck.pipeline.extras import require_validate_extra
+
+        require_validate_extra(f"exportcheck.{name}")
 
     value = getattr(importlib.import_module(module_name), attribute)
     globals()[name] = value

@@ -19,6 +19,16 @@ def first_line(error: BaseException, *, with_type: bool = True, limit: int = 400
     return type(error).__name__
 
 
+def clipped(text: str, limit: int = 60) -> str:
+    """A value quoted in an error, cut short: a flag of 5,000 digits must not become the line."""
+    shown = repr(text)
+    return (
+        shown
+        if len(shown) <= limit
+        else f"{shown[: limit - 5]}...{shown[-1]} ({len(text)} characters)"
+    )
+
+
 class ExportcheckError(Exception):
     """Base of every error the CLI turns into a one-line message and an exit code."""
 
@@ -36,6 +46,11 @@ class InputError(ExportcheckError):
 
 class UnreadableArtifactError(InputError):
     """A file exists but is not a model of a kind we read, or is damaged."""
+
+
+class NotAnArtifactError(UnreadableArtifactError):
+    """A file named like a TorchScript or torch.export archive that is something else: a
+    torch.save checkpoint, a TypeScript `.ts`, a legacy pickle."""
 
 
 class UnsupportedArtifactError(InputError):
@@ -60,6 +75,10 @@ class InputSpecError(InputError):
 
 class ModelRunError(InputError):
     """The user's model raised while running on the example inputs."""
+
+
+class MissingExtraError(InputError):
+    """A command that runs models, on an install without the `validate` extra."""
 
 
 class ConfigError(InputError):

@@ -30,11 +30,15 @@ def export_check(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
     defaults: dict[str, Any] = dict(marker.kwargs) if marker else {}
 
     def check(model: Any, example_inputs: Any, **options: Any) -> Any:
+        from exportcheck.errors import MissingExtraError
         from exportcheck.testing import assert_export_ok
 
         merged = {**defaults, **options}
         merged.setdefault("out_dir", tmp_path / "exportcheck")
         merged.setdefault("subject", request.node.nodeid)
-        return assert_export_ok(model, example_inputs, **merged)
+        try:
+            return assert_export_ok(model, example_inputs, **merged)
+        except MissingExtraError as error:
+            pytest.fail(str(error), pytrace=False)
 
     return check

@@ -31,6 +31,9 @@ def assert_export_ok(
     """Validates `model` like `exportcheck validate` and raises an AssertionError listing every
     finding at or above `fail_on`. Options are those of `exportcheck.validate` (formats, devices,
     rtol, atol, out_dir, allow_tf32, probes, subject). Returns the report when it passes."""
+    from exportcheck.pipeline.extras import require_validate_extra
+
+    require_validate_extra("assert_export_ok")
     from exportcheck.pipeline.validation import validate
 
     options.setdefault("devices", "cpu")

@@ -38,6 +38,7 @@ from exportcheck.errors import (
     ForkedChildError,
     UsageError,
 )
+from exportcheck.pipeline.extras import require_validate_extra
 from exportcheck.pipeline.gc_pause import gc_paused
 from exportcheck.results.report import FAIL_ON_CHOICES, Report
 
@@ -179,7 +180,7 @@ def _planned_artifacts(
 def report_width() -> int:
     """`COLUMNS` when set, the terminal's width on a TTY, else 100."""
     columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit() and int(columns) > 0:
+    if columns.isdigit() and 0 < len(columns) <= 4 and int(columns) > 0:
         return int(columns)
     if sys.stdout.isatty():
         return shutil.get_terminal_size((100, 24)).columns
@@ -258,6 +259,14 @@ def inspect_command(
         ),
     ],
     report: ReportOptions,
+    only_artifacts: Annotated[
+        bool,
+        typer.Option(
+            "--only-artifacts",
+            help="Pass over files that are not export artifacts (a TypeScript .ts, a torch.save "
+            "checkpoint) with a note instead of failing, as the pre-commit hook does.",
+        ),
+    ] = False,
 ) -> int:
     """Read exported artifacts (never their weights) and report training-mode leftovers."""
     from exportcheck.pipeline.inspection import inspect
@@ -270,13 +279,22 @@ def inspect_command(
     # (30 ms of a 100k-node inspection, measured). Paused for the command, restored after.
     with gc_paused():
         with user_code_contained(_OWNER):
-            found = inspect(paths, fail_on=settings.fail_on)
+            found = inspect(paths, fail_on=settings.fail_on, only_artifacts=only_artifacts)
         return finish(found, settings, chosen, report)
+
+
+def check_input_shapes(model: InputOptions) -> None:
+    """Malformed `--input-shape`s fail before any model is built, once rather than per target."""
+    from exportcheck.targets.python_targets import parse_shape
+
+    for text in model.input_shape or ():
+        parse_shape(text)
 
 
 def comparison_settings(
     report: ReportOptions, model: InputOptions, judged: ComparisonOptions, **more: Any
 ) -> Any:
+    check_input_shapes(model)
     return load_settings(
         report,
         device=model.device,
@@ -330,6 +348,7 @@ def validate_command(
     report: ReportOptions,
 ) -> int:
     """Export the eval-mode model to every format and prove each artifact computes the same."""
+    require_validate_extra("exportcheck validate")
     from exportcheck.pipeline.parallel import run_targets
 
     settings = comparison_settings(
@@ -387,6 +406,7 @@ def compare_command(
     report: ReportOptions,
 ) -> int:
     """Check a file someone else exported against the eval-mode model."""
+    require_validate_extra("exportcheck compare")
     from exportcheck.pipeline.validation import compare_target
 
     settings = comparison_settings(report, model, judged)
@@ -428,8 +448,10 @@ def audit_command(
     report: ReportOptions,
 ) -> int:
     """Audit the model's modules (and probe its eval-mode behaviour) without exporting."""
+    require_validate_extra("exportcheck audit")
     from exportcheck.pipeline.parallel import run_targets
 
+    check_input_shapes(model)
     settings = load_settings(
         report, device=model.device or "cpu", jobs=many.jobs, timeout=many.timeout
     )
@@ -523,6 +545,9 @@ def main() -> None:
     `inspect` of a one-node ONNX file 846 / 1212 ms that way and 841 / 1057 ms this way,
     `rules` 99 / 104 ms and 102 / 105 ms (2 loaded cores).
     """
+    # The run imports the user's modules, lazily too (in build(), in forward()): none of them
+    # may leave `__pycache__` in the user's folders.
+    sys.dont_write_bytecode = True
     install_signal_handlers()
     try:
         app()

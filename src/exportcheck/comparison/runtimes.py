@@ -3,6 +3,7 @@ ExportedPrograms on torch devices. Each runner is created once and run as often 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,19 @@ OPTIMIZATION_LEVELS = {
     "disable_all": "ORT_DISABLE_ALL",
     "default": "ORT_ENABLE_ALL",
 }
+
+
+# ORT prefixes each message with its status ("[ONNXRuntimeError] : 1 : FAIL : ") and often with
+# the C++ source location and signature that raised it; the user needs what follows them.
+_ORT_STATUS = re.compile(r"\[ONNXRuntimeError\] : \d+ : \w+ : ")
+_ORT_SOURCE = re.compile(r"(?:\S*/)?\w+\.(?:cc|cpp|h):\d+ (?:[\w:~<>]+\([^()]*\)(?: const)? )?")
+
+
+def ort_message(error: BaseException) -> str:
+    """ONNX Runtime's error as one line: its innermost status message, without source paths."""
+    text = " ".join(str(error).split())
+    text = _ORT_STATUS.split(text)[-1]
+    return _ORT_SOURCE.sub("", text).strip() or type(error).__name__
 
 
 class RunnerUnavailable(Exception):
@@ -63,14 +77,14 @@ def onnx_runner(path: str, device: str, optimization: str) -> Runner:
     options.graph_optimization_level = getattr(
         ort.GraphOptimizationLevel, OPTIMIZATION_LEVELS[optimization]
     )
-    options.log_severity_level = 3
+    # ORT logs its own errors in colour on stderr as well as raising them; the exception's
+    # message goes into the report, so the log stays silent (4: fatal only).
+    options.log_severity_level = 4
     try:
         session = ort.InferenceSession(path, sess_options=options, providers=[provider])
     except Exception as error:
-        text = str(error).strip().splitlines()
         raise UnreadableArtifactError(
-            f"onnxruntime cannot load the model: {text[0] if text else type(error).__name__}",
-            subject=path,
+            f"onnxruntime cannot load the model: {ort_message(error)}", subject=path
         ) from None
     names = [i.name for i in session.get_inputs()]
     outputs = [o.name for o in session.get_outputs()]
@@ -79,7 +93,11 @@ def onnx_runner(path: str, device: str, optimization: str) -> Runner:
         if len(inputs) != len(names):
             raise ValueError(f"the model takes {len(names)} input(s), {len(inputs)} given")
         feed = {name: to_numpy(x) for name, x in zip(names, inputs)}
-        return [np.asarray(v) for v in session.run(outputs, feed)]
+        try:
+            results = session.run(outputs, feed)
+        except Exception as error:
+            raise RuntimeError(ort_message(error)) from None
+        return [np.asarray(v) for v in results]
 
     return Runner("onnxruntime", device, provider, optimization, outputs, call)
 

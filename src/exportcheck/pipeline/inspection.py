@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 
-from exportcheck.errors import InputError
+from exportcheck.errors import InputError, NotAnArtifactError
 from exportcheck.pipeline.gc_pause import gc_paused
 from exportcheck.readers import ARTIFACT_SUFFIXES, read_artifact
 from exportcheck.readers.view import ArtifactView
 from exportcheck.results.findings import Finding
-from exportcheck.results.report import InputProblem, Report, input_problem
+from exportcheck.results.report import InputProblem, Report, Skipped, input_problem
 from exportcheck.rules import Rule, graph_rules, rule_descriptors
 
 PathLike = str | os.PathLike[str]
@@ -87,22 +87,40 @@ def inspect_artifact(
     return findings
 
 
-def inspect(paths: PathLike | Iterable[PathLike], *, fail_on: str = "error") -> Report:
-    """Inspects files or directories; unreadable ones become report errors, the rest go on."""
+def inspect(
+    paths: PathLike | Iterable[PathLike],
+    *,
+    fail_on: str = "error",
+    only_artifacts: bool = False,
+) -> Report:
+    """Inspects files or directories; unreadable ones become report errors, the rest go on.
+
+    With `only_artifacts` (a pre-commit hook, which picks files by suffix), a file that is not
+    an export artifact at all (a TypeScript `.ts`, a torch.save checkpoint) is passed over with
+    a note instead of failing; a damaged artifact still fails."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     files, problems = collect_artifacts(paths)
     rules = graph_rules()
     findings: list[Finding] = []
+    passed_over: list[Skipped] = []
     for path in files:
         try:
             findings.extend(inspect_artifact(path, rules=rules))
+        except NotAnArtifactError as error:
+            if only_artifacts:
+                reason = f"not an export artifact: {error.message}"
+                passed_over.append(Skipped(subject=path, step="inspect", reason=reason))
+            else:
+                problems.append(input_problem(path, error))
         except InputError as error:
             problems.append(input_problem(path, error))
+    skipped_paths = {skip.subject for skip in passed_over}
     return Report(
-        subjects=tuple(files),
+        subjects=tuple(p for p in files if p not in skipped_paths),
         findings=tuple(findings),
         errors=tuple(problems),
+        skipped=tuple(passed_over),
         fail_on=fail_on,
         rules=rule_descriptors(),
     )

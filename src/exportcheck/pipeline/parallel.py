@@ -20,6 +20,7 @@ from exportcheck.errors import (
     ForkedChildError,
     InputSpecError,
     TargetTimeoutError,
+    clipped,
     first_line,
 )
 from exportcheck.results.report import Report, input_problem, merge_reports
@@ -44,12 +45,16 @@ def parse_shard(shard: str) -> tuple[int, int]:
     match = _SHARD.match(shard)
     if not match:
         raise InputSpecError(
-            f"malformed shard {shard!r} (expected i/n, e.g. 2/4)", subject="--shard"
+            f"malformed shard {clipped(shard)} (expected i/n, e.g. 2/4)", subject="--shard"
+        )
+    if max(len(match.group(1)), len(match.group(2))) > 6:
+        raise InputSpecError(
+            f"shard {clipped(shard)} is out of range (n is at most 999999)", subject="--shard"
         )
     index, count = int(match.group(1)), int(match.group(2))
     if not 1 <= index <= count:
         raise InputSpecError(
-            f"shard {shard!r} is out of range (i/n needs 1 <= i <= n)", subject="--shard"
+            f"shard {clipped(shard)} is out of range (i/n needs 1 <= i <= n)", subject="--shard"
         )
     return index, count
 

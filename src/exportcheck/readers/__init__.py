@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from exportcheck.errors import UnreadableArtifactError, UnsupportedArtifactError
+from exportcheck.errors import (
+    NotAnArtifactError,
+    UnreadableArtifactError,
+    UnsupportedArtifactError,
+)
 from exportcheck.readers.view import ArtifactKind, ArtifactView
 
 if TYPE_CHECKING:
@@ -66,14 +70,14 @@ def _detect(path: str) -> tuple[ArtifactKind, zipfile.ZipFile | None]:
     if opened is not None:
         opened.close()
     if names:
-        raise UnreadableArtifactError(
+        raise NotAnArtifactError(
             "a torch.save checkpoint (state dict or pickled object), not a TorchScript "
             "archive or torch.export program; export the model first",
             subject=path,
         )
     if os.path.getsize(path) == 0:
-        raise UnreadableArtifactError("empty file, not a model", subject=path)
-    raise UnreadableArtifactError(
+        raise NotAnArtifactError("empty file, not a model", subject=path)
+    raise NotAnArtifactError(
         "not a TorchScript or torch.export archive (not a zip file; a legacy pickled "
         "checkpoint is not a deployable model)",
         subject=path,

@@ -156,35 +156,45 @@ def _rule_slug(name: Any, where: str, origin: str) -> str:
         raise ConfigError(f"{where}: unknown rule {name!r}", subject=origin) from None
 
 
-def _tolerance(value: Any, key: str, origin: str) -> float:
-    """A tolerance: a finite number >= 0 (NaN compares false with everything, so a NaN
-    tolerance would pass any difference)."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise ConfigError(f"{key} must be a finite number >= 0, got {value!r}", subject=origin)
+# Past these a value is a typo or an attack, not a setting: a tolerance that accepts any
+# output, a time limit beyond what the OS timers take, more workers than any machine has.
+MAX_TOLERANCE = 1e6
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+MAX_JOBS = 1024
+
+
+def _number(value: Any, key: str, origin: str, low: float, high: float, what: str) -> float:
+    """A finite number in [low, high] (NaN compares false with everything, so a NaN tolerance
+    would pass any difference; an int too large for a float is refused, not raised)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key} must be {what}, got {value!r}", subject=origin)
+    if isinstance(value, int) and not -(2**53) <= value <= 2**53:
+        raise ConfigError(
+            f"{key} must be {what}, got an integer of {value.bit_length()} bits", subject=origin
+        )
+    if not math.isfinite(value) or not low <= value <= high:
+        raise ConfigError(f"{key} must be {what}, got {value!r}", subject=origin)
     return float(value)
+
+
+def _tolerance(value: Any, key: str, origin: str) -> float:
+    return _number(
+        value, key, origin, 0.0, MAX_TOLERANCE, f"a finite number from 0 to {MAX_TOLERANCE:g}"
+    )
 
 
 def _seconds(value: Any, key: str, origin: str) -> float:
-    """A time limit: a finite number > 0."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ConfigError(
-            f"{key} must be a finite number of seconds > 0, got {value!r}", subject=origin
-        )
-    return float(value)
-
-
-# Flags whose values are checked as the same keys in a file are.
-_CHECKED_FLAGS = {"rtol": _tolerance, "atol": _tolerance, "timeout": _seconds}
+    seconds = _number(
+        value,
+        key,
+        origin,
+        0.0,
+        MAX_TIMEOUT_S,
+        f"a number of seconds > 0 and at most {MAX_TIMEOUT_S:g} (7 days)",
+    )
+    if seconds == 0:
+        raise ConfigError(f"{key} must be a number of seconds > 0, got {value!r}", subject=origin)
+    return seconds
 
 
 def _choice(value: Any, key: str, choices: tuple[str, ...], origin: str) -> str:
@@ -216,9 +226,15 @@ def _flag(value: Any, key: str, origin: str) -> bool:
 
 
 def _jobs(value: Any, key: str, origin: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{key} must be a positive integer", subject=origin)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_JOBS:
+        raise ConfigError(
+            f"{key} must be an integer from 1 to {MAX_JOBS}, got {value!r}", subject=origin
+        )
     return value
+
+
+# Flags whose values are checked as the same keys in a file are.
+_CHECKED_FLAGS = {"rtol": _tolerance, "atol": _tolerance, "timeout": _seconds, "jobs": _jobs}
 
 
 def _rules(value: Any, key: str, origin: str) -> tuple[str, ...]:

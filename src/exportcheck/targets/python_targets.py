@@ -19,7 +19,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from exportcheck.errors import ForkedChildError, InputSpecError, TargetError, first_line
+from exportcheck.errors import (
+    ForkedChildError,
+    InputSpecError,
+    TargetError,
+    clipped,
+    first_line,
+)
 
 DEFAULT_CALLABLE = "build"
 _SHAPE = re.compile(r"^\s*(\d+(?:\s*[x,]\s*\d+)*)\s*(?::\s*([a-z0-9]+))?\s*$")
@@ -131,29 +137,24 @@ def _import_file(path: str, spec: str) -> Any:
     if module_spec is None or module_spec.loader is None:
         raise TargetError(f"cannot import {path!r}", subject=spec)
     module = importlib.util.module_from_spec(module_spec)
-    with _sys_path(os.path.dirname(absolute)), _no_bytecode():
-        try:
-            module_spec.loader.exec_module(module)
-        except SyntaxError as error:
-            raise TargetError(
-                f"syntax error in {path!r}: {error.msg} (line {error.lineno})", subject=spec
-            ) from None
-        except SystemExit as exit_:
-            raise TargetError(
-                f"importing {path!r} called sys.exit({exit_.code!r})", subject=spec
-            ) from None
-        except Exception as error:
-            raise TargetError(
-                f"importing {path!r} raised {first_line(error)}", subject=spec
-            ) from None
+    try:
+        module_spec.loader.exec_module(module)
+    except SyntaxError as error:
+        raise TargetError(
+            f"syntax error in {path!r}: {error.msg} (line {error.lineno})", subject=spec
+        ) from None
+    except SystemExit as exit_:
+        raise TargetError(
+            f"importing {path!r} called sys.exit({exit_.code!r})", subject=spec
+        ) from None
+    except Exception as error:
+        raise TargetError(f"importing {path!r} raised {first_line(error)}", subject=spec) from None
     return module
 
 
 def _import_module(name: str, spec: str) -> Any:
-    """Imports `package.module` from the current directory first, as `python -m` does."""
     try:
-        with _sys_path(os.getcwd()), _no_bytecode():
-            return importlib.import_module(name)
+        return importlib.import_module(name)
     except SystemExit as exit_:
         raise TargetError(
             f"importing {name!r} called sys.exit({exit_.code!r})", subject=spec
@@ -186,20 +187,25 @@ def build_target(
     from torch import nn
 
     location, attribute = split_spec(spec)
-    if location.endswith(".py") or os.sep in location or "/" in location:
-        module = _import_file(location, spec)
-    else:
-        module = _import_module(location, spec)
-    try:
-        factory = getattr(module, attribute)
-    except AttributeError:
-        raise TargetError(f"{location!r} has no attribute {attribute!r}", subject=spec) from None
-    if isinstance(factory, nn.Module):
-        built: Any = factory
-    elif callable(factory):
-        built = _call_factory(factory, attribute, spec)
-    else:
-        raise TargetError(f"{attribute!r} is not callable", subject=spec)
+    is_file = location.endswith(".py") or os.sep in location or "/" in location
+    # While the target's code runs, its own folder is importable, as `python file.py` has it
+    # (a `package.module` is found from the current directory first, as `python -m` does), and
+    # no import leaves `__pycache__` in the user's tree: `build()` may import its siblings.
+    folder = os.path.dirname(os.path.abspath(location)) if is_file else os.getcwd()
+    with _sys_path(folder), _no_bytecode():
+        module = _import_file(location, spec) if is_file else _import_module(location, spec)
+        try:
+            factory = getattr(module, attribute)
+        except AttributeError:
+            raise TargetError(
+                f"{location!r} has no attribute {attribute!r}", subject=spec
+            ) from None
+        if isinstance(factory, nn.Module):
+            built: Any = factory
+        elif callable(factory):
+            built = _call_factory(factory, attribute, spec)
+        else:
+            raise TargetError(f"{attribute!r} is not callable", subject=spec)
     inputs: tuple[Any, ...] | None = None
     if isinstance(built, tuple) and len(built) == 2 and isinstance(built[0], nn.Module):
         model, raw_inputs = built
@@ -244,18 +250,23 @@ def parse_shape(text: str) -> tuple[tuple[int, ...], str]:
     match = _SHAPE.match(text.lower())
     if not match:
         raise InputSpecError(
-            f"malformed input shape {text!r} (expected e.g. 1x3x224x224 or 2x128:int64)",
+            f"malformed input shape {clipped(text)} (expected e.g. 1x3x224x224 or 2x128:int64)",
             subject="--input-shape",
         )
-    dims = tuple(int(d) for d in re.split(r"\s*[x,]\s*", match.group(1)))
+    digits = re.split(r"\s*[x,]\s*", match.group(1))
+    if any(len(d) > 9 for d in digits) or len(digits) > 64:
+        raise InputSpecError(f"input shape {clipped(text)} is too large", subject="--input-shape")
+    dims = tuple(int(d) for d in digits)
     if any(d <= 0 for d in dims):
-        raise InputSpecError(f"dimensions must be positive in {text!r}", subject="--input-shape")
+        raise InputSpecError(
+            f"dimensions must be positive in {clipped(text)}", subject="--input-shape"
+        )
     if any(d > 1 << 20 for d in dims) or math.prod(dims) > 1 << 30:
-        raise InputSpecError(f"input shape {text!r} is too large", subject="--input-shape")
+        raise InputSpecError(f"input shape {clipped(text)} is too large", subject="--input-shape")
     dtype = match.group(2) or "float32"
     if dtype not in _DTYPES:
         raise InputSpecError(
-            f"unknown dtype {dtype!r} in {text!r} (choose from {', '.join(sorted(set(_DTYPES)))})",
+            f"unknown dtype {dtype!r} in {clipped(text)} (choose from {', '.join(sorted(set(_DTYPES)))})",
             subject="--input-shape",
         )
     return dims, _DTYPES[dtype]
