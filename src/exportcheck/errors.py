@@ -19,14 +19,13 @@ def first_line(error: BaseException, *, with_type: bool = True, limit: int = 400
     return type(error).__name__
 
 
-def clipped(text: str, limit: int = 60) -> str:
-    """A value quoted in an error, cut short: a flag of 5,000 digits must not become the line."""
-    shown = repr(text)
-    return (
-        shown
-        if len(shown) <= limit
-        else f"{shown[: limit - 5]}...{shown[-1]} ({len(text)} characters)"
-    )
+def clipped(value: object, limit: int = 60) -> str:
+    """A value quoted in an error (its repr), cut short: a flag of 5,000 digits must not become
+    the line."""
+    shown = repr(value)
+    if len(shown) <= limit:
+        return shown
+    return f"{shown[: limit - 5]}...{shown[-1]} ({len(shown)} characters)"
 
 
 class ExportcheckError(Exception):

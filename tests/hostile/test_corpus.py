@@ -29,6 +29,7 @@ from exportcheck.cli.main import app
 from exportcheck.errors import (
     EXIT_INPUT,
     InputError,
+    NotAnArtifactError,
     UnreadableArtifactError,
     UnsafeExternalDataError,
     UnsupportedArtifactError,
@@ -163,13 +164,13 @@ CASES = [
     Case(
         "empty-pt",
         lambda i: _write(i.folder / "empty.pt", b""),
-        UnreadableArtifactError,
+        NotAnArtifactError,
         "empty file, not a model",
     ),
     Case(
         "empty-pt2",
         lambda i: _write(i.folder / "empty.pt2", b""),
-        UnreadableArtifactError,
+        NotAnArtifactError,
         "empty file, not a model",
     ),
     Case(
@@ -253,19 +254,19 @@ CASES = [
     Case(
         "state-dict-as-pt",
         lambda i: _write(i.folder / "weights.pt", _state_dict_bytes()),
-        UnreadableArtifactError,
+        NotAnArtifactError,
         "a torch.save checkpoint (state dict or pickled object)",
     ),
     Case(
         "state-dict-as-pt2",
         lambda i: _write(i.folder / "weights.pt2", _state_dict_bytes()),
-        UnreadableArtifactError,
+        NotAnArtifactError,
         "a torch.save checkpoint (state dict or pickled object)",
     ),
     Case(
         "legacy-pickle-pt",
         lambda i: _write(i.folder / "legacy.pth", _state_dict_bytes(legacy=True)),
-        UnreadableArtifactError,
+        NotAnArtifactError,
         "not a TorchScript or torch.export archive (not a zip file",
     ),
     Case(

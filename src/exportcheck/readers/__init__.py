@@ -77,6 +77,13 @@ def _detect(path: str) -> tuple[ArtifactKind, zipfile.ZipFile | None]:
         )
     if os.path.getsize(path) == 0:
         raise NotAnArtifactError("empty file, not a model", subject=path)
+    with open(path, "rb") as file:
+        if file.read(4) == b"PK\x03\x04":
+            raise UnreadableArtifactError(
+                "not a TorchScript or torch.export archive this Python can open (a zip file "
+                "that zipfile cannot read: a newer zip feature, or damaged)",
+                subject=path,
+            )
     raise NotAnArtifactError(
         "not a TorchScript or torch.export archive (not a zip file; a legacy pickled "
         "checkpoint is not a deployable model)",

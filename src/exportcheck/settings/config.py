@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from exportcheck.errors import ConfigError
+from exportcheck.errors import ConfigError, clipped
 from exportcheck.results.findings import Severity
 from exportcheck.results.report import FAIL_ON_CHOICES
 
@@ -167,7 +167,7 @@ def _number(value: Any, key: str, origin: str, low: float, high: float, what: st
     """A finite number in [low, high] (NaN compares false with everything, so a NaN tolerance
     would pass any difference; an int too large for a float is refused, not raised)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{key} must be {what}, got {value!r}", subject=origin)
+        raise ConfigError(f"{key} must be {what}, got {clipped(value)}", subject=origin)
     if isinstance(value, int) and not -(2**53) <= value <= 2**53:
         raise ConfigError(
             f"{key} must be {what}, got an integer of {value.bit_length()} bits", subject=origin
@@ -179,7 +179,7 @@ def _number(value: Any, key: str, origin: str, low: float, high: float, what: st
 
 def _tolerance(value: Any, key: str, origin: str) -> float:
     return _number(
-        value, key, origin, 0.0, MAX_TOLERANCE, f"a finite number from 0 to {MAX_TOLERANCE:g}"
+        value, key, origin, 0.0, MAX_TOLERANCE, f"a finite number >= 0 (at most {MAX_TOLERANCE:g})"
     )
 
 
@@ -190,10 +190,12 @@ def _seconds(value: Any, key: str, origin: str) -> float:
         origin,
         0.0,
         MAX_TIMEOUT_S,
-        f"a number of seconds > 0 and at most {MAX_TIMEOUT_S:g} (7 days)",
+        f"a finite number of seconds > 0 (at most {MAX_TIMEOUT_S:g}, 7 days)",
     )
     if seconds == 0:
-        raise ConfigError(f"{key} must be a number of seconds > 0, got {value!r}", subject=origin)
+        raise ConfigError(
+            f"{key} must be a finite number of seconds > 0, got {value!r}", subject=origin
+        )
     return seconds
 
 
