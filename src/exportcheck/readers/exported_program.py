@@ -32,7 +32,12 @@ from exportcheck.readers.view import (
 ERROR_PREFIX = "cannot load as a torch.export program"
 SUPPORTED_SCHEMA_MAJOR = 8
 SUPPORTED_ARCHIVE_VERSIONS = frozenset({"0"})
-MAX_JSON_BYTES = 512 << 20
+# json.loads holds up to about 120 bytes per element of the worst-shaped document (a list of
+# one-key objects), 60 for torch's own. Elements are counted before parsing, over all of an
+# archive's JSON members together, to keep them under about 400 MB: a program of some 10,000
+# nodes with their stack traces.
+MAX_JSON_BYTES = 64 << 20
+MAX_JSON_ELEMENTS = 3_000_000
 _PASS_THROUGH = frozenset(
     {"aten::lift_fresh_copy", "aten::detach_", "aten::detach", "aten::clone", "aten::alias"}
 )
@@ -273,15 +278,33 @@ def _view(node: dict, scope: str, index: GraphIndex | None) -> NodeView:
     )
 
 
-def _load_json(archive: Archive, name: str) -> Any:
-    data = archive.read(name, MAX_JSON_BYTES)
-    try:
-        return json.loads(data)
-    except RecursionError:
-        # The C scanner counts its recursion and raises; it does not overflow the stack.
-        raise archive.error(f"{name} nests too deeply to read") from None
-    except (ValueError, MemoryError) as error:
-        raise archive.error(f"{name} is not valid JSON ({first_line(error)})") from None
+class _JsonBudget:
+    """The JSON elements an archive's members may still hold, counted before each is parsed."""
+
+    def __init__(self, archive: Archive) -> None:
+        self.archive = archive
+        self.elements = MAX_JSON_ELEMENTS
+
+    def load(self, name: str) -> Any:
+        data = self.archive.read(name, MAX_JSON_BYTES)
+        # An upper bound (separators inside strings count too), at memchr speed.
+        elements = sum(data.count(mark) for mark in (b",", b":", b"[", b"{"))
+        if elements > self.elements:
+            raise self.archive.error(
+                f"{name} holds about {elements} JSON elements, past the budget of "
+                f"{MAX_JSON_ELEMENTS} for the archive"
+            )
+        self.elements -= elements
+        try:
+            # Decoded first so the bytes are freed before the parse builds its objects.
+            text = data.decode("utf-8")
+            del data
+            return json.loads(text)
+        except RecursionError:
+            # The C scanner counts its recursion and raises; it does not overflow the stack.
+            raise self.archive.error(f"{name} nests too deeply to read") from None
+        except (ValueError, MemoryError) as error:
+            raise self.archive.error(f"{name} is not valid JSON ({first_line(error)})") from None
 
 
 def _check_versions(archive: Archive, root: str, program: dict, model_name: str) -> None:
@@ -329,11 +352,13 @@ def _declared_elements(meta: Any) -> int:
     return count
 
 
-def _check_weights(archive: Archive, root: str, member: str, unsafe: list[UnsafeContent]) -> dict:
+def _check_weights(
+    archive: Archive, member: str, unsafe: list[UnsafeContent], budget: _JsonBudget
+) -> dict:
     """The weights/constants config, with declared sizes bounded by the bytes the archive holds."""
     if member not in archive.names:
         return {}
-    config = _load_json(archive, member)
+    config = budget.load(member)
     try:
         program_schema.check(config, program_schema.PAYLOAD_CONFIG)
     except program_schema.ShapeError as error:
@@ -393,25 +418,29 @@ def _constant_scalars(archive: Archive, root: str, entries: dict, program: dict)
 
 
 class _PickleBudget:
-    """How many pickles and bytes the scan may still take, across the whole archive."""
+    """How many members and bytes the pickle scan may still take, across the whole archive."""
 
     def __init__(self, archive: Archive) -> None:
         self.archive = archive
-        self.pickles = MAX_PICKLES_SCANNED
+        self.members = MAX_PICKLES_SCANNED
         self.bytes = MAX_PICKLE_SCAN_BYTES
 
-    def take(self, member: str, size: int) -> int:
-        """Counts one pickle of `size` bytes; returns the read limit for it."""
-        if self.pickles == 0:
+    def enter(self, member: str) -> None:
+        """Counts one member scanned: a pickle, or a zip whose pickles are scanned."""
+        if self.members == 0:
             raise self.archive.error(
-                f"more than {MAX_PICKLES_SCANNED} pickles to scan (at {member!r})"
+                f"more than {MAX_PICKLES_SCANNED} pickles and pickle archives to scan "
+                f"(at {member!r})"
             )
+        self.members -= 1
+
+    def limit(self, member: str, size: int) -> int:
+        """The read limit for a pickle of `size` declared bytes, if the budget has room."""
         if size > self.bytes:
             raise self.archive.error(
                 f"pickle {member!r} of {size} bytes is past the {MAX_PICKLE_SCAN_BYTES}-byte "
                 "budget for scanning the archive's pickles"
             )
-        self.pickles -= 1
         return self.bytes
 
     def spend(self, size: int) -> None:
@@ -441,8 +470,9 @@ def _scan_pickles(archive: Archive, root: str, unsafe: list[UnsafeContent]) -> N
 def _pickles_in(archive: Archive, name: str, budget: _PickleBudget) -> Iterator[tuple[str, bytes]]:
     """The member's pickle, or for a torch.save zip its `.pkl` members, read one at a time from
     the nested archive (opened with the outer one's bounds)."""
+    budget.enter(name)
     if archive.head(name, 2) != b"PK":
-        yield name, archive.read(name, budget.take(name, archive.size(name)))
+        yield name, archive.read(name, budget.limit(name, archive.size(name)))
         return
     with archive.nested(name) as inner:
         pickles = [n for n in inner.names if n.endswith(".pkl")]
@@ -453,7 +483,8 @@ def _pickles_in(archive: Archive, name: str, budget: _PickleBudget) -> Iterator[
             )
         for pickle in pickles:
             member = f"{name}!{pickle}"
-            yield member, inner.read(pickle, budget.take(member, inner.size(pickle)))
+            budget.enter(member)
+            yield member, inner.read(pickle, budget.limit(member, inner.size(pickle)))
 
 
 def read_exported_program(
@@ -471,14 +502,15 @@ def read_exported_program(
         _scan_pickles(archive, root, unsafe)
         weights = f"{root}data/weights/model_weights_config.json"
         constants_member = f"{root}data/constants/model_constants_config.json"
-        _check_weights(archive, root, weights, unsafe)
-        constant_entries = _check_weights(archive, root, constants_member, unsafe)
+        budget = _JsonBudget(archive)
+        _check_weights(archive, weights, unsafe, budget)
+        constant_entries = _check_weights(archive, constants_member, unsafe, budget)
         views: list[NodeView] = []
         notes: list[Note] = []
         mutated: list[str] = []
         node_count = scope_count = 0
         for member in models:
-            program = _load_json(archive, member)
+            program = budget.load(member)
             if not isinstance(program, dict) or not isinstance(program.get("graph_module"), dict):
                 raise archive.error(f"{member} is not a serialized ExportedProgram")
             _check_versions(archive, root, program, member.rsplit("/", 1)[-1])

@@ -8,7 +8,7 @@ minor version, and union members it adds, pass unchecked (the reader ignores the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -287,54 +287,85 @@ def _scalar_fits(kind: str, value: Any) -> bool:
     return True
 
 
+_Child = tuple[Any, Any, "Shape"]  # key, value, shape
+
+
 def check(document: Any, shape: Shape, root: str = "") -> None:
     """Raises ShapeError naming the first value (depth first) that is not of its shape.
 
-    Iterative, so a deeply nested document costs no Python stack; linear in its size."""
-    pending: list[tuple[Any, Shape, _Path]] = [(document, shape, None)]
-    while pending:
-        value, shape, path = pending.pop()
-        if type(shape) is Ref:
-            shape = _NAMED[shape.name]
+    Iterative, so a deeply nested document costs no Python stack; each container is walked by
+    an iterator, so the memory is that of the nesting, not of the document."""
+    stack: list[tuple[Iterator[_Child], _Path]] = [(iter([(None, document, shape)]), None)]
+    while stack:
+        children, parent = stack[-1]
+        child = next(children, None)
+        if child is None:
+            stack.pop()
+            continue
+        key, value, shape = child
+        path = parent if key is None else (parent, key)
+        shape = _resolved(shape, value)
+        if shape is None:
+            continue
         if type(shape) is Scalar:
             if not _scalar_fits(shape.kind, value):
                 raise ShapeError(path_text(path, root), _EXPECTED[shape.kind], describe(value))
-        elif type(shape) is Nullable:
-            if value is not None:
-                pending.append((value, shape.shape, path))
         elif type(shape) is ListOf:
             if type(value) is not list:
                 raise ShapeError(path_text(path, root), "a list", describe(value))
             item = shape.item
-            pending.extend((v, item, (path, i)) for i, v in reversed(list(enumerate(value))))
+            if type(item) is Scalar:
+                _check_scalars(value, item.kind, path, root)
+            else:
+                stack.append((_items(value, item), path))
         else:
             if type(value) is not dict:
                 raise ShapeError(path_text(path, root), "an object", describe(value))
-            _push_members(value, shape, path, root, pending)
+            stack.append((_members(value, shape, path, root), path))
 
 
-def _push_members(
-    value: dict, shape: Shape, path: _Path, root: str, pending: list[tuple[Any, Shape, _Path]]
-) -> None:
+def _resolved(shape: Shape, value: Any) -> Shape | None:
+    """The shape a value must have, named shapes looked up; None for a null where allowed."""
+    while type(shape) is Nullable or type(shape) is Ref:
+        if type(shape) is Ref:
+            shape = _NAMED[shape.name]
+        elif value is None:
+            return None
+        else:
+            shape = shape.shape
+    return shape
+
+
+def _items(values: list, item: Shape) -> Iterator[_Child]:
+    return ((position, value, item) for position, value in enumerate(values))
+
+
+def _check_scalars(values: list, kind: str, path: _Path, root: str) -> None:
+    for position, value in enumerate(values):
+        if not _scalar_fits(kind, value):
+            raise ShapeError(path_text((path, position), root), _EXPECTED[kind], describe(value))
+
+
+def _members(value: dict, shape: Shape, path: _Path, root: str) -> Iterator[_Child]:
     if type(shape) is MapOf:
-        pending.extend((v, shape.value, (path, k)) for k, v in value.items())
-    elif type(shape) is Struct:
+        member = shape.value
+        return ((k, v, member) for k, v in value.items())
+    if type(shape) is Struct:
         for name, member in shape.required.items():
             if name not in value:
                 raise ShapeError(
                     path_text((path, name), root), _expected(member), "nothing (missing)"
                 )
-            pending.append((value[name], member, (path, name)))
-        for name, member in shape.optional.items():
-            if name in value:
-                pending.append((value[name], member, (path, name)))
-    elif type(shape) is OneOf:
-        if len(value) != 1:
-            raise ShapeError(path_text(path, root), "an object of one member", describe(value))
-        [(name, member)] = value.items()
-        known = shape.members.get(name)
-        if known is not None:  # a member of a newer minor version is left to the reader
-            pending.append((member, known, (path, name)))
+        present = [(n, value[n], m) for n, m in shape.required.items()]
+        present += [(n, value[n], m) for n, m in shape.optional.items() if n in value]
+        return iter(present)
+    assert type(shape) is OneOf
+    if len(value) != 1:
+        raise ShapeError(path_text(path, root), "an object of one member", describe(value))
+    [(name, member)] = value.items()
+    known = shape.members.get(name)
+    # A member of a newer minor version is left to the reader.
+    return iter([(name, member, known)] if known is not None else [])
 
 
 def _expected(shape: Shape) -> str:
