@@ -1,12 +1,18 @@
-"""Fixtures for the hostile-input tests: real exported ONNX files, fuzz profiles, a case counter."""
+"""Fixtures for the hostile-input tests: real exported ONNX files, fuzz profiles, a case counter,
+and a run of the CLI in a process of its own with its time and peak memory."""
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -19,6 +25,10 @@ settings.register_profile(
 )
 settings.register_profile(
     "long", max_examples=3000, deadline=None, database=None, suppress_health_check=_FUZZ_HEALTH
+)
+# `soak`: a night's run, 10**5 cases per fuzz test (see README.md).
+settings.register_profile(
+    "soak", max_examples=100_000, deadline=None, database=None, suppress_health_check=_FUZZ_HEALTH
 )
 FUZZ_PROFILE = os.environ.get("EXPORTCHECK_FUZZ_PROFILE", "fast")
 
@@ -79,6 +89,20 @@ def _small_cnn():
     return SmallCNN().train(), (torch.randn(2, 3, 8, 8),)
 
 
+@pytest.fixture(scope="session")
+def exported_pt2(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """The same train-mode CNN saved by torch.export.save, once per session: a program with
+    dropout (train=True), batch norm buffer mutations, weights and sample inputs."""
+    import torch
+
+    path = tmp_path_factory.mktemp("exported-pt2") / "cnn.pt2"
+    model, args = _small_cnn()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.export.save(torch.export.export(model, args), str(path))
+    return path.read_bytes()
+
+
 class Seeds(dict):
     """The exported files by name; a short repr keeps hypothesis failure reports readable."""
 
@@ -115,3 +139,82 @@ def exported_onnx(tmp_path_factory: pytest.TempPathFactory) -> Seeds:
         dynamo=inline.SerializeToString(),
         **{"dynamo-external": external.SerializeToString()},
     )
+
+
+# What one hostile file may cost `exportcheck inspect`, start-up included.
+BUDGET_SECONDS = 10.0
+BUDGET_RSS_MB = 500.0
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One `exportcheck inspect FILE` in a fresh process: how it ended and what it cost."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    seconds: float
+    peak_rss_mb: float
+
+
+# Runs the command given and writes its wall time, peak RSS and exit code to a file. A process
+# forked from pytest would report pytest's own RSS as its peak (Linux carries the high-water
+# mark across exec), so the CLI is a child of this small launcher instead.
+_LAUNCHER = """
+import os, subprocess, sys, time
+started = time.monotonic()
+child = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(child.pid, 0)
+seconds = time.monotonic() - started
+with open(sys.argv[1], "w") as out:
+    out.write(f"{seconds} {usage.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+"""
+
+
+def inspect_in_subprocess(path: Path, timeout: float = 120) -> Measured:
+    """Runs the CLI on `path` in a fresh process and measures it (see _LAUNCHER)."""
+    with tempfile.TemporaryDirectory() as folder:
+        numbers = Path(folder, "measured")
+        command = [sys.executable, "-m", "exportcheck", "inspect", str(path)]
+        launcher = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCHER, str(numbers), *command],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=path.parent,  # away from any [tool.exportcheck] of the repository
+            start_new_session=True,
+        )
+        try:
+            stdout, stderr = launcher.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.communicate()
+            raise
+        seconds, rss_kb, exit_code = numbers.read_text().split()
+    return Measured(
+        exit_code=int(exit_code),
+        stdout=stdout.decode(errors="replace"),
+        stderr=stderr.decode(errors="replace"),
+        seconds=float(seconds),
+        peak_rss_mb=int(rss_kb) / 1024,  # kilobytes on Linux
+    )
+
+
+def assert_bounded(path: Path, cause: str | None = None) -> Measured:
+    """Inspects a hostile file in a subprocess: it must end within the budgets, in exit 0, 1 or
+    2 (never an internal error), without a traceback; an input error is one line naming the
+    file (and containing `cause`, when given)."""
+    measured = inspect_in_subprocess(path)
+    report = f"{path.name}: {measured.seconds:.1f} s, {measured.peak_rss_mb:.0f} MB"
+    assert measured.exit_code in (0, 1, 2), (
+        f"{report}, exit {measured.exit_code}: {measured.stderr}"
+    )
+    assert "Traceback" not in measured.stdout + measured.stderr, measured.stderr
+    assert measured.seconds < BUDGET_SECONDS, report
+    assert measured.peak_rss_mb < BUDGET_RSS_MB, report
+    if measured.exit_code == 2:
+        lines = measured.stderr.splitlines()
+        assert len(lines) == 1, measured.stderr
+        assert lines[0].startswith(f"exportcheck: error: {path}: "), measured.stderr
+    if cause is not None:
+        assert measured.exit_code == 2 and cause in measured.stderr, f"{report}: {measured.stderr}"
+    return measured

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import IO
 
 from exportcheck.errors import UnreadableArtifactError
 
@@ -30,14 +32,29 @@ class UnsafeMember:
     reason: str
 
 
+_ZIP_ERRORS = (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError)
+_LOCAL_HEADER = b"PK\x03\x04"
+_LOCAL_HEADER_SIZE = 30
+
+
 class Archive:
     """An opened torch zip archive. Use as a context manager; every read is size-bounded."""
 
-    def __init__(self, path: str, error_prefix: str, opened: zipfile.ZipFile | None = None) -> None:
+    def __init__(
+        self,
+        path: str,
+        error_prefix: str,
+        opened: zipfile.ZipFile | None = None,
+        *,
+        source: IO[bytes] | None = None,
+        source_size: int | None = None,
+    ) -> None:
         """`opened`: the same file already opened as a zip (by kind detection); it is closed
-        with the archive."""
+        with the archive. `source` and `source_size`: for an archive nested in a member of
+        another, the stream it is read from (closed with it) and the member's size."""
         self.path = path
         self.error_prefix = error_prefix
+        self._source = source
         if opened is not None:
             self._zip = opened
         else:
@@ -46,9 +63,10 @@ class Archive:
             except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as error:
                 raise self.error(f"not a zip archive ({error})") from None
         try:
-            self._infos = self._checked_infos(os.path.getsize(path))
+            size = source_size if source_size is not None else os.path.getsize(path)
+            self._infos = self._checked_infos(size)
         except BaseException:
-            self._zip.close()
+            self.close()
             raise
         self.names = tuple(info.filename for info in self._infos)
         self._by_name = {info.filename: info for info in self._infos}
@@ -57,7 +75,55 @@ class Archive:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
         self._zip.close()
+        if self._source is not None:
+            self._source.close()
+
+    def nested(self, name: str) -> Archive:
+        """A member that is itself a zip (torch.save writes one), opened with the same bounds
+        as this archive: its bytes are streamed from this file, never held whole."""
+        info = self._by_name.get(name)
+        if info is None:
+            raise self.error(f"no member {name!r}")
+        prefix = f"{self.error_prefix}: in member {name!r}"
+        try:
+            stream = self._member_stream(info)
+        except _ZIP_ERRORS + (RuntimeError,) as error:
+            raise self.error(f"member {name!r} cannot be read ({error})") from None
+        try:
+            inner = zipfile.ZipFile(stream)
+        except _ZIP_ERRORS as error:
+            stream.close()
+            raise UnreadableArtifactError(
+                f"{prefix}: not a zip archive ({error})", subject=self.path
+            ) from None
+        return Archive(self.path, prefix, inner, source=stream, source_size=info.file_size)
+
+    def _member_stream(self, info: zipfile.ZipInfo) -> IO[bytes]:
+        if info.compress_type != zipfile.ZIP_STORED:
+            # zipfile inflates as it reads, bounded by the declared size; a backward seek
+            # starts over, so a nested archive's reads are few (see the callers).
+            return self._zip.open(info)
+        # A stored member is a byte range of the file: read in place, seeks are free.
+        handle = open(self.path, "rb")  # closed with the nested archive
+        try:
+            handle.seek(info.header_offset)
+            header = handle.read(_LOCAL_HEADER_SIZE)
+            if len(header) < _LOCAL_HEADER_SIZE or not header.startswith(_LOCAL_HEADER):
+                raise zipfile.BadZipFile("bad local file header")
+            start = (
+                info.header_offset
+                + _LOCAL_HEADER_SIZE
+                + int.from_bytes(header[26:28], "little")
+                + int.from_bytes(header[28:30], "little")
+            )
+            return _ByteRange(handle, start, info.compress_size)
+        except BaseException:
+            handle.close()
+            raise
 
     def error(self, cause: str) -> UnreadableArtifactError:
         return UnreadableArtifactError(f"{self.error_prefix}: {cause}", subject=self.path)
@@ -91,6 +157,17 @@ class Archive:
     def size(self, name: str) -> int:
         return self._by_name[name].file_size
 
+    def head(self, name: str, count: int) -> bytes:
+        """The first `count` bytes of a member (fewer if it is shorter)."""
+        info = self._by_name.get(name)
+        if info is None:
+            raise self.error(f"no member {name!r}")
+        try:
+            with self._zip.open(info) as stream:
+                return stream.read(count)
+        except _ZIP_ERRORS + (RuntimeError,) as error:
+            raise self.error(f"member {name!r} cannot be read ({error})") from None
+
     def read(self, name: str, limit: int = MAX_READ_BYTES) -> bytes:
         """A member's bytes; more than `limit` (declared or actually inflated) is refused."""
         info = self._by_name.get(name)
@@ -102,7 +179,7 @@ class Archive:
             with self._zip.open(info) as stream:
                 # A header can understate the size: read one byte past it to notice.
                 data = stream.read(limit + 1)
-        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as error:
+        except _ZIP_ERRORS as error:
             raise self.error(f"member {name!r} cannot be read ({error})") from None
         except RuntimeError as error:  # encrypted members
             raise self.error(f"member {name!r} cannot be read ({error})") from None
@@ -127,6 +204,45 @@ class Archive:
             elif "/data/aotinductor/" in f"/{name}":
                 found.append(UnsafeMember(name, "an AOTInductor package (compiled native code)"))
         return found
+
+
+class _ByteRange(io.RawIOBase):
+    """A read-only, seekable window onto `size` bytes of a file from `start`."""
+
+    def __init__(self, handle: IO[bytes], start: int, size: int) -> None:
+        super().__init__()
+        self._handle = handle
+        self._start = start
+        self._size = size
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        count = max(0, min(len(buffer), self._size - self._position))
+        if count == 0:
+            return 0
+        self._handle.seek(self._start + self._position)
+        data = self._handle.read(count)
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        self._handle.close()
+        super().close()
 
 
 def check_member_name(name: str, make: Callable[[str], Exception]) -> None:

@@ -46,6 +46,8 @@ _PLAIN_TYPES: dict[int, tuple[str, str, str, type]] = {
     13: ("<Q", "uint64_data", "uint64", int),
 }
 _FLOAT16 = 10
+# More than any tensor a 64-bit address space holds; dims multiplying past it are damaged.
+MAX_ELEMENTS = 1 << 62
 
 
 class _TensorError(ValueError):
@@ -53,11 +55,19 @@ class _TensorError(ValueError):
 
 
 def _element_count(tensor: TensorProto) -> int:
-    count = 1
-    for dim in tensor.dims:
+    dims = tensor.dims
+    for dim in dims:
         if dim < 0:
             raise _TensorError(f"negative dimension {dim}")
+    if 0 in dims:
+        return 0
+    # A file can declare thousands of huge dims: the product stops growing at the bound, so it
+    # stays a small int however many there are.
+    count = 1
+    for dim in dims:
         count *= dim
+        if count > MAX_ELEMENTS:
+            raise _TensorError(f"dims declare more than {MAX_ELEMENTS} elements")
     return count
 
 

@@ -51,5 +51,5 @@ def source_of(node: NodeProto) -> tuple[str, int] | None:
     Python stack the dynamo exporter records (the legacy exporter records none)."""
     for prop in node.metadata_props:
         if prop.key == _STACK_TRACE_KEY:
-            return last_user_frame(prop.value)
+            return last_user_frame(text(prop.value))
     return None

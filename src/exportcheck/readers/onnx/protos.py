@@ -19,14 +19,17 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+from functools import cache
 from types import ModuleType
 from typing import Any
 
 _GENERATED = ("onnx_ml_pb2.py", "onnx_pb2.py")  # ONNX_ML builds (every wheel), then plain ones
 
 
+@cache
 def onnx_package_folder() -> str | None:
-    """The installed onnx package's folder, found without importing it."""
+    """The installed onnx package's folder, found without importing it (a search of sys.path,
+    done once)."""
     spec = importlib.util.find_spec("onnx")
     locations = spec.submodule_search_locations if spec is not None else None
     return next(iter(locations), None) if locations else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from exportcheck.readers.onnx.constants import constant_node_value, tensor_arg
@@ -36,7 +37,7 @@ class Scope:
         self,
         graph: Any,
         parent: Scope | None,
-        opsets: dict[str, int],
+        opsets: Mapping[str, int],
         name: str | None = None,
         label: Label | None = None,
     ) -> None:

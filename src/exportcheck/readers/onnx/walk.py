@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import ChainMap
 from typing import Any
 
 from exportcheck.readers.onnx.external_data import check_external_location, external_data_location
@@ -101,9 +102,10 @@ def read_onnx(path: str, wanted: frozenset[str]) -> ArtifactView:
             if function.domain
             else f"function {function.name}"
         )
-        fopsets = dict(opsets)
-        fopsets.update({o.domain: o.version for o in function.opset_import})
-        roots.append(Scope(function, None, fopsets, name=fname))
+        # Layered, not copied: a file with many functions and many opset imports would
+        # otherwise pay their product.
+        own = {o.domain: o.version for o in function.opset_import}
+        roots.append(Scope(function, None, ChainMap(own, opsets), name=fname))
 
     # A subgraph waits on the stack as (graph, parent scope, label, None, dead); its Scope is
     # made only once something in it needs one (a match, a Constant, a nested subgraph, a
