@@ -164,3 +164,12 @@ def test_progress_lines_escape_a_target_file_name(tmp_path: Path, jobs: str) -> 
         assert_escaped(text, where)
     assert_escaped(junit.read_text(), "junit")
     assert "t\\x1b[2J\\u202e\\u2066x.py" in done.stdout
+
+
+def test_an_error_line_escapes_the_target_name(tmp_path: Path) -> None:
+    broken = write_target(tmp_path, f"t{CLEAR}{RLO}x", "def build():\n    raise ValueError('no')\n")
+    done = exportcheck("validate", f"{broken}:build", *FAST, "--quiet", cwd=tmp_path)
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("exportcheck: error:")]
+    assert errors and all("t\\x1b[2J\\u202ex.py" in line for line in errors), done.stderr
+    assert_escaped(done.stderr, "stderr")

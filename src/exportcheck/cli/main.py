@@ -39,6 +39,7 @@ from exportcheck.errors import (
     UsageError,
 )
 from exportcheck.pipeline.gc_pause import gc_paused
+from exportcheck.reporters.escaping import printable
 from exportcheck.results.report import FAIL_ON_CHOICES, Report
 
 app = typer.Typer(
@@ -58,8 +59,9 @@ _OWNER = os.getpid()
 
 
 def one_line(message: str) -> str:
-    """Paths may hold newlines; an error must stay one line."""
-    return message.replace("\r", "\\r").replace("\n", "\\n")
+    """Paths may hold newlines, escape sequences and bidi controls; an error must stay one line
+    that reads as what it says."""
+    return printable(message.replace("\r", "\\r").replace("\n", "\\n"))
 
 
 def error_line(message: str) -> None:
