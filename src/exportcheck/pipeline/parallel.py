@@ -39,8 +39,10 @@ COMMANDS = {"validate": "validate_targets", "audit": "audit_targets"}
 _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 # A terminated worker gets this long to go before it is killed.
 _GRACE_S = 5.0
-# What a process left behind by a worker gets: it was asked nothing, so it gets less.
+# A process a worker left behind gets this long after SIGTERM: the run already waited for its
+# workers and should not wait as long again for what they abandoned.
 _STRAY_GRACE_S = 2.0
+_PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_GET_CHILD_SUBREAPER = 37
 
@@ -181,12 +183,9 @@ def _end_with_parent(parent: int) -> None:
     """A worker must not outlive its parent, even one killed with SIGKILL: on Linux the kernel
     sends it SIGKILL when the parent dies (PR_SET_PDEATHSIG); elsewhere, or if the parent died
     before the request, it leaves at once."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    prctl = _prctl()
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:
         raise SystemExit(0)
 
@@ -382,6 +381,7 @@ def _stop(workers: Sequence[_Worker]) -> None:
 
 
 def _prctl() -> Callable[..., int] | None:
+    """Linux's prctl(2), or None elsewhere."""
     if not sys.platform.startswith("linux"):
         return None
     import ctypes
