@@ -235,3 +235,75 @@ def test_workers_keep_the_parents_stdout_for_the_report(tmp_path, capfd):
     out, err = capfd.readouterr()
     assert "hello from build" not in out
     assert "hello from build" in err
+
+
+# --- processes detached from a worker ---------------------------------------------------------
+
+# Starts a grandchild in a session of its own, prints its pid, and leaves it an orphan.
+DAEMON = """
+import os, sys, time
+read, write = os.pipe()
+if os.fork() == 0:
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.write(write, str(os.getpid()).encode())
+    time.sleep(300)
+    os._exit(0)
+print(os.read(read, 32).decode(), flush=True)
+"""
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+
+
+def subreaper() -> int:
+    import ctypes
+
+    value = ctypes.c_int(-1)
+    ctypes.CDLL(None, use_errno=True).prctl(37, ctypes.byref(value), 0, 0, 0)
+    return value.value
+
+
+def daemon() -> int:
+    done = subprocess.run([sys.executable, "-c", DAEMON], capture_output=True, text=True)
+    return int(done.stdout)
+
+
+def parent_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[1])
+    except FileNotFoundError:
+        return None
+
+
+@linux_only
+def test_strays_are_ended_and_reaped_and_earlier_children_kept():
+    from exportcheck.pipeline.parallel import _strays_ended
+
+    earlier = subprocess.Popen(["sleep", "60"])
+    try:
+        with _strays_ended(True):
+            assert subreaper() == 1
+            stray = daemon()
+            assert parent_of(stray) == os.getpid()  # reparented here, not to init
+        assert parent_of(stray) is None  # ended and reaped: not even a zombie
+        assert subreaper() == 0
+        assert earlier.poll() is None
+    finally:
+        earlier.kill()
+        earlier.wait()
+
+
+@linux_only
+def test_without_the_request_nothing_changes_for_the_caller():
+    from exportcheck.pipeline.parallel import _strays_ended
+
+    with _strays_ended(False):
+        assert subreaper() == 0
+        stray = daemon()
+    try:
+        assert parent_of(stray) not in (None, os.getpid())
+    finally:
+        os.kill(stray, signal.SIGKILL)

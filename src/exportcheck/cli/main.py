@@ -40,6 +40,7 @@ from exportcheck.errors import (
 )
 from exportcheck.pipeline.extras import require_validate_extra
 from exportcheck.pipeline.gc_pause import gc_paused
+from exportcheck.reporters.escaping import printable
 from exportcheck.results.report import FAIL_ON_CHOICES, Report
 
 app = typer.Typer(
@@ -59,8 +60,9 @@ _OWNER = os.getpid()
 
 
 def one_line(message: str) -> str:
-    """Paths may hold newlines; an error must stay one line."""
-    return message.replace("\r", "\\r").replace("\n", "\\n")
+    """Paths may hold newlines, escape sequences and bidi controls; an error must stay one line
+    that reads as what it says."""
+    return printable(message.replace("\r", "\\r").replace("\n", "\\n"))
 
 
 def error_line(message: str) -> None:
@@ -377,6 +379,7 @@ def validate_command(
             shard=many.shard,
             progress=progress,
             command="validate",
+            end_descendants=True,
             input_shapes=tuple(model.input_shape or ()),
             inputs_file=model.inputs,
             fail_on=settings.fail_on,
@@ -468,6 +471,7 @@ def audit_command(
             shard=many.shard,
             progress=progress,
             command="audit",
+            end_descendants=True,
             input_shapes=tuple(model.input_shape or ()),
             inputs_file=model.inputs,
             fail_on=settings.fail_on,

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from exportcheck.errors import OutputError
+from exportcheck.reporters.escaping import printable
 
 TERMINATING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 _real_exit = os._exit
@@ -123,13 +124,15 @@ def write_stderr(text: str) -> None:
 
 
 class ProgressLines:
-    """One line per step on stderr, with the seconds since the command started."""
+    """One line per step on stderr, with the seconds since the command started. A step names
+    targets and artifacts, so it is escaped: a name cannot move the cursor or reorder the line."""
 
     def __init__(self) -> None:
         self.started = time.monotonic()
 
     def __call__(self, step: str) -> None:
-        write_stderr(f"exportcheck: {time.monotonic() - self.started:7.1f} s  {step}\n")
+        elapsed = time.monotonic() - self.started
+        write_stderr(f"exportcheck: {elapsed:7.1f} s  {printable(step)}\n")
 
 
 @contextlib.contextmanager
@@ -142,6 +145,8 @@ def progress_reporter(quiet: bool) -> Iterator[Callable[[str], None] | None]:
         yield ProgressLines()
         return
     from rich.console import Console
+    from rich.text import Text
 
     with Console(stderr=True).status("starting") as status:
-        yield lambda step: status.update(step)
+        # A Text, not a str: rich would read `[...]` in a name as markup.
+        yield lambda step: status.update(Text(printable(step)))

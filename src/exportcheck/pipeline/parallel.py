@@ -1,4 +1,13 @@
-"""Runs many targets: a stable shard of them, each in its own worker process when asked."""
+"""Runs many targets: a stable shard of them, each in its own worker process when asked.
+
+A worker leads its own process group, and ending a worker ends that group: the worker and what
+the user's code started in it. A process that leaves the group (`setsid()`, a daemon's double
+fork) escapes that. On Linux, a caller that asks for `end_descendants` (the CLI does) makes the
+process running the pool a child subreaper while the pool runs, so such processes are
+reparented to it instead of to init; when the pool ends, however it ends, every process that
+came under it meanwhile is ended (SIGTERM, a grace, SIGKILL) and reaped. Elsewhere, and if
+exportcheck itself is killed with SIGKILL, a detached process outlives the run.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +19,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +40,12 @@ COMMANDS = {"validate": "validate_targets", "audit": "audit_targets"}
 _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 # A terminated worker gets this long to go before it is killed.
 _GRACE_S = 5.0
+# A process a worker left behind gets this long after SIGTERM: the run already waited for its
+# workers and should not wait as long again for what they abandoned.
+_STRAY_GRACE_S = 2.0
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+_PR_GET_CHILD_SUBREAPER = 37
 
 
 class WorkerCrashError(ExportcheckError):
@@ -76,11 +91,17 @@ def run_targets(
     shard: str | None = None,
     progress: Progress | None = None,
     command: str = "validate",
+    end_descendants: bool = False,
     **options: Any,
 ) -> Report:
     """Runs `command` ("validate" or "audit") on every target of the shard and merges the
     reports in target order. With `jobs` > 1 or a `timeout`, each target runs in its own
-    spawned process, so a crash or a hang costs that target only."""
+    spawned process, so a crash or a hang costs that target only.
+
+    `end_descendants` (Linux, workers only): while the workers run, this process is a child
+    subreaper, and when they are done every process that came under it meanwhile, detached
+    ones included, is ended and reaped. Meant for a process that runs nothing else (the CLI):
+    a child another thread starts while the pool runs would be ended too."""
     if command not in COMMANDS:
         raise ValueError(f"unknown command {command!r} (choose from {', '.join(COMMANDS)})")
     if jobs < 1:
@@ -98,7 +119,8 @@ def run_targets(
     if jobs == 1 and timeout is None:
         reports = _run_in_process(command, targets, options, notify)
     else:
-        reports = _run_in_workers(command, targets, options, notify, jobs, timeout)
+        with _strays_ended(end_descendants):
+            reports = _run_in_workers(command, targets, options, notify, jobs, timeout)
     return merge_reports(reports, fail_on=options.get("fail_on", "error"))
 
 
@@ -166,12 +188,9 @@ def _end_with_parent(parent: int) -> None:
     """A worker must not outlive its parent, even one killed with SIGKILL: on Linux the kernel
     sends it SIGKILL when the parent dies (PR_SET_PDEATHSIG); elsewhere, or if the parent died
     before the request, it leaves at once."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    prctl = _prctl()
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:
         raise SystemExit(0)
 
@@ -364,3 +383,107 @@ def _stop(workers: Sequence[_Worker]) -> None:
         worker.process.close()
         shutil.rmtree(worker.scratch, ignore_errors=True)
         worker.stopped = True
+
+
+def _prctl() -> Callable[..., int] | None:
+    """Linux's prctl(2), or None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+@contextlib.contextmanager
+def _strays_ended(enabled: bool) -> Iterator[None]:
+    """While the block runs, this process is a child subreaper (where Linux allows it); when it
+    ends, however it ends, every process that came under this one meanwhile is ended and
+    reaped. The children it had before, the resource tracker included, are left alone."""
+    prctl = _prctl() if enabled else None
+    if prctl is None:
+        yield
+        return
+    import ctypes
+    from multiprocessing import resource_tracker
+
+    previous = ctypes.c_int(0)
+    prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(previous), 0, 0, 0)
+    # The spawn context starts the tracker with the first worker; it must count as known.
+    resource_tracker.ensure_running()
+    me = os.getpid()
+    known = _children(_process_table(), me)
+    if prctl(_PR_SET_CHILD_SUBREAPER, ctypes.c_ulong(1), 0, 0, 0) != 0:
+        yield
+        return
+    try:
+        yield
+    finally:
+        try:
+            _end_strays(me, known)
+        finally:
+            prctl(_PR_SET_CHILD_SUBREAPER, ctypes.c_ulong(previous.value), 0, 0, 0)
+
+
+def _process_table() -> dict[int, int]:
+    """Process id -> parent process id, for every process /proc shows."""
+    table = {}
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                    stat = handle.read()
+                # The name in parentheses may hold anything, spaces and parentheses included.
+                table[int(entry.name)] = int(stat.rsplit(b")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # it ended while the table was read
+    return table
+
+
+def _children(table: dict[int, int], parent: int) -> set[int]:
+    return {pid for pid, ppid in table.items() if ppid == parent}
+
+
+def _below(table: dict[int, int], roots: set[int]) -> set[int]:
+    """`roots` and every process below them."""
+    found, frontier = set(roots), set(roots)
+    while frontier:
+        frontier = {pid for pid, ppid in table.items() if ppid in frontier} - found
+        found |= frontier
+    return found
+
+
+def _end_strays(me: int, known: set[int]) -> None:
+    """Ends every child of `me` not in `known` and all below it: SIGTERM, then SIGKILL after
+    a grace, until none is left; each is reaped as it becomes a child (a subreaper inherits
+    the orphans of the processes it ends)."""
+    signum = signal.SIGTERM
+    give_up = time.monotonic() + _STRAY_GRACE_S
+    signalled: set[int] = set()
+    # A process stuck in the kernel (uninterruptible sleep) ignores even SIGKILL for a while;
+    # the run does not wait for it forever.
+    last_try = give_up + _GRACE_S
+    while time.monotonic() < last_try:
+        table = _process_table()
+        strays = _children(table, me) - known
+        if not strays:
+            return
+        for pid in _below(table, strays) - (signalled if signum == signal.SIGTERM else set()):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signum)
+            signalled.add(pid)
+        _reap(strays)
+        if signum == signal.SIGTERM and time.monotonic() >= give_up:
+            signum = signal.SIGKILL
+        time.sleep(0.02)
+
+
+def _reap(children: set[int]) -> None:
+    for pid in children:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)

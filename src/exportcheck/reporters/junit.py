@@ -20,8 +20,9 @@ listed in the suite's ``<system-out>``.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 
-from exportcheck.reporters.escaping import xml_text
+from exportcheck.reporters.escaping import printable
 from exportcheck.reporters.text import comparison_line, evidence_summary, problem_place
 from exportcheck.results.findings import Severity
 from exportcheck.results.problems import Problem
@@ -42,6 +43,12 @@ def problem_name(problem: Problem) -> str:
     return f"{problem.code} {problem.rule}{module}"
 
 
+def _lines(lines: Iterable[str]) -> str:
+    """Element text: each line escaped on its own, so a newline inside a name cannot start a
+    line of its own."""
+    return "".join(printable(line) + "\n" for line in lines)
+
+
 def _problem_body(problem: Problem, root: str | None) -> str:
     lines = [
         f"{problem_place(problem, root)}: {problem.cause.message}",
@@ -50,14 +57,15 @@ def _problem_body(problem: Problem, root: str | None) -> str:
     ]
     lines += [f"- {f.code} {f.rule}: {f.message}" for f in problem.evidence]
     lines += [comparison_line(c) for c in problem.comparisons]
-    return "\n".join(lines) + "\n"
+    return _lines(lines)
 
 
 class _Suite:
-    """Collects one subject's test cases and keeps the counts JUnit wants on the suite."""
+    """Collects one subject's test cases and keeps the counts JUnit wants on the suite.
+    Attributes are escaped here; element text (`body`, `output`) comes escaped by `_lines`."""
 
     def __init__(self, subject: str) -> None:
-        self.element = ET.Element("testsuite", name=xml_text(subject))
+        self.element = ET.Element("testsuite", name=printable(subject))
         self.subject = subject
         self.names: dict[str, int] = {}
         self.tests = self.failures = self.errors = self.skipped = 0
@@ -68,37 +76,37 @@ class _Suite:
         self.names[name] = seen
         unique = name if seen == 1 else f"{name} #{seen}"
         return ET.SubElement(
-            self.element, "testcase", classname=xml_text(self.subject), name=xml_text(unique)
+            self.element, "testcase", classname=printable(self.subject), name=printable(unique)
         )
 
     def fail(self, name: str, kind: str, message: str, body: str) -> None:
         self.failures += 1
         failure = ET.SubElement(
-            self.case(name), "failure", type=xml_text(kind), message=xml_text(message)
+            self.case(name), "failure", type=printable(kind), message=printable(message)
         )
-        failure.text = xml_text(body)
+        failure.text = body
 
     def error(self, name: str, kind: str, message: str) -> None:
         self.errors += 1
         error = ET.SubElement(
-            self.case(name), "error", type=xml_text(kind), message=xml_text(message)
+            self.case(name), "error", type=printable(kind), message=printable(message)
         )
-        error.text = xml_text(message)
+        error.text = printable(message)
 
     def skip(self, name: str, message: str) -> None:
         self.skipped += 1
-        ET.SubElement(self.case(name), "skipped", message=xml_text(message))
+        ET.SubElement(self.case(name), "skipped", message=printable(message))
 
     def passed(self, name: str, output: str | None = None) -> None:
         case = self.case(name)
         if output:
-            ET.SubElement(case, "system-out").text = xml_text(output)
+            ET.SubElement(case, "system-out").text = output
 
     def finish(self, output: str | None) -> ET.Element:
         for key in ("tests", "failures", "errors", "skipped"):
             self.element.set(key, str(getattr(self, key)))
         if output:
-            ET.SubElement(self.element, "system-out").text = xml_text(output)
+            ET.SubElement(self.element, "system-out").text = output
         return self.element
 
 
@@ -125,14 +133,14 @@ def _suite(report: Report, subject: str, failing: set[int]) -> _Suite:
         if compared:
             passed = sum(1 for c in compared if c.passed)
             notes.append(f"{passed} of {len(compared)} comparison(s) passed")
-        suite.passed(CLEAN_CASE, "\n".join(notes) + "\n" if notes else None)
+        suite.passed(CLEAN_CASE, _lines(notes) if notes else None)
     return suite
 
 
 def render_junit(report: Report, *, width: int = 100, verbose: bool = False) -> str:
     failing_problems = set(map(id, report.failing_problems()))
     failing = {i for i, p in enumerate(report.problems) if id(p) in failing_problems}
-    root = ET.Element("testsuites", name=xml_text(report.tool))
+    root = ET.Element("testsuites", name=printable(report.tool))
     totals = dict.fromkeys(("tests", "failures", "errors"), 0)
     for subject in _subjects(report):
         suite = _suite(report, subject, failing)
@@ -141,7 +149,7 @@ def render_junit(report: Report, *, width: int = 100, verbose: bool = False) -> 
             for s in report.skipped
             if s.subject == subject
         ]
-        root.append(suite.finish("\n".join(skipped) + "\n" if skipped else None))
+        root.append(suite.finish(_lines(skipped) if skipped else None))
         for key in totals:
             totals[key] += getattr(suite, key)
     for key, value in totals.items():

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from exportcheck.reporters.escaping import printable
+
 LISTING_FORMATS = ("text", "json")
 
 
@@ -68,6 +70,6 @@ def render_settings(
         }
         return json.dumps(document, indent=2) + "\n"
     width = max((len(s.key) for s in settings), default=0)
-    lines = [f"config file: {config_file or '(none found)'}\n"]
+    lines = [f"config file: {printable(config_file) if config_file else '(none found)'}\n"]
     lines += [f"{s.key.ljust(width)}  {json.dumps(s.value)}  ({s.source})\n" for s in settings]
     return "".join(lines)

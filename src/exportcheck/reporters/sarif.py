@@ -14,6 +14,9 @@ A suppressed problem keeps its result with an external suppression and the team'
 Input errors become error notifications of the invocation, which is then not successful;
 skipped steps become notes and suppressions that matched nothing become configuration
 warnings.
+
+Message texts are shown to people (a code-scanning alert, a log viewer), so the names in them
+are escaped (`printable`); locations and properties keep the exact strings, for tools.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 from urllib.parse import quote
 
 from exportcheck import __version__
-from exportcheck.reporters.escaping import dumps_valid
+from exportcheck.reporters.escaping import dumps_valid, printable
 from exportcheck.results.catalogue import DOC_SECTIONS, RuleDescriptor
 from exportcheck.results.findings import Location, Severity
 from exportcheck.results.problems import Problem, shown_path
@@ -192,7 +195,7 @@ def _result(problem: Problem, rule_index: dict[str, int], root: str | None) -> d
     if problem.rule in rule_index:
         result["ruleIndex"] = rule_index[problem.rule]
     result["level"] = LEVELS[problem.severity]
-    result["message"] = {"text": _message(problem)}
+    result["message"] = {"text": printable(_message(problem))}
     location = _location(problem.subject, root, problem.cause.location, problem)
     if location is not None:
         result["locations"] = [location]
@@ -229,7 +232,7 @@ def _result(problem: Problem, rule_index: dict[str, int], root: str | None) -> d
 def _error_notification(problem: InputProblem) -> dict[str, Any]:
     notification: dict[str, Any] = {
         "level": "error",
-        "message": {"text": f"{problem.subject}: {problem.message}"},
+        "message": {"text": printable(f"{problem.subject}: {problem.message}")},
         "properties": {
             "subject": problem.subject,
             "error": problem.error,
@@ -251,7 +254,9 @@ def _invocation(report: Report) -> dict[str, Any]:
             {
                 "level": "note",
                 "message": {
-                    "text": f"{skip.subject}: skipped {skip.step}{where}{device}: {skip.reason}"
+                    "text": printable(
+                        f"{skip.subject}: skipped {skip.step}{where}{device}: {skip.reason}"
+                    )
                 },
                 "properties": {"skipped": skip.to_dict()},
             }
@@ -260,7 +265,9 @@ def _invocation(report: Report) -> dict[str, Any]:
         {
             "level": "warning",
             "message": {
-                "text": f"suppression #{entry.get('entry')} for {entry.get('rule')} matched nothing"
+                "text": printable(
+                    f"suppression #{entry.get('entry')} for {entry.get('rule')} matched nothing"
+                )
             },
             "properties": {"suppression": dict(entry)},
         }
