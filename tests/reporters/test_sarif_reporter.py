@@ -28,12 +28,12 @@ def validator() -> jsonschema.Draft4Validator:
     return jsonschema.Draft4Validator(json.loads(SCHEMA_FILE.read_text()))
 
 
-def sarif(report: Report) -> dict[str, Any]:
-    return json.loads(render_sarif(report))
+def sarif(report: Report, verbose: bool = False) -> dict[str, Any]:
+    return json.loads(render_sarif(report, verbose=verbose))
 
 
-def run_of(report: Report) -> dict[str, Any]:
-    (run,) = sarif(report)["runs"]
+def run_of(report: Report, verbose: bool = False) -> dict[str, Any]:
+    (run,) = sarif(report, verbose)["runs"]
     return run
 
 
@@ -92,7 +92,7 @@ def test_driver_lists_every_rule_with_its_documentation(samples: dict[str, Repor
 
 def test_one_result_per_problem_with_rule_index(samples: dict[str, Report]) -> None:
     report = samples["findings"]
-    run = run_of(report)
+    run = run_of(report, verbose=True)
     results = run["results"]
     assert len(results) == len(report.problems)
     rules = run["tool"]["driver"]["rules"]
@@ -102,6 +102,32 @@ def test_one_result_per_problem_with_rule_index(samples: dict[str, Report]) -> N
         assert problem.cause.message in result["message"]["text"]
         assert result["properties"]["code"] == problem.code
     assert [r["level"] for r in results] == ["error", "warning", "note", "error", "error"]
+
+
+def test_results_start_at_the_fail_on_threshold(samples: dict[str, Report]) -> None:
+    report = samples["findings"]
+    levels = {
+        fail_on: [r["level"] for r in run_of(replace(report, fail_on=fail_on))["results"]]
+        for fail_on in ("error", "warning", "info", "never")
+    }
+    # the suppressed training-batchnorm error stays, so its alert closes with the reason
+    assert levels["error"] == ["error", "error", "error"]
+    assert levels["warning"] == levels["never"] == ["error", "warning", "error", "error"]
+    assert levels["info"] == ["error", "warning", "note", "error", "error"]
+    assert run_of(report)["properties"]["resultsFrom"] == "error"
+    assert run_of(report, verbose=True)["properties"]["resultsFrom"] == "info"
+
+
+def test_every_result_has_a_line_under_the_source_root(samples: dict[str, Report]) -> None:
+    for name in ("findings", "grouped", "comparisons"):
+        run = run_of(samples[name], verbose=True)
+        assert run["originalUriBaseIds"]["%SRCROOT%"]["uri"].startswith("file:///")
+        assert run["originalUriBaseIds"]["%SRCROOT%"]["uri"].endswith("/")
+        for result in run["results"]:
+            (location,) = result["locations"]
+            physical = location["physicalLocation"]
+            assert physical["artifactLocation"]["uriBaseId"] == "%SRCROOT%"
+            assert physical["region"]["startLine"] >= 1
 
 
 def test_grouped_problem_is_placed_at_its_source_line(samples: dict[str, Report]) -> None:
@@ -114,7 +140,7 @@ def test_grouped_problem_is_placed_at_its_source_line(samples: dict[str, Report]
     dropout, left, unexplained = results
     (location,) = dropout["locations"]
     assert location["physicalLocation"] == {
-        "artifactLocation": {"uri": "models/tagger.py"},
+        "artifactLocation": {"uri": "models/tagger.py", "uriBaseId": "%SRCROOT%"},
         "region": {"startLine": 14},
     }
     assert dropout["message"]["text"].startswith("[head] Dropout runs in training mode")
@@ -122,11 +148,12 @@ def test_grouped_problem_is_placed_at_its_source_line(samples: dict[str, Report]
     properties = dropout["properties"]
     assert len(properties["artifacts"]) == 2 and len(properties["runtimes"]) == 2
     assert properties["maxAbs"] == 0.36 and len(properties["evidence"]) == 5
-    # a library class is not in the repository: the target file is the place, no region
+    # a library class is not in the repository: the target file is the place, at line 1
     assert left["locations"][0]["physicalLocation"] == {
-        "artifactLocation": {"uri": "models/frozen.py"}
+        "artifactLocation": {"uri": "models/frozen.py", "uriBaseId": "%SRCROOT%"},
+        "region": {"startLine": 1},
     }
-    assert left["properties"]["source"]["line"] == 53
+    assert left["properties"]["source"] == {"file": "torch/nn/modules/linear.py", "line": 53}
     assert unexplained["properties"]["explained"] is False
     assert "no finding explains it" in unexplained["message"]["text"]
 
@@ -158,14 +185,14 @@ def test_artifact_problem_locations(samples: dict[str, Report]) -> None:
 
 
 def test_target_subjects(samples: dict[str, Report]) -> None:
-    file_target = run_of(samples["findings"])["results"][4]["locations"][0]
+    file_target = run_of(samples["findings"])["results"][2]["locations"][0]
     assert file_target["physicalLocation"]["artifactLocation"]["uri"] == "train.py"
     assert file_target["logicalLocations"][0] == {
         "name": "build",
         "fullyQualifiedName": "train.py:build",
         "kind": "function",
     }
-    module_target = run_of(samples["odd_paths"])["results"][0]["locations"][0]
+    module_target = run_of(samples["odd_paths"], verbose=True)["results"][0]["locations"][0]
     assert "physicalLocation" not in module_target
     assert module_target["logicalLocations"][0]["fullyQualifiedName"] == "pkg.models:build"
 
@@ -176,7 +203,8 @@ def test_undecodable_bytes_keep_the_log_valid_utf8(validator: jsonschema.Draft4V
 
     name = "we\udcffird\x1b.onnx"
     finding = RandomOp.finding("random", name, Location(artifact=name, node="n\udc80"))
-    text = render_sarif(Report(subjects=(name,), findings=(finding,), root=ROOT))
+    report = Report(subjects=(name,), findings=(finding,), root=ROOT, cwd=ROOT)
+    text = render_sarif(report, verbose=True)
     text.encode("utf-8")
     validator.validate(json.loads(text))
     assert "we%FFird%1B.onnx" in text

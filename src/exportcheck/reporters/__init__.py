@@ -17,7 +17,7 @@ DEFAULT_WIDTH = 100
 
 
 class Reporter(Protocol):
-    def __call__(self, report: Report, *, width: int = ..., verbose: bool = ...) -> str: ...
+    def __call__(self, report: Report, *, width: int | None = ..., verbose: bool = ...) -> str: ...
 
 
 REPORTERS: dict[str, str] = {
@@ -26,6 +26,7 @@ REPORTERS: dict[str, str] = {
     "junit": "exportcheck.reporters.junit:render_junit",
     "sarif": "exportcheck.reporters.sarif:render_sarif",
     "markdown": "exportcheck.reporters.markdown:render_markdown",
+    "github": "exportcheck.reporters.github:render_github",
 }
 
 
@@ -42,8 +43,9 @@ def reporter_for(format_name: str) -> Reporter:
 
 
 def render(
-    report: Report, format_name: str, *, width: int = DEFAULT_WIDTH, verbose: bool = False
+    report: Report, format_name: str, *, width: int | None = DEFAULT_WIDTH, verbose: bool = False
 ) -> str:
-    """The report in one format. `width` is the terminal's (the text report wraps to it);
-    `verbose` adds every comparison and the info problems."""
+    """The report in one format. `width` is the terminal's (the text report wraps to it; None
+    or 0: no wrapping); `verbose` adds every comparison and the info problems (to SARIF and
+    annotations too: every problem, not only those at or above the fail-on threshold)."""
     return reporter_for(format_name)(report, width=width, verbose=verbose)

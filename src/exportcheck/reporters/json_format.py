@@ -15,7 +15,7 @@ from exportcheck.results.report import Report
 INDENT_LIMIT = 2000
 
 
-def render_json(report: Report, *, width: int = 100, verbose: bool = False) -> str:
+def render_json(report: Report, *, width: int | None = 100, verbose: bool = False) -> str:
     data = report.to_dict()
     size = len(data["findings"]) + len(data["comparisons"])
     if size <= INDENT_LIMIT:

@@ -49,9 +49,9 @@ def _lines(lines: Iterable[str]) -> str:
     return "".join(printable(line) + "\n" for line in lines)
 
 
-def _problem_body(problem: Problem, root: str | None) -> str:
+def _problem_body(problem: Problem, report: Report) -> str:
     lines = [
-        f"{problem_place(problem, root)}: {problem.cause.message}",
+        f"{problem_place(problem, report.root, report.cwd)}: {problem.cause.message}",
         f"evidence: {evidence_summary(problem)}",
         "",
     ]
@@ -119,7 +119,7 @@ def _suite(report: Report, subject: str, failing: set[int]) -> _Suite:
     notes = []
     for index, problem in problems:
         name = problem_name(problem)
-        body = _problem_body(problem, report.root)
+        body = _problem_body(problem, report)
         if problem.suppressed is not None:
             suite.skip(name, f"suppressed: {problem.suppressed.reason}")
         elif index in failing:
@@ -137,7 +137,7 @@ def _suite(report: Report, subject: str, failing: set[int]) -> _Suite:
     return suite
 
 
-def render_junit(report: Report, *, width: int = 100, verbose: bool = False) -> str:
+def render_junit(report: Report, *, width: int | None = 100, verbose: bool = False) -> str:
     failing_problems = set(map(id, report.failing_problems()))
     failing = {i for i, p in enumerate(report.problems) if id(p) in failing_problems}
     root = ET.Element("testsuites", name=printable(report.tool))

@@ -84,7 +84,7 @@ def _problem_row(problem: Problem, report: Report) -> list[str]:
         severity,
         f"{_text(problem.code)} {_code(problem.rule)}",
         _code(problem.subject),
-        _code(problem_place(problem, report.root)),
+        _code(problem_place(problem, report.root, report.cwd)),
         _code(problem.module),
         cause,
         _text(evidence_summary(problem)),
@@ -122,7 +122,7 @@ def _bullets(title: str, items: Sequence[str]) -> list[str]:
     return lines + _more(len(items))
 
 
-def render_markdown(report: Report, *, width: int = 100, verbose: bool = False) -> str:
+def render_markdown(report: Report, *, width: int | None = 100, verbose: bool = False) -> str:
     lines = ["## exportcheck", "", _verdict(report)]
     lines += _problems(report)
     if report.comparisons:

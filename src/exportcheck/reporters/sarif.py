@@ -1,14 +1,19 @@
 """SARIF 2.1.0 report for code scanning: the rule catalogue and one result per problem.
 
-One run. ``tool.driver.rules`` lists every rule in the catalogue, so a viewer can show each
-rule's documentation. ``results`` holds one result per problem (a root cause with the evidence
-it explains): its physical location is the responsible source file, relative to the project
-root, with ``region.startLine``; where no project source is known, the subject's file (a
-``file.py:build`` target or an inspected artifact). Artifacts, runtimes, modules and nodes are
-never file URIs: the module is a logical location, and artifacts, runtimes, the worst
-differences and every evidence finding go into the result's properties.
-``partialFingerprints`` hold a hash of rule, subject, module and source file that stays the
-same across runs, machines and temporary folders.
+One run. ``tool.driver.rules`` lists every rule in the catalogue with its documentation as
+``help`` (no ``helpUri``: the project publishes no documentation site to point at).
+``results`` holds one result per problem at or above the report's fail-on threshold (errors
+and warnings for ``never``; every problem with ``verbose``), so a clean model uploads no notes.
+Each result's physical location is the responsible source file with ``region.startLine``;
+where no repository source is known (a library class, an artifact), the file the subject
+names, at line 1. Every URI is relative to the repository root under the ``uriBaseId``
+``%SRCROOT%``, which ``originalUriBaseIds`` maps to the root as a file URI. A file outside the
+repository gets no physical location (no viewer could open it), and no path in the log is
+absolute: see `shown_path`. Artifacts, runtimes, modules and nodes are never file URIs: the
+module is a logical location, and artifacts, runtimes, the worst differences and every
+evidence finding go into the result's properties. ``partialFingerprints`` hold a hash of rule,
+subject, module and source file that stays the same across runs, machines, working folders
+and temporary folders.
 
 A suppressed problem keeps its result with an external suppression and the team's reason.
 Input errors become error notifications of the invocation, which is then not successful;
@@ -22,6 +27,7 @@ are escaped (`printable`); locations and properties keep the exact strings, for 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 from urllib.parse import quote
@@ -30,8 +36,8 @@ from exportcheck import __version__
 from exportcheck.reporters.escaping import dumps_valid, printable
 from exportcheck.results.catalogue import DOC_SECTIONS, RuleDescriptor
 from exportcheck.results.findings import Location, Severity
-from exportcheck.results.problems import Problem, shown_path
-from exportcheck.results.report import InputProblem, Report
+from exportcheck.results.problems import OUTSIDE, Problem, library_relative, shown_path
+from exportcheck.results.report import InputProblem, Report, fail_threshold
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"
@@ -43,6 +49,27 @@ _MODULE_TARGET = re.compile(
     r"^(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):(?P<attr>[A-Za-z_][\w.]*)$"
 )
 _DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
+
+SOURCE_ROOT = "%SRCROOT%"
+"""The `uriBaseId` of every artifact location: the repository root, which
+`originalUriBaseIds` gives as a file URI (the one absolute path in the log, as SARIF means it
+to be: a viewer on another machine replaces it with its own checkout)."""
+
+
+@dataclass(frozen=True)
+class _Paths:
+    root: str
+    cwd: str
+
+    def shown(self, path: str) -> str:
+        return shown_path(path, self.root, self.cwd)
+
+    def artifact(self, name: str | None) -> str | None:
+        """An artifact as a property: a path given absolutely is shown relative; other names
+        are labels (`onnx: tagger.onnx (temporary)`) and stay as they are."""
+        if name and (name.startswith(("/", "\\")) or _DRIVE.match(name)):
+            return self.shown(name)
+        return name
 
 
 def artifact_uri(path: str) -> str:
@@ -125,30 +152,31 @@ def _logical_locations(location: Location) -> list[dict[str, Any]]:
     return logical
 
 
-def _is_project_file(path: str) -> bool:
-    normal = path.replace("\\", "/")
-    return not (
-        normal.startswith(("/", "../")) or _DRIVE.match(normal) or "/site-packages/" in normal
-    )
+def _physical(path: str, line: int | None) -> dict[str, Any] | None:
+    """A place in the repository; none for a file outside it, which no viewer could open."""
+    if path.startswith(OUTSIDE + "/"):
+        return None
+    return {
+        "artifactLocation": {"uri": artifact_uri(path), "uriBaseId": SOURCE_ROOT},
+        "region": {"startLine": line or 1},
+    }
 
 
 def _location(
-    subject: str, root: str | None, location: Location | None = None, problem: Problem | None = None
+    subject: str, paths: _Paths, location: Location | None = None, problem: Problem | None = None
 ) -> dict[str, Any] | None:
-    """Where a problem or an input error points: the project source line, else the file the
-    subject names; the module, node and target callable as logical locations."""
+    """Where a problem or an input error points: the project source line, else line 1 of the
+    file the subject names; the module, node and target callable as logical locations."""
     logical = _logical_locations(location) if location is not None else []
     physical: dict[str, Any] | None = None
     source, line = problem.source if problem is not None else (None, None)
-    if source and _is_project_file(shown_path(source, root)):
-        physical = {"artifactLocation": {"uri": artifact_uri(shown_path(source, root))}}
-        if line:
-            physical["region"] = {"startLine": line}
+    if source and library_relative(source) is None:
+        physical = _physical(paths.shown(source), line)
     path, target = _subject_location(subject)
     if target is not None:
         logical.insert(0, target)
-    if physical is None and path:
-        physical = {"artifactLocation": {"uri": artifact_uri(shown_path(path, root))}}
+    if physical is None and path and library_relative(path) is None:
+        physical = _physical(paths.shown(path), None)
     result: dict[str, Any] = {}
     if physical is not None:
         result["physicalLocation"] = physical
@@ -157,14 +185,14 @@ def _location(
     return result or None
 
 
-def _evidence(problem: Problem) -> list[dict[str, Any]]:
+def _evidence(problem: Problem, paths: _Paths) -> list[dict[str, Any]]:
     return [
         {
             "rule": f.rule,
             "code": f.code,
             "severity": f.severity.label,
             "message": f.message,
-            "artifact": f.location.artifact,
+            "artifact": paths.artifact(f.location.artifact),
             "runtime": f.location.runtime,
             "suppressed": f.suppressed is not None,
         }
@@ -190,16 +218,16 @@ def _message(problem: Problem) -> str:
     return text + (f". Evidence: {', '.join(facts)}." if facts else "")
 
 
-def _result(problem: Problem, rule_index: dict[str, int], root: str | None) -> dict[str, Any]:
+def _result(problem: Problem, rule_index: dict[str, int], paths: _Paths) -> dict[str, Any]:
     result: dict[str, Any] = {"ruleId": problem.rule}
     if problem.rule in rule_index:
         result["ruleIndex"] = rule_index[problem.rule]
     result["level"] = LEVELS[problem.severity]
     result["message"] = {"text": printable(_message(problem))}
-    location = _location(problem.subject, root, problem.cause.location, problem)
+    location = _location(problem.subject, paths, problem.cause.location, problem)
     if location is not None:
         result["locations"] = [location]
-    result["partialFingerprints"] = {"exportcheck/v1": problem.fingerprint(root)}
+    result["partialFingerprints"] = {"exportcheck/v1": problem.fingerprint(paths.root, paths.cwd)}
     if problem.suppressed is not None:
         result["suppressions"] = [
             {
@@ -215,21 +243,21 @@ def _result(problem: Problem, rule_index: dict[str, int], root: str | None) -> d
         "severity": problem.severity.label,
         "subject": problem.subject,
         "explained": problem.explained,
-        "artifacts": list(problem.artifacts),
+        "artifacts": [paths.artifact(a) for a in problem.artifacts],
         "runtimes": list(problem.runtimes),
         "maxAbs": problem.worst("compare"),
         "maxAbsBetweenRuns": problem.worst("repeat"),
-        "evidence": _evidence(problem),
+        "evidence": _evidence(problem, paths),
     }
     if source:
-        properties["source"] = {"file": shown_path(source, root), "line": line}
+        properties["source"] = {"file": paths.shown(source), "line": line}
     if problem.cause.location.op_type:
         properties["opType"] = problem.cause.location.op_type
     result["properties"] = properties
     return result
 
 
-def _error_notification(problem: InputProblem) -> dict[str, Any]:
+def _error_notification(problem: InputProblem, paths: _Paths) -> dict[str, Any]:
     notification: dict[str, Any] = {
         "level": "error",
         "message": {"text": printable(f"{problem.subject}: {problem.message}")},
@@ -239,14 +267,14 @@ def _error_notification(problem: InputProblem) -> dict[str, Any]:
             "exitCode": problem.exit_code,
         },
     }
-    location = _location(problem.subject, None)
+    location = _location(problem.subject, paths)
     if location is not None:
         notification["locations"] = [location]
     return notification
 
 
-def _invocation(report: Report) -> dict[str, Any]:
-    execution = [_error_notification(problem) for problem in report.errors]
+def _invocation(report: Report, paths: _Paths) -> dict[str, Any]:
+    execution = [_error_notification(problem, paths) for problem in report.errors]
     for skip in report.skipped:
         where = f" {skip.artifact}" if skip.artifact else ""
         device = f" on {skip.device}" if skip.device else ""
@@ -284,9 +312,30 @@ def _invocation(report: Report) -> dict[str, Any]:
     return invocation
 
 
-def render_sarif(report: Report, *, width: int = 100, verbose: bool = False) -> str:
+def reported_problems(report: Report, verbose: bool) -> list[Problem]:
+    """The problems a code-scanning upload or an annotation run shows: those at or above the
+    report's fail-on threshold (errors and warnings for `never`), suppressed ones included so
+    their alerts close with the team's reason; every problem with `verbose`."""
+    threshold = results_threshold(report, verbose)
+    return [p for p in report.problems if p.severity >= threshold]
+
+
+def results_threshold(report: Report, verbose: bool) -> Severity:
+    if verbose:
+        return Severity.INFO
+    return fail_threshold(report.fail_on) or Severity.WARNING
+
+
+def _root_uri(root: str) -> str:
+    uri = artifact_uri(root)
+    return uri if uri.endswith("/") else uri + "/"
+
+
+def render_sarif(report: Report, *, width: int | None = 100, verbose: bool = False) -> str:
+    paths = _Paths(report.root, report.cwd)
     rule_index = {rule.slug: index for index, rule in enumerate(report.rules)}
     failed = sum(1 for c in report.comparisons if not c.passed)
+    shown = reported_problems(report, verbose)
     run = {
         "tool": {
             "driver": {
@@ -295,11 +344,13 @@ def render_sarif(report: Report, *, width: int = 100, verbose: bool = False) -> 
                 "rules": [_descriptor(rule) for rule in report.rules],
             }
         },
-        "invocations": [_invocation(report)],
-        "results": [_result(problem, rule_index, report.root) for problem in report.problems],
+        "invocations": [_invocation(report, paths)],
+        "originalUriBaseIds": {SOURCE_ROOT: {"uri": _root_uri(report.root)}},
+        "results": [_result(problem, rule_index, paths) for problem in shown],
         "properties": {
             "subjects": list(report.subjects),
             "failOn": report.fail_on,
+            "resultsFrom": results_threshold(report, verbose).label,
             "summary": {
                 **report.problem_counts(),
                 "suppressed": len(report.problems) - len(report.active_problems),

@@ -22,7 +22,10 @@ DEFAULT_WIDTH = 100
 INDENT = "    "
 
 _TARGET = re.compile(r"^(?P<file>.+\.py):[A-Za-z_][\w.]*$")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`])")
+_MODULE_TARGET = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_][\w.]*$")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`(])")
+ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "cf.", "vs.", "approx.", "incl.", "resp.")
+"""Words ending in a full stop that end no sentence: a fix line is never cut after one."""
 
 
 def doc_section(doc: str, title: str) -> str:
@@ -45,21 +48,38 @@ def fix_hint(report: Report, rule: str) -> str:
     descriptor = report.rule(rule)
     if descriptor is None:
         return ""
-    return _SENTENCE_END.split(doc_section(descriptor.doc, "How to fix"), maxsplit=1)[0]
+    return first_sentence(doc_section(descriptor.doc, "How to fix"))
 
 
-def subject_file(subject: str) -> str:
-    """The file a subject names: the `.py` of a `file.py:build` target, else the subject."""
+def first_sentence(text: str) -> str:
+    """The text up to the first full stop, question or exclamation mark that ends a sentence:
+    one followed by a space and a capital, a code span or a parenthesis, and not the end of an
+    abbreviation (`e.g.` before a code span)."""
+    for end in _SENTENCE_END.finditer(text):
+        before = text[: end.start()]
+        last_word = before.rsplit(None, 1)[-1].lower() if before.strip() else ""
+        if not last_word.endswith(ABBREVIATIONS):
+            return before
+    return text
+
+
+def subject_file(subject: str) -> str | None:
+    """The file a subject names: the `.py` of a `file.py:build` target, none for a
+    `package.module:build` target, else the subject (an artifact)."""
     match = _TARGET.match(subject)
-    return match["file"] if match else subject
+    if match:
+        return match["file"]
+    return None if _MODULE_TARGET.match(subject) else subject
 
 
-def problem_place(problem: Problem, root: str | None) -> str:
+def problem_place(problem: Problem, root: str | None, cwd: str | None = None) -> str:
     """`path:line` of the responsible code, else the subject's file."""
     path, line = problem.source
     if path:
-        return f"{shown_path(path, root)}:{line}" if line else shown_path(path, root)
-    return shown_path(subject_file(problem.subject), root)
+        shown = shown_path(path, root, cwd)
+        return f"{shown}:{line}" if line else shown
+    path = subject_file(problem.subject)
+    return problem.subject if path is None else shown_path(path, root, cwd)
 
 
 def _number(value: float | None) -> str:
@@ -92,7 +112,11 @@ def evidence_summary(problem: Problem) -> str:
     return text or "found once"
 
 
-def _wrap(text: str, width: int, first: str = "", rest: str = INDENT) -> list[str]:
+def _wrap(text: str, width: int | None, first: str = "", rest: str = INDENT) -> list[str]:
+    """The text wrapped to `width`; one line when `width` is None or 0 (no terminal: a line
+    cut in two breaks grep and CI problem matchers)."""
+    if not width:
+        return [(first + text).rstrip()]
     return textwrap.wrap(
         text,
         width=max(width, 40),
@@ -103,10 +127,10 @@ def _wrap(text: str, width: int, first: str = "", rest: str = INDENT) -> list[st
     ) or [first.rstrip()]
 
 
-def _headline(problem: Problem, root: str | None) -> str:
+def _headline(problem: Problem, report: Report) -> str:
     module = f" [{problem.module}]" if problem.module else ""
     return (
-        f"{problem_place(problem, root)}: {problem.severity.label}: {problem.code} "
+        f"{problem_place(problem, report.root, report.cwd)}: {problem.severity.label}: {problem.code} "
         f"{problem.rule}{module} {problem.cause.message}"
     )
 
@@ -133,11 +157,11 @@ def comparison_line(comparison: Comparison) -> str:
     )
 
 
-def _problem_block(problem: Problem, report: Report, width: int, verbose: bool) -> list[str]:
+def _problem_block(problem: Problem, report: Report, width: int | None, verbose: bool) -> list[str]:
     if problem.suppressed is not None:
-        text = f"{_headline(problem, report.root)} (suppressed: {problem.suppressed.reason})"
+        text = f"{_headline(problem, report)} (suppressed: {problem.suppressed.reason})"
         return _wrap(printable(text), width)
-    lines = _wrap(printable(_headline(problem, report.root)), width)
+    lines = _wrap(printable(_headline(problem, report)), width)
     lines += _wrap(printable(evidence_summary(problem)), width, INDENT + "evidence: ", INDENT)
     fix = fix_hint(report, problem.rule)
     if fix:
@@ -188,7 +212,8 @@ def _verdict(report: Report, hidden: list[Problem], codes: Iterable[str]) -> lis
     return [summary] + (["see: " + ", ".join(hints)] if hints else [])
 
 
-def render_text(report: Report, *, width: int = DEFAULT_WIDTH, verbose: bool = False) -> str:
+def render_text(report: Report, *, width: int | None = DEFAULT_WIDTH, verbose: bool = False) -> str:
+    """The report, each line wrapped to `width`; none wrapped when `width` is None or 0."""
     shown, hidden = _shown(report, verbose)
     lines: list[str] = []
     failed = set(report.failed_subjects())
@@ -212,7 +237,7 @@ def render_text(report: Report, *, width: int = DEFAULT_WIDTH, verbose: bool = F
     return "\n".join(lines) + "\n"
 
 
-def _comparison_lines(report: Report, width: int) -> list[str]:
+def _comparison_lines(report: Report, width: int | None) -> list[str]:
     lines = ["comparisons:"]
     for comparison in report.comparisons:
         text = f"{comparison.subject}: {comparison_line(comparison)[2:]}"
@@ -220,7 +245,7 @@ def _comparison_lines(report: Report, width: int) -> list[str]:
     return [*lines, ""]
 
 
-def _notes(report: Report, width: int) -> list[str]:
+def _notes(report: Report, width: int | None) -> list[str]:
     """Skipped steps and suppressions that matched nothing."""
     lines: list[str] = []
     for skip in report.skipped:

@@ -28,6 +28,10 @@ class Severity(enum.IntEnum):
 _SEVERITY_LABELS = {severity.value: severity.name.lower() for severity in Severity}
 
 
+def _absolute(path: str) -> bool:
+    return path.startswith(("/", "\\")) or (len(path) > 2 and path[1] == ":" and path[2] in "\\/")
+
+
 @dataclass(frozen=True)
 class Location:
     """Where a finding points, each part in its own field.
@@ -50,9 +54,20 @@ class Location:
     source_file: str | None = None
     source_line: int | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, root: str | None = None, cwd: str | None = None) -> dict[str, Any]:
+        """The fields as data; with `root`, the source file as reports show paths (relative,
+        see `shown_path`), and an artifact given by absolute path too."""
+        source_file, artifact = self.source_file, self.artifact
+        if root is not None:
+            from exportcheck.results.problems import shown_path
+
+            if source_file:
+                source_file = shown_path(source_file, root, cwd)
+            # Other artifact names are labels (`onnx: tagger.onnx (temporary)`), not paths.
+            if artifact and _absolute(artifact):
+                artifact = shown_path(artifact, root, cwd)
         return {
-            "artifact": self.artifact,
+            "artifact": artifact,
             "scope": self.scope,
             "node": self.node,
             "op_type": self.op_type,
@@ -60,7 +75,7 @@ class Location:
             "module_type": self.module_type,
             "runtime": self.runtime,
             "output": self.output,
-            "source_file": self.source_file,
+            "source_file": source_file,
             "source_line": self.source_line,
         }
 
@@ -90,14 +105,14 @@ class Finding:
     def with_subject(self, subject: str) -> Finding:
         return replace(self, subject=subject)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, root: str | None = None, cwd: str | None = None) -> dict[str, Any]:
         data: dict[str, Any] = {
             "rule": self.rule,
             "code": self.code,
             "severity": _SEVERITY_LABELS[self.severity],
             "message": self.message,
             "subject": self.subject,
-            "location": self.location.to_dict(),
+            "location": self.location.to_dict(root, cwd),
             "stage": self.stage,
         }
         if self.suppressed is not None:

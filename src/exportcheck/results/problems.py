@@ -13,6 +13,8 @@ a saved or hand-built report groups the same way.
 from __future__ import annotations
 
 import os
+import posixpath
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -138,26 +140,26 @@ class Problem:
         ]
         return max(values) if values else None
 
-    def fingerprint(self, root: str | None) -> str:
-        """Stable across runs, machines and temporary folders: rule, subject and module, and
-        the source file by its project-relative (or library-relative) path; no line, which
-        moves with unrelated edits, and no artifact, whose name is temporary."""
-        return self._fingerprint(root, self.source[0])
+    def fingerprint(self, root: str | None, cwd: str | None = None) -> str:
+        """Stable across runs, machines, working folders and temporary folders: rule, subject
+        and module, and the source file by its project-relative (or library-relative) path; no
+        line, which moves with unrelated edits, and no artifact, whose name is temporary."""
+        return self._fingerprint(root, cwd, self.source[0])
 
-    def _fingerprint(self, root: str | None, source: str | None) -> str:
+    def _fingerprint(self, root: str | None, cwd: str | None, source: str | None) -> str:
         cause = self.cause
         parts = (
             cause.rule,
-            stable_path(cause.subject, root),
+            stable_subject(cause.subject, root, cwd),
             cause.location.module or "",
-            stable_path(source, root) if source else "",
+            stable_path(source, root, cwd) if source else "",
             "" if self.explained else "unexplained",
         )
         import hashlib  # OpenSSL's load is 7 ms of every start; only reports of problems need it
 
         return hashlib.sha256("\x00".join(parts).encode("utf-8", "replace")).hexdigest()[:32]
 
-    def to_dict(self, root: str | None = None) -> dict[str, Any]:
+    def to_dict(self, root: str | None = None, cwd: str | None = None) -> dict[str, Any]:
         source, line = self.source
         cause = self.cause
         data: dict[str, Any] = {
@@ -168,7 +170,7 @@ class Problem:
             "module": cause.location.module,
             "message": cause.message,
             "explained": self.explained,
-            "source_file": shown_path(source, root) if source else None,
+            "source_file": shown_path(source, root, cwd) if source else None,
             "source_line": line if source else None,
             "artifacts": list(self.artifacts),
             "runtimes": list(self.runtimes),
@@ -176,7 +178,7 @@ class Problem:
             "max_abs_between_runs": self.worst("repeat"),
             "findings": list(self.finding_indices),
             "comparisons": list(self.comparison_indices),
-            "fingerprint": self._fingerprint(root, source),
+            "fingerprint": self._fingerprint(root, cwd, source),
         }
         if cause.suppressed is not None:
             data["suppressed"] = {
@@ -186,41 +188,127 @@ class Problem:
         return data
 
 
-def shown_path(path: str, root: str | None) -> str:
-    """A path as a report shows it: relative to the root (forward slashes) when inside it."""
-    if root and os.path.isabs(path):
-        relative = _relative(path, root) if os.path.isabs(root) else _relative_now(path, root)
-        if relative is not None:
-            return relative
-    return path
+OUTSIDE = "<outside>"
+"""What stands for the folders of a file outside the root and every installed package."""
+
+_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
+_FILE_TARGET = re.compile(r"^(?P<file>.+\.py):(?P<attr>[A-Za-z_][\w.]*)$")
+_MODULE_TARGET = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_][\w.]*$")
+
+
+def repository_root(start: str | None = None) -> str:
+    """The folder report paths are relative to: the nearest folder holding `.git` (a folder, or
+    the file of a worktree or submodule) from `start` (the working directory) upwards, else
+    `start` itself. No `git` process: a pipeline step should not need git installed."""
+    here = os.path.abspath(start or os.getcwd())
+    folder = here
+    while True:
+        if os.path.exists(os.path.join(folder, ".git")):
+            return folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return here
+        folder = parent
+
+
+def shown_path(path: str, root: str | None, cwd: str | None = None) -> str:
+    """A path as a report shows it: never absolute, with forward slashes.
+
+    - code of an installed package: relative to its `site-packages` (or `dist-packages`, or
+      this interpreter's purelib/platlib) folder, `torch/nn/modules/linear.py`, wherever the
+      environment lives (inside the root too: a `.venv` in the checkout);
+    - a file under the root: relative to it. A relative path is read from `cwd` (the run's
+      working directory) when that lies inside the root, so `tagger.py` given in `models/`
+      shows as `models/tagger.py`;
+    - anything else (a temporary folder, another checkout, another drive): `<outside>/name`,
+      since the folders above it (a home directory, a runner's workspace) tell a reader
+      nothing the name does not, and may tell more than the team wants published.
+    """
+    if root and not os.path.isabs(root):
+        root = os.path.abspath(root)
+    return _shown_path(path, root, cwd)
 
 
 @lru_cache(maxsize=4096)
-def _relative(path: str, root: str) -> str | None:
-    # Both absolute, so the answer does not move with the working folder: a report names the
-    # same few files thousands of times, and relpath costs 15 us.
-    return _relative_now(path, root)
+def _shown_path(path: str, root: str | None, cwd: str | None) -> str:
+    # A report names the same few files thousands of times, and relpath costs 15 us.
+    library = library_relative(path)
+    if library is not None:
+        return library
+    normal = path.replace("\\", "/")
+    if _is_absolute(path):
+        # Only a path absolute here can be under the root: `C:\\x` on Linux is another machine's.
+        relative = _relative(path, root) if root and os.path.isabs(path) else None
+        return relative if relative is not None else _outside(normal)
+    prefix = _relative(cwd, root) if cwd and root and os.path.isabs(cwd) else None
+    joined = posixpath.normpath(posixpath.join(prefix, normal) if prefix else normal)
+    if joined == ".." or joined.startswith("../"):
+        return _outside(normal)
+    return joined
 
 
-def _relative_now(path: str, root: str) -> str | None:
-    try:
-        relative = os.path.relpath(path, root)
-    except ValueError:  # another drive on Windows
-        return None
-    return None if relative.startswith("..") else relative.replace(os.sep, "/")
-
-
-def stable_path(path: str, root: str | None) -> str:
-    """A path that reads the same on every machine: project-relative inside the root, the
-    part after `site-packages/` for a library, else the file name alone (a temporary file)."""
+def library_relative(path: str) -> str | None:
+    """An installed package's file relative to the folder it is installed in, else None."""
     normal = path.replace("\\", "/")
     for marker in _LIBRARY_MARKERS:
         if marker in normal:
             return normal.rsplit(marker, 1)[1]
-    shown = shown_path(path, root)
-    if os.path.isabs(shown) or shown.startswith("/"):
-        return shown.rsplit("/", 1)[-1]
-    return shown
+    if os.path.isabs(path):
+        for folder in _library_folders():
+            relative = _relative(path, folder)
+            if relative is not None and relative != ".":
+                return relative
+    return None
+
+
+@lru_cache(maxsize=1)
+def _library_folders() -> tuple[str, ...]:
+    import site
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    folders = [paths.get("purelib"), paths.get("platlib")]
+    getsitepackages = getattr(site, "getsitepackages", None)  # missing in some virtualenvs
+    if getsitepackages is not None:
+        folders += getsitepackages()
+    return tuple(dict.fromkeys(os.path.abspath(f) for f in folders if f))
+
+
+def _is_absolute(path: str) -> bool:
+    return os.path.isabs(path) or bool(_DRIVE.match(path)) or path.startswith(("/", "\\"))
+
+
+def _outside(normal: str) -> str:
+    name = normal.rstrip("/").rsplit("/", 1)[-1]
+    return f"{OUTSIDE}/{name}"
+
+
+def _relative(path: str, root: str) -> str | None:
+    try:
+        relative = os.path.relpath(path, root)
+    except ValueError:  # another drive on Windows
+        return None
+    if relative == os.pardir or relative.startswith(os.pardir + os.sep):
+        return None
+    return "" if relative == os.curdir else relative.replace(os.sep, "/")
+
+
+def stable_path(path: str, root: str | None, cwd: str | None = None) -> str:
+    """A path that reads the same on every machine, for fingerprints: the shown path, with the
+    file name alone for a file outside the root (a temporary file)."""
+    return shown_path(path, root, cwd).removeprefix(OUTSIDE + "/")
+
+
+def stable_subject(subject: str, root: str | None, cwd: str | None = None) -> str:
+    """A subject as it reads on every machine and from every working folder: the file of a
+    `file.py:build` target or an artifact as `stable_path`; a `package.module:build` target as
+    it is (it names no file)."""
+    file_target = _FILE_TARGET.match(subject)
+    if file_target is not None:
+        return f"{stable_path(file_target['file'], root, cwd)}:{file_target['attr']}"
+    if _MODULE_TARGET.match(subject):
+        return subject
+    return stable_path(subject, root, cwd)
 
 
 def _group_key(finding: Finding, anchors: Sequence[str]) -> tuple[str, ...]:

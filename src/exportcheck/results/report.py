@@ -12,7 +12,7 @@ from typing import Any
 from exportcheck.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK
 from exportcheck.results.catalogue import RuleDescriptor
 from exportcheck.results.findings import Finding, Severity
-from exportcheck.results.problems import Problem, group_problems
+from exportcheck.results.problems import Problem, group_problems, repository_root
 
 FAIL_ON_CHOICES = ("error", "warning", "info", "never")
 
@@ -62,8 +62,11 @@ class Report:
     tool: str = "exportcheck"
     rules: tuple[RuleDescriptor, ...] = ()
     """The catalogue of the rules this run applied, for reporters that document them."""
-    root: str = field(default_factory=os.getcwd, compare=False)
-    """The folder source paths are shown relative to: the working directory of the run."""
+    root: str = field(default_factory=repository_root, compare=False)
+    """The folder paths are shown relative to: the repository the run's working directory is
+    in (the nearest folder with `.git`), else that working directory."""
+    cwd: str = field(default_factory=os.getcwd, compare=False)
+    """The run's working directory, which relative paths in findings are relative to."""
 
     @cached_property
     def problems(self) -> tuple[Problem, ...]:
@@ -144,8 +147,8 @@ class Report:
             "tool": self.tool,
             "version": __version__,
             "subjects": list(self.subjects),
-            "problems": [p.to_dict(self.root) for p in self.problems],
-            "findings": [f.to_dict() for f in self.findings],
+            "problems": [p.to_dict(self.root, self.cwd) for p in self.problems],
+            "findings": [f.to_dict(self.root, self.cwd) for f in self.findings],
             "comparisons": [c.to_dict() for c in self.comparisons],
             "skipped": [s.to_dict() for s in self.skipped],
             "errors": [e.to_dict() for e in self.errors],
@@ -177,7 +180,7 @@ def merge_reports(reports: Iterable[Report], fail_on: str = "error") -> Report:
         rules=tuple({d.slug: d for r in parts for d in r.rules}.values()),
         uncompared=tuple(s for r in parts for s in r.uncompared),
         require_comparisons=any(r.require_comparisons for r in parts),
-        **({"root": parts[0].root} if parts else {}),
+        **({"root": parts[0].root, "cwd": parts[0].cwd} if parts else {}),
     )
 
 
