@@ -89,3 +89,46 @@ def test_control_characters_and_undecodable_bytes_are_escaped() -> None:
     assert "\x1b" not in text and "\x07" not in text and "\\x1b[2J" in text
     assert "we\\xffird.onnx" in text
     text.encode("utf-8")
+
+
+@pytest.mark.parametrize("width", [None, 0])
+def test_no_width_means_no_wrapping(width: int | None) -> None:
+    report = SAMPLES["grouped"]
+    text = render(report, "text", width=width, verbose=True)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) > 100
+    headline = next(line for line in lines if line.startswith("models/tagger.py:14:"))
+    assert headline.endswith("Dropout runs in training mode")
+    fix = next(line for line in lines if line.startswith("    fix: "))
+    assert fix.endswith("to every functional dropout call.")
+    assert all(line == line.rstrip() for line in lines)
+    # the same lines as a wide wrap, joined
+    assert render(report, "text", width=10_000, verbose=True) == text
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.code)
+def test_every_fix_line_is_a_whole_sentence(rule) -> None:
+    from exportcheck.reporters.text import ABBREVIATIONS, doc_section, fix_hint
+
+    report = Report(rules=RULES)
+    fix = fix_hint(report, rule.slug)
+    assert fix and fix.endswith(".") and fix[0].isupper(), fix
+    assert not fix.lower().endswith(ABBREVIATIONS), fix
+    assert doc_section(rule.doc, "How to fix").startswith(fix)
+
+
+def test_fix_line_keeps_an_example_after_e_g() -> None:
+    from exportcheck.reporters.text import first_sentence
+
+    assert first_sentence("Gate it, e.g. `F.dropout(x)`. Then export.") == (
+        "Gate it, e.g. `F.dropout(x)`."
+    )
+    assert first_sentence("Use i.e. This works. Next.") == "Use i.e. This works."
+    assert first_sentence("One sentence only") == "One sentence only"
+    report = SAMPLES["grouped"]
+    verbose = render_text(report, verbose=True, width=None)
+    assert "EC211" in verbose
+    hint = next(r for r in RULES if r.code == "EC211")
+    from exportcheck.reporters.text import fix_hint
+
+    assert fix_hint(report, hint.slug).endswith("`F.dropout(x, p, training=self.training)`.")

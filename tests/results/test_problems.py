@@ -110,3 +110,13 @@ def test_to_dict_shows_sources_relative_to_the_root() -> None:
     first = data["problems"][0]
     assert first["source_file"] == "models/tagger.py" and first["source_line"] == 14
     assert data["summary"]["problems"] == {"error": 3, "warning": 0, "info": 0, "suppressed": 0}
+
+
+def test_to_dict_shows_no_absolute_path() -> None:
+    data = grouped().to_dict()
+    sources = [f["location"]["source_file"] for f in data["findings"]]
+    assert "models/tagger.py" in sources
+    assert "torch/nn/modules/linear.py" in sources
+    shown = [p["source_file"] for p in data["problems"]]
+    assert shown == ["models/tagger.py", "torch/nn/modules/linear.py", None]
+    assert not any(s.startswith("/") for s in sources + shown if s)

@@ -18,6 +18,8 @@ newline inside a node name shows as `\\x0a` instead of breaking the message into
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from exportcheck.reporters.escaping import printable
 from exportcheck.reporters.sarif import reported_problems
 from exportcheck.reporters.text import evidence_summary, fix_hint, subject_file
@@ -43,15 +45,16 @@ def escape_property(text: str) -> str:
     return text
 
 
-def workflow_command(command: str, message: str, **properties: str | int | None) -> str:
-    """`::command key=value,...::message`, the message's lines joined by an escaped newline."""
+def workflow_command(command: str, lines: Sequence[str], **properties: str | int | None) -> str:
+    """`::command key=value,...::message`: each line made printable (a newline inside a name
+    stays in its line), then joined by an escaped newline."""
     shown = ",".join(
         f"{key}={escape_property(printable(value))}"
         for key, value in properties.items()
         if value is not None
     )
-    lines = "\n".join(printable(line) for line in message.splitlines())
-    return f"::{command}{' ' + shown if shown else ''}::{escape_message(lines)}"
+    message = "\n".join(printable(line) for line in lines)
+    return f"::{command}{' ' + shown if shown else ''}::{escape_message(message)}"
 
 
 def _place(problem: Problem, report: Report) -> tuple[str | None, int | None]:
@@ -78,7 +81,7 @@ def _annotation(problem: Problem, report: Report) -> str:
     path, line = _place(problem, report)
     return workflow_command(
         COMMANDS[problem.severity],
-        "\n".join(lines),
+        lines,
         file=path,
         line=line,
         title=f"{problem.code} {problem.rule}",
@@ -93,21 +96,21 @@ def render_github(report: Report, *, width: int | None = 100, verbose: bool = Fa
     ]
     lines += [
         workflow_command(
-            "error", f"{error.subject}: {error.message}", title=f"exportcheck: {error.error}"
+            "error", [f"{error.subject}: {error.message}"], title=f"exportcheck: {error.error}"
         )
         for error in report.errors
     ]
     lines += [
         workflow_command(
             "warning",
-            f"suppression #{entry.get('entry')} for {entry.get('rule')} matched nothing",
+            [f"suppression #{entry.get('entry')} for {entry.get('rule')} matched nothing"],
             title="exportcheck: unused suppression",
         )
         for entry in report.unused_suppressions
     ]
     # Every reporter ends with a newline; a clean report is one notice, not an empty stdout.
     if not lines:
-        lines.append(workflow_command("notice", _verdict(report), title="exportcheck"))
+        lines.append(workflow_command("notice", [_verdict(report)], title="exportcheck"))
     return "\n".join(lines) + "\n"
 
 

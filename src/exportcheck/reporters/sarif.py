@@ -36,7 +36,13 @@ from exportcheck import __version__
 from exportcheck.reporters.escaping import dumps_valid, printable
 from exportcheck.results.catalogue import DOC_SECTIONS, RuleDescriptor
 from exportcheck.results.findings import Location, Severity
-from exportcheck.results.problems import OUTSIDE, Problem, library_relative, shown_path
+from exportcheck.results.problems import (
+    OUTSIDE,
+    Problem,
+    library_relative,
+    shown_artifact,
+    shown_path,
+)
 from exportcheck.results.report import InputProblem, Report, fail_threshold
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -65,11 +71,7 @@ class _Paths:
         return shown_path(path, self.root, self.cwd)
 
     def artifact(self, name: str | None) -> str | None:
-        """An artifact as a property: a path given absolutely is shown relative; other names
-        are labels (`onnx: tagger.onnx (temporary)`) and stay as they are."""
-        if name and (name.startswith(("/", "\\")) or _DRIVE.match(name)):
-            return self.shown(name)
-        return name
+        return shown_artifact(name, self.root, self.cwd) if name else name
 
 
 def artifact_uri(path: str) -> str:

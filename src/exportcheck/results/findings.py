@@ -28,10 +28,6 @@ class Severity(enum.IntEnum):
 _SEVERITY_LABELS = {severity.value: severity.name.lower() for severity in Severity}
 
 
-def _absolute(path: str) -> bool:
-    return path.startswith(("/", "\\")) or (len(path) > 2 and path[1] == ":" and path[2] in "\\/")
-
-
 @dataclass(frozen=True)
 class Location:
     """Where a finding points, each part in its own field.
@@ -55,17 +51,16 @@ class Location:
     source_line: int | None = None
 
     def to_dict(self, root: str | None = None, cwd: str | None = None) -> dict[str, Any]:
-        """The fields as data; with `root`, the source file as reports show paths (relative,
-        see `shown_path`), and an artifact given by absolute path too."""
+        """The fields as data; with `root`, the source file and an artifact's path as reports
+        show them (see `shown_path`)."""
         source_file, artifact = self.source_file, self.artifact
         if root is not None:
-            from exportcheck.results.problems import shown_path
+            from exportcheck.results.problems import shown_artifact, shown_path
 
             if source_file:
                 source_file = shown_path(source_file, root, cwd)
-            # Other artifact names are labels (`onnx: tagger.onnx (temporary)`), not paths.
-            if artifact and _absolute(artifact):
-                artifact = shown_path(artifact, root, cwd)
+            if artifact:
+                artifact = shown_artifact(artifact, root, cwd)
         return {
             "artifact": artifact,
             "scope": self.scope,

@@ -172,7 +172,7 @@ class Problem:
             "explained": self.explained,
             "source_file": shown_path(source, root, cwd) if source else None,
             "source_line": line if source else None,
-            "artifacts": list(self.artifacts),
+            "artifacts": [shown_artifact(a, root, cwd) for a in self.artifacts],
             "runtimes": list(self.runtimes),
             "max_abs": self.worst("compare"),
             "max_abs_between_runs": self.worst("repeat"),
@@ -245,6 +245,12 @@ def _shown_path(path: str, root: str | None, cwd: str | None) -> str:
     if joined == ".." or joined.startswith("../"):
         return _outside(normal)
     return joined
+
+
+def shown_artifact(name: str, root: str | None, cwd: str | None = None) -> str:
+    """An artifact as a report shows it: a path given absolutely as `shown_path` shows it;
+    other names are labels (`onnx: tagger.onnx (temporary)`) and stay as they are."""
+    return shown_path(name, root, cwd) if _is_absolute(name) else name
 
 
 def library_relative(path: str) -> str | None:
