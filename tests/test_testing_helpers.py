@@ -16,14 +16,47 @@ def test_assert_export_ok_passes_a_clean_model():
     assert report.ok
 
 
-def test_assert_export_ok_lists_the_findings():
+def test_assert_export_ok_lists_the_problems_with_place_and_fix():
     model, inputs = build_sample("bad_train_override")
     with pytest.raises(ExportCheckFailed) as caught:
         assert_export_ok(model, inputs, formats=["torchscript-trace"], subject="override")
     message = str(caught.value)
-    assert "submodule-left-training [body.norm]" in message
-    assert "training-dropout [body.drop]" in message
-    assert caught.value.report.exit_code() == 1
+    report = caught.value.report
+    # Problems, not findings: the training-mode Dropout is evidence of the override's problem.
+    assert message.startswith(f"exportcheck: {len(report.failing_problems())} problem(s)")
+    assert len(report.failing_problems()) < len(report.failing_findings())
+    assert "bad_train_override.py:" in message
+    assert "EC201 submodule-left-training [body.norm]" in message
+    assert "EC201 submodule-left-training [body.drop]" in message
+    assert "also training-dropout" in message
+    assert "fix: In the overriding `train(self, mode=True)`" in message
+    assert report.exit_code() == 1
+
+
+def test_a_call_ignores_selects_and_suppresses_rules():
+    model, inputs = build_sample("bad_train_override")
+    options = dict(formats=["torchscript-trace"], probes=False, subject="override")
+    with pytest.raises(ExportCheckFailed) as caught:
+        assert_export_ok(model, inputs, ignore=["EC201"], **options)
+    assert "submodule-left-training" not in {f.rule for f in caught.value.report.findings}
+    report = assert_export_ok(model, inputs, select=["noop-dropout"], **options)
+    assert report.findings == ()
+    reason = "frozen on purpose in this test"
+    report = assert_export_ok(
+        model, inputs, suppress=[{"rule": "submodule-left-training", "reason": reason}], **options
+    )
+    assert {p.suppressed.reason for p in report.problems} == {reason}
+
+
+def test_the_project_settings_judge_the_check(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.exportcheck]\nfail-on = "never"\nformats = ["torchscript-trace"]\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    model, inputs = build_sample("bad_train_override")
+    report = assert_export_ok(model, inputs, probes=False)
+    assert report.failing_findings("error") and report.fail_on == "never"
+    assert {c.artifact_format for c in report.comparisons} == {"torchscript-trace"}
 
 
 def test_plugin_fixture_and_marker(pytester):

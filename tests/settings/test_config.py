@@ -146,3 +146,47 @@ def test_fail_on_from_config_applies_to_inspect(tmp_path, sample_exports):
         app, ["inspect", sample_exports[("cnn", "train", "onnx")], "--config", str(config)]
     )
     assert result.exit_code == 0
+
+
+def test_select_and_ignore_flags_take_slugs_or_codes(tmp_path):
+    write(tmp_path, 'select = ["training-dropout", "training-batchnorm"]\n')
+    settings = load_settings(
+        cwd=str(tmp_path), overrides={"select": ("EC101",), "ignore_rules": ("training-batchnorm",)}
+    )
+    assert settings.select == ("training-dropout",)
+    assert settings.ignore_rules == ("training-batchnorm",)
+    assert settings.source("select") == "command line"
+
+
+def test_an_ignore_flag_adds_to_the_files_as_in_ruff(tmp_path):
+    path = write(tmp_path, 'ignore-rules = ["training-batchnorm"]\n')
+    settings = load_settings(cwd=str(tmp_path), overrides={"ignore_rules": ("training-dropout",)})
+    assert settings.ignore_rules == ("training-batchnorm", "training-dropout")
+    assert settings.source("ignore_rules") == f"{path} + command line"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"select": ("bogus",)}, "--select: unknown rule 'bogus'"),
+        ({"ignore_rules": ("EC999",)}, "--ignore: unknown rule 'EC999'"),
+        ({"formats": ("onnx", "bogus")}, "--formats must be one of"),
+    ],
+)
+def test_rule_and_format_flags_are_checked_as_the_file_is(tmp_path, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings(cwd=str(tmp_path), overrides=overrides)
+
+
+def test_a_later_sources_suppressions_add_to_the_files_numbered_on(tmp_path):
+    from exportcheck.settings.config import with_overrides
+
+    write(tmp_path, '[[tool.exportcheck.ignore]]\nrule = "training-dropout"\nreason = "file"\n')
+    later = [{"rule": "EC201", "reason": "call", "module": "head.*"}]
+    settings = with_overrides(load_settings(cwd=str(tmp_path)), {"ignore": later}, "the call")
+    assert [(e.index, e.rule, e.reason) for e in settings.ignore] == [
+        (1, "training-dropout", "file"),
+        (2, "submodule-left-training", "call"),
+    ]
+    with pytest.raises(ConfigError, match="needs a non-empty reason"):
+        with_overrides(settings, {"ignore": [{"rule": "EC101"}]}, "the call")

@@ -47,7 +47,7 @@ app = typer.Typer(
     name="exportcheck",
     help="Prove that a PyTorch model was exported and deployed in eval mode.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     # Rich panels for a person at a terminal; plain Click text for a pipe or a CI log, which
     # would get no colours from rich anyway, without its 80 ms import on every start.
@@ -119,27 +119,53 @@ def load_settings(report: ReportOptions, **overrides: Any) -> Any:
     from exportcheck.reporters import REPORTERS
     from exportcheck.settings.config import load_settings as load
 
+    if report.quiet and report.verbose:
+        raise UsageError("--quiet and --verbose contradict each other; give one of them")
     check_choice(report.format_name, list(REPORTERS), "--format")
     check_choice(report.fail_on, FAIL_ON_CHOICES, "--fail-on")
     check_choice(overrides.get("device"), DEVICES, "--device")
     return load(
         report.config,
-        overrides={**overrides, "format": report.format_name, "fail_on": report.fail_on},
+        overrides={
+            **overrides,
+            "format": report.format_name,
+            "fail_on": report.fail_on,
+            "select": comma_separated(report.select),
+            "ignore_rules": comma_separated(report.ignore),
+        },
     )
+
+
+# Report file names that say nothing of a format: they get --format's.
+UNTYPED_SUFFIXES = ("", ".txt", ".log")
+
+
+def output_format(path: str, format_name: str) -> str:
+    """The format a report file's suffix asks for; a suffix no reporter writes is a usage
+    error, so `-o report.html` never silently holds the text report."""
+    from exportcheck.reporters.files import REPORT_SUFFIXES
+
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in UNTYPED_SUFFIXES:
+        return format_name
+    if suffix not in REPORT_SUFFIXES:
+        known = ", ".join(f"{s} ({f})" for s, f in REPORT_SUFFIXES.items())
+        raise UsageError(
+            f"no report format writes {suffix!r} files ({known}; .txt takes --format's); "
+            "name one as FORMAT=FILE",
+            subject="--output",
+        )
+    return REPORT_SUFFIXES[suffix]
 
 
 def destinations(format_name: str, outputs: list[str] | None) -> list[tuple[str, str | None]]:
     """(format, file or None for stdout) for each report; every file checked before any work."""
-    from exportcheck.reporters.files import (
-        format_for_path,
-        parse_output_spec,
-        prepare_destination,
-    )
+    from exportcheck.reporters.files import parse_output_spec, prepare_destination
 
     chosen: list[tuple[str, str | None]] = []
     for spec in outputs or []:
         named, path = parse_output_spec(spec)
-        chosen.append((named or format_for_path(path, format_name), path))
+        chosen.append((named or output_format(path, format_name), path))
         prepare_destination(path)
     if not any(fmt == format_name for fmt, _ in chosen):
         chosen.insert(0, (format_name, None))
@@ -220,7 +246,8 @@ def finish(
     return report.exit_code()
 
 
-def split_formats(values: list[str] | None) -> tuple[str, ...] | None:
+def comma_separated(values: list[str] | None) -> tuple[str, ...] | None:
+    """Values of a repeatable flag, each of which may list several: `--formats onnx,onnx-legacy`."""
     if not values:
         return None
     return tuple(part.strip() for value in values for part in value.split(",") if part.strip())
@@ -285,20 +312,26 @@ def inspect_command(
         return finish(found, settings, chosen, report)
 
 
-def check_input_shapes(model: InputOptions) -> None:
-    """Malformed `--input-shape`s fail before any model is built, once rather than per target."""
+def model_settings(report: ReportOptions, model: InputOptions, **overrides: Any) -> Any:
+    """Settings for a command that runs models: malformed `--input-shape`s, a missing inputs
+    file and a device this machine cannot have fail before torch is imported, once rather than
+    per target."""
+    from exportcheck.pipeline.validation import check_run_flags
     from exportcheck.targets.python_targets import parse_shape
 
     for text in model.input_shape or ():
         parse_shape(text)
+    settings = load_settings(report, **overrides)
+    check_run_flags(settings.device, model.inputs)
+    return settings
 
 
 def comparison_settings(
     report: ReportOptions, model: InputOptions, judged: ComparisonOptions, **more: Any
 ) -> Any:
-    check_input_shapes(model)
-    return load_settings(
+    return model_settings(
         report,
+        model,
         device=model.device,
         rtol=judged.rtol,
         atol=judged.atol,
@@ -357,7 +390,7 @@ def validate_command(
         report,
         model,
         judged,
-        formats=split_formats(formats),
+        formats=comma_separated(formats),
         jobs=many.jobs,
         timeout=many.timeout,
     )
@@ -454,9 +487,8 @@ def audit_command(
     require_validate_extra("exportcheck audit")
     from exportcheck.pipeline.parallel import run_targets
 
-    check_input_shapes(model)
-    settings = load_settings(
-        report, device=model.device or "cpu", jobs=many.jobs, timeout=many.timeout
+    settings = model_settings(
+        report, model, device=model.device or "cpu", jobs=many.jobs, timeout=many.timeout
     )
     chosen = destinations(settings.format, report.output)
     refuse_overwriting_inputs(

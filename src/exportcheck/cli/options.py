@@ -37,8 +37,8 @@ class ReportOptions:
         typer.Option(
             "--output",
             "-o",
-            help="Write the report to FILE (format from .json/.sarif/.xml/.md, else --format), "
-            "or FORMAT=FILE (repeatable). Missing folders are created.",
+            help="Write the report to FILE (format from .json/.sarif/.xml/.md; --format for "
+            ".txt, .log or no suffix), or FORMAT=FILE (repeatable). Missing folders are created.",
         ),
     ] = None
     fail_on: Annotated[
@@ -48,6 +48,22 @@ class ReportOptions:
         ),
     ] = None
     config: ConfigPath = None
+    select: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--select",
+            help="Only these rules (slugs or codes, comma-separated or repeated); replaces the "
+            "config's select.",
+        ),
+    ] = None
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ignore",
+            help="Leave out these rules (slugs or codes, comma-separated or repeated); adds to "
+            "the config's ignore-rules.",
+        ),
+    ] = None
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress lines or status on stderr.")
     ] = False

@@ -7,8 +7,11 @@ static inspection parses archives with the readers and never comes here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import warnings
 import zipfile
+from collections.abc import Iterator
 from typing import Any
 
 from exportcheck.errors import UnreadableArtifactError, first_line
@@ -26,6 +29,17 @@ class _Held(logging.Filter):
         return False
 
 
+@contextlib.contextmanager
+def torch_warnings_held() -> Iterator[None]:
+    """torch deprecates `torch.jit.load` and warns of archive versions on every load: warnings
+    about exportcheck's own loading, not the user's code, that would otherwise fill the warnings
+    summary of the test run the pytest plugin works in."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+
+
 def load_torchscript(path: str) -> Any:
     """torch.jit.load on the CPU, turning every failure into a one-line input error."""
     import torch
@@ -37,7 +51,8 @@ def load_torchscript(path: str) -> Any:
             subject=path,
         )
     try:
-        return torch.jit.load(path, map_location="cpu")
+        with torch_warnings_held():
+            return torch.jit.load(path, map_location="cpu")
     except Exception as exc:
         cause = first_line(exc, with_type=False)
         hint = ""
@@ -61,7 +76,8 @@ def load_exported_program(path: str) -> Any:
     logger, held = logging.getLogger("torch.export"), _Held()
     logger.addFilter(held)
     try:
-        return torch.export.load(path)
+        with torch_warnings_held():
+            return torch.export.load(path)
     except Exception as exc:
         logged = [r.exc_info[1] for r in held.records if r.exc_info and r.exc_info[1]]
         cause = first_line(logged[-1] if logged else exc, with_type=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
@@ -24,7 +25,13 @@ from exportcheck.comparison.reference import (
     reference_findings,
 )
 from exportcheck.comparison.runtimes import check_onnx_external_data
-from exportcheck.errors import ForkedChildError, InputError, ModelRunError, first_line
+from exportcheck.errors import (
+    ForkedChildError,
+    InputError,
+    InputSpecError,
+    ModelRunError,
+    first_line,
+)
 from exportcheck.export.exporters import (
     FORMATS,
     SUFFIXES,
@@ -41,12 +48,40 @@ from exportcheck.targets.python_targets import build_target
 __all__ = [
     "Tolerances",
     "audit",
+    "check_run_flags",
     "audit_targets",
     "compare",
     "compare_target",
     "validate",
     "validate_targets",
 ]
+
+
+# Device files a GPU driver torch.cuda can use leaves on Linux: NVIDIA's, WSL's GPU
+# paravirtualisation, and AMD's (ROCm builds of torch answer to "cuda").
+GPU_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/dxg", "/dev/kfd")
+
+
+def cuda_driver_missing() -> str | None:
+    """Why this machine cannot run CUDA, found without importing torch (seconds), or None where a
+    driver is there or cannot be ruled out; torch's own check follows, for a torch without CUDA
+    on a GPU machine."""
+    if sys.platform == "darwin":
+        return "macOS has no CUDA"
+    if sys.platform.startswith("linux") and not any(map(os.path.exists, GPU_DRIVER_FILES)):
+        return f"no GPU driver is loaded ({', '.join(GPU_DRIVER_FILES)} are all missing)"
+    return None
+
+
+def check_run_flags(device: str | Sequence[str] | None, inputs_file: str | None) -> None:
+    """What a run names that cannot be there, checked before torch is imported: an inputs file
+    that does not exist, a CUDA device on a machine without a GPU driver."""
+    if inputs_file is not None and not os.path.isfile(inputs_file):
+        raise InputSpecError("no such file (--inputs)", subject=inputs_file)
+    wanted = [device] if isinstance(device, str) or device is None else list(device)
+    why = cuda_driver_missing() if "cuda" in wanted else None
+    if why is not None:
+        raise InputSpecError(f"cuda was asked for, but {why}", subject="--device")
 
 
 def validate(

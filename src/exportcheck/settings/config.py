@@ -7,7 +7,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from exportcheck.errors import ConfigError, clipped
@@ -235,12 +235,25 @@ def _jobs(value: Any, key: str, origin: str) -> int:
     return value
 
 
-# Flags whose values are checked as the same keys in a file are.
-_CHECKED_FLAGS = {"rtol": _tolerance, "atol": _tolerance, "timeout": _seconds, "jobs": _jobs}
-
-
 def _rules(value: Any, key: str, origin: str) -> tuple[str, ...]:
     return tuple(_rule_slug(v, key, origin) for v in _list(value, key, origin))
+
+
+# Flags whose values are checked as the same keys in a file are.
+_CHECKED_FLAGS = {
+    "rtol": _tolerance,
+    "atol": _tolerance,
+    "timeout": _seconds,
+    "jobs": _jobs,
+    "formats": lambda v, k, o: _formats(list(v), k, o),
+    "select": lambda v, k, o: _rules(list(v), k, o),
+    "ignore_rules": lambda v, k, o: _rules(list(v), k, o),
+}
+# The flag that sets a key, where its name is not the key's.
+_FLAG_NAMES = {"ignore_rules": "--ignore"}
+# Keys whose later values add to the earlier ones instead of replacing them, as ruff's
+# `--ignore` adds to the configured ignores while `--select` replaces the configured selection.
+_ADDED_KEYS = ("ignore_rules", "ignore")
 
 
 # Each key of the table and the function that checks its value: (value, key, origin) -> value.
@@ -361,9 +374,38 @@ def load_settings(
     table, origin = read_table(config_path, cwd)
     values = parse_table(table, origin) if origin else {}
     sources = {key: origin for key in values} if origin else {}
+    settings = Settings(**values, sources=sources, config_file=origin)
+    flags = {}
     for key, value in (overrides or {}).items():
         if value is not None:
             check = _CHECKED_FLAGS.get(key)
-            values[key] = check(value, f"--{key}", "command line") if check else value
-            sources[key] = "command line"
-    return Settings(**values, sources=sources, config_file=origin)
+            flag = _FLAG_NAMES.get(key, f"--{key}")
+            flags[key] = check(value, flag, "command line") if check else value
+    return _overridden(settings, flags, "command line")
+
+
+def with_overrides(settings: Settings, table: Mapping[str, Any], origin: str) -> Settings:
+    """`settings` with keys spelled and checked as in the file, from a later source (a test's
+    marker or call): `ignore-rules` and `ignore` add to the earlier values, the rest replace."""
+    return _overridden(settings, parse_table(table, origin), origin)
+
+
+def _overridden(settings: Settings, values: Mapping[str, Any], origin: str) -> Settings:
+    merged = dict(values)
+    sources = dict(settings.sources)
+    for key in values:
+        earlier = getattr(settings, key)
+        if key in _ADDED_KEYS and earlier:
+            merged[key] = _appended(earlier, values[key])
+            sources[key] = f"{sources.get(key, DEFAULT_SOURCE)} + {origin}"
+        else:
+            sources[key] = origin
+    return replace(settings, **merged, sources=sources)
+
+
+def _appended(earlier: tuple[Any, ...], later: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Rules or suppressions of two sources; suppressions numbered on, so each keeps its own
+    number in what the report says matched nothing."""
+    if later and isinstance(later[0], IgnoreEntry):
+        later = tuple(replace(e, index=len(earlier) + i) for i, e in enumerate(later, start=1))
+    return tuple(dict.fromkeys((*earlier, *later)))
