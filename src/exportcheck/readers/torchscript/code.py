@@ -51,34 +51,48 @@ class Function:
 
 @dataclass
 class ClassCode:
-    """One class: its methods in file order and its `name : T = value` constants, read when
-    first asked for."""
+    """One class: its methods in file order and its `name : T = value` lines, read when first
+    asked for."""
 
     name: str
     methods: dict[str, Function] = field(default_factory=dict)
     header: str = ""
     member: str = ""
     _constants: dict[str, Any] | None = None
+    _annotations: dict[str, ast.expr] = field(default_factory=dict)
 
     def constant(self, name: str) -> Any:
         """The value expression of a class attribute, or None."""
         if self._constants is None:
-            self._constants = {}
-            try:
-                tree = ast.parse(self.header) if self.header else None
-            except (SyntaxError, ValueError, MemoryError, RecursionError):
-                raise InterpretError(
-                    f"{self.member}: the attributes of class {self.name} are not TorchScript"
-                ) from None
-            body = tree.body[0].body if tree is not None else ()  # type: ignore[attr-defined]
-            for statement in body:
-                if (
-                    isinstance(statement, ast.AnnAssign)
-                    and isinstance(statement.target, ast.Name)
-                    and statement.value is not None
-                ):
-                    self._constants[statement.target.id] = statement.value
-        return self._constants.get(name)
+            self._read_header()
+        return self._constants.get(name)  # type: ignore[union-attr]
+
+    def attribute_type(self, name: str) -> ast.expr | None:
+        """The annotation of a class attribute (`conv : __torch__.X`), or None."""
+        if self._constants is None:
+            self._read_header()
+        return self._annotations.get(name)
+
+    def _read_header(self) -> None:
+        self._constants = {}
+        try:
+            tree = ast.parse(self.header) if self.header else None
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
+            raise InterpretError(
+                f"{self.member}: the attributes of class {self.name} are not TorchScript"
+            ) from None
+        body = tree.body[0].body if tree is not None else ()  # type: ignore[attr-defined]
+        for statement in body:
+            _read_attribute(statement, self._constants, self._annotations)
+
+
+def _read_attribute(
+    statement: ast.stmt, constants: dict[str, Any], annotations: dict[str, ast.expr]
+) -> None:
+    if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
+        annotations[statement.target.id] = statement.annotation
+        if statement.value is not None:
+            constants[statement.target.id] = statement.value
 
 
 @dataclass
@@ -169,12 +183,8 @@ def whole_file(tree: ast.Module, member: str) -> ParsedFile:
             for inner in statement.body:
                 if isinstance(inner, ast.FunctionDef):
                     cls.methods[inner.name] = Function(inner, origin)
-                elif (
-                    isinstance(inner, ast.AnnAssign)
-                    and isinstance(inner.target, ast.Name)
-                    and inner.value is not None
-                ):
-                    constants[inner.target.id] = inner.value
+                else:
+                    _read_attribute(inner, constants, cls._annotations)
             cls._constants = constants
             classes.append(cls)
         elif isinstance(statement, ast.FunctionDef):
