@@ -20,13 +20,30 @@ _LAYOUT_BREAKERS = ("\t", "\r", "\f", "\v", "\\\n")
 _SELF_ANNOTATION = re.compile(r"def (\w+)\(self: [\w.]+")
 _CHUNK_START = re.compile(r"(?<=\n)(?=class |def |  def )")
 # The printer's layout: a class's attribute lines at column 2, method bodies deeper, a
-# function's body at column 2 or deeper; blank lines anywhere.
-_CLASS = re.compile(
-    r"class (\w+)\(\w*\):\n"
-    r"(?:  \w+ : [^\n]*\n|  __\w+__(?:\[\"[^\"\n]*\"\])? = [^\n]*\n| *\n)*"
-)
-_METHOD = re.compile(r"  def [^\n]*\n(?:   [^\n]*\n| *\n)*")
-_FUNCTION = re.compile(r"def [^\n]*\n(?: [^\n]*\n| *\n)*")
+# function's body at column 1 or deeper; blank lines anywhere. Checked line by line (a pattern
+# repeated over lines backtracks exponentially on lines that fit two alternatives).
+_CLASS_LINE = re.compile(r"class (\w+)\(\w*\):")
+_ATTRIBUTE_LINE = re.compile(r"  (?:\w+ : |__\w+__(?:\[\"[^\"]*\"\])? = )")
+
+
+def _class_name(chunk: str) -> str | None:
+    """The class a chunk declares when it is in the printer's layout, else None."""
+    first, _, rest = chunk.partition("\n")
+    matched = _CLASS_LINE.fullmatch(first)
+    if matched is None:
+        return None
+    for line in rest.split("\n"):
+        if line.strip(" ") and _ATTRIBUTE_LINE.match(line) is None:
+            return None
+    return matched.group(1)
+
+
+def _in_layout(chunk: str, indent: str) -> bool:
+    """Every line after a def's first is indented by `indent` or blank."""
+    for line in chunk.split("\n")[1:]:
+        if not line.startswith(indent) and line.strip(" "):
+            return False
+    return True
 
 
 class InterpretError(Exception):
@@ -128,7 +145,7 @@ class ChunkParser:
                 continue
             first_line, line = line, line + chunk.count("\n")
             if chunk.startswith("  def "):
-                if not classes or _METHOD.fullmatch(chunk) is None:
+                if not classes or not _in_layout(chunk, "   "):
                     return None
                 function = self._function(chunk, 2)
                 if function is None:
@@ -137,18 +154,18 @@ class ChunkParser:
                     function, Origin(member, first_line - 1, 2)
                 )
             elif chunk.startswith("def "):
-                if _FUNCTION.fullmatch(chunk) is None:
+                if not _in_layout(chunk, " "):
                     return None
                 function = self._function(chunk, 0)
                 if function is None:
                     return None
                 functions[function.name] = Function(function, Origin(member, first_line - 1))
             elif chunk.startswith("class "):
-                matched = _CLASS.fullmatch(chunk)
-                if matched is None:
+                name = _class_name(chunk)
+                if name is None:
                     return None
                 header = chunk if "\n  " in chunk else chunk + "  pass\n"
-                classes.append(ClassCode(matched.group(1), header=header, member=member))
+                classes.append(ClassCode(name, header=header, member=member))
             else:
                 return None
         return ParsedFile(classes, functions)
