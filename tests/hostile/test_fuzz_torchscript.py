@@ -274,6 +274,8 @@ def test_debug_info_fields(scripted_seeds, ts_case_file, fuzz_tally, seed, mutat
 
 @FUZZ
 @given(seed=SEED, mutations=st.lists(PICKLE_MUTATION, min_size=1, max_size=3))
+# A damaged data.pkl raised a ValueError whose message held a newline: a two-line error.
+@example(seed="trace", mutations=[("pickle-bytes", "data.pkl", 0, [("delete", 3, 223)])])
 def test_pickle_bytes(scripted_seeds, ts_case_file, fuzz_tally, seed, mutations) -> None:
     """Damaged data.pkl, constants.pkl and debug pickles."""
     run_case(ts_case_file, mutated(scripted_seeds[seed], mutations), fuzz_tally, "ts-pickle")

@@ -90,7 +90,7 @@ def _unpickle(archive: Archive, member: str, required: bool) -> tuple[Any, tuple
     try:
         loaded = restricted_load(archive.read(member))
     except ValueError as error:
-        raise archive.error(f"{member} {error}") from None
+        raise archive.error(f"{member} {first_line(error, with_type=False)}") from None
     return loaded.value, loaded.unsafe_globals
 
 
@@ -147,13 +147,13 @@ def read_torchscript(
                 try:
                     bad = unsafe_globals(archive.read(name))
                 except ValueError as error:
-                    bad = [f"<unreadable: {error}>"]
+                    bad = [f"<unreadable: {first_line(error, with_type=False)}>"]
                 if bad:
                     unsafe.append(
                         UnsafeContent(name, f"a pickle that imports {', '.join(bad[:5])}")
                     )
         try:
-            unsafe.extend(unsafe_code(code))
+            unsafe.extend(unsafe_code(code, texts))
         except InterpretError as error:
             raise archive.error(str(error)) from None
         except (RecursionError, MemoryError):

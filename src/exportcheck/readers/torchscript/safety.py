@@ -14,10 +14,12 @@ resolve is unsafe too. Operators that touch files are reported wherever they app
 from __future__ import annotations
 
 import ast
+import re
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from exportcheck.readers.torchscript.code import Function
+from exportcheck.readers.torchscript.code import Function, InterpretError
 from exportcheck.readers.torchscript.interpreter import CodeIndex, dotted
 from exportcheck.readers.torchscript.operators import BUILTINS, FILE_SYSTEM, allowed_at_load_time
 from exportcheck.readers.view import UnsafeContent
@@ -27,6 +29,8 @@ MAX_ALIAS_ROUNDS = 16
 # Possible meanings kept per name before it is taken as unknown.
 MAX_MEANINGS = 32
 MAX_REPORTED = 20
+# Syntax nodes visited (once per round of alias propagation): a budget in the unit that grows.
+MAX_WORK = 3_000_000
 
 _CUSTOM_CLASS_PREFIX = "__torch__.torch.classes."
 _GLOBAL_NAMESPACES = frozenset({"torch", "ops", "math", "__torch__", "CONSTANTS"})
@@ -62,6 +66,23 @@ class Analyzer:
         self._summaries: dict[Key, Summary] = {}
         self._prefixes: set[str] | None = None
         self._by_method_name: dict[str, list[Key]] | None = None
+        self._scans: dict[int, _Scan] = {}
+        self.work = 0
+
+    def charge(self, units: int) -> None:
+        self.work += units
+        if self.work > MAX_WORK:
+            raise InterpretError(
+                f"code takes more than {MAX_WORK} steps to check for what a load would run"
+            )
+
+    def scan(self, tree: ast.FunctionDef) -> _Scan:
+        """The function's bindings and the nodes to judge, found once per (shared) tree."""
+        known = self._scans.get(id(tree))
+        if known is None or known.tree is not tree:
+            known = self._scans[id(tree)] = _scan(tree)
+            self.charge(known.size)
+        return known
 
     # --- the archive ---------------------------------------------------------------------
     def function(self, key: Key) -> Function | None:
@@ -128,14 +149,16 @@ class _FunctionWalk:
                 self.env[param.arg] = frozenset({("object", self.cls)})
             else:
                 self.env[param.arg] = frozenset({self.analyzer.class_type(param.annotation)})
-        bindings = _bindings(self.tree)
+        scan = self.analyzer.scan(self.tree)
         for _ in range(MAX_ALIAS_ROUNDS):
-            if not self._propagate(bindings):
+            self.analyzer.charge(scan.size)
+            if not self._propagate(scan.bindings):
                 break
         else:
             self._unresolved("names aliased through more links than are followed")
         memo: dict[int, frozenset[Meaning]] = {}
-        for node in ast.walk(self.tree):
+        self.analyzer.charge(scan.size)
+        for node in scan.judged:
             if isinstance(node, ast.Call):
                 self._call(node, memo)
             elif isinstance(node, (ast.Name, ast.Attribute)) and isinstance(node.ctx, ast.Load):
@@ -289,7 +312,10 @@ class _FunctionWalk:
         return [("op", f"aten::{name}"), *self._any_method(name)]
 
     def _any_method(self, name: str) -> list[Meaning]:
-        return [("method", cls, method) for cls, method in self.analyzer.methods_named(name)]
+        methods = self.analyzer.methods_named(name)
+        if len(methods) > MAX_MEANINGS:
+            return [_ANY]  # too many to follow: a call on it is unresolved, hence unsafe
+        return [("method", cls, method) for cls, method in methods]
 
     def _callee(self, func: ast.expr) -> frozenset[Meaning]:
         if isinstance(func, ast.Attribute):
@@ -363,10 +389,29 @@ def _contents(parts: list[frozenset[Meaning]]) -> frozenset[Meaning]:
     return frozenset(found) if len(found) <= MAX_MEANINGS else frozenset({_ANY})
 
 
-def _bindings(tree: ast.FunctionDef) -> list[tuple[ast.expr, ast.expr | None]]:
-    """Every (target, value) a name is bound by; None where the value is one at run time."""
+@dataclass(frozen=True)
+class _Scan:
+    """One function's syntax: every (target, value) a name is bound by (None where the value
+    is one at run time), the nodes to judge (calls, loaded names and attributes, nested
+    definitions), and how many nodes it has."""
+
+    tree: ast.FunctionDef
+    bindings: list[tuple[ast.expr, ast.expr | None]]
+    judged: list[ast.AST]
+    size: int
+
+
+_JUDGED = (ast.Call, ast.Name, ast.Attribute, ast.Lambda, ast.FunctionDef, ast.ClassDef)
+
+
+def _scan(tree: ast.FunctionDef) -> _Scan:
     found: list[tuple[ast.expr, ast.expr | None]] = []
+    judged: list[ast.AST] = []
+    size = 0
     for node in ast.walk(tree):
+        size += 1
+        if isinstance(node, _JUDGED):
+            judged.append(node)
         if isinstance(node, ast.Assign):
             found.extend((target, node.value) for target in node.targets)
         elif isinstance(node, ast.AnnAssign) and node.value is not None:
@@ -379,7 +424,7 @@ def _bindings(tree: ast.FunctionDef) -> list[tuple[ast.expr, ast.expr | None]]:
             found.append((node.target, ast.Subscript(node.iter, ast.Constant(0), ast.Load())))
         elif isinstance(node, ast.withitem) and node.optional_vars is not None:
             found.append((node.optional_vars, node.context_expr))
-    return found
+    return _Scan(tree, found, judged, size)
 
 
 def _spelling(node: ast.expr) -> str:
@@ -393,15 +438,31 @@ def _spelling(node: ast.expr) -> str:
 # --- the archive's verdict ---------------------------------------------------------------------
 
 
-def unsafe_code(code: CodeIndex) -> list[UnsafeContent]:
-    """Load-time code off the allow-list, and file-system operators anywhere."""
+# A function can reach a file operator only by naming it (or by `getattr` with a string): code
+# members in ASCII that never do are not walked for it. Python folds other scripts' letters to
+# ASCII in identifiers (NFKC), so a member that is not ASCII is always walked.
+_FILE_WORDS = re.compile(
+    rb"\b(?:getattr|"
+    + b"|".join(op.split("::")[1].encode() for op in sorted(FILE_SYSTEM))
+    + rb")\b"
+)
+
+
+def _may_name_file_ops(data: bytes) -> bool:
+    return not data.isascii() or _FILE_WORDS.search(data) is not None
+
+
+def unsafe_code(code: CodeIndex, texts: Mapping[str, bytes]) -> list[UnsafeContent]:
+    """Load-time code off the allow-list, and file-system operators anywhere. `texts`: the
+    code members' bytes by member name."""
     analyzer = Analyzer(code)
+    suspect = {member for member, data in texts.items() if _may_name_file_ops(data)}
     found: list[UnsafeContent] = []
     for qualified, cls in code.classes.items():
         if "__setstate__" in cls.methods:
             found.extend(_load_time(analyzer, (qualified, "__setstate__")))
     for key, function in _every_function(code):
-        if key[1] == "__setstate__":
+        if key[1] == "__setstate__" or function.origin.member not in suspect:
             continue
         for op, spelling in analyzer.summary(key).uses.items():
             if op in FILE_SYSTEM:
