@@ -326,3 +326,37 @@ def test_debug_info_as_text_pickle_with_a_5000_digit_int(tmp_path, plain_bytes):
     path = tmp_path / "text-pickle.pt"
     path.write_bytes(with_member(plain_bytes, member, broken))
     assert assert_bounded(path).code == 1
+
+
+# --- pickles that make the unpickler allocate -----------------------------------------------
+
+
+def _with_memo_index(pickled: bytes, put: bytes) -> bytes:
+    """The pickle with `None`, stored at a memo index by `put` and popped, before its body."""
+    assert pickled[:1] == b"\x80"  # PROTO n: keep it first
+    return pickled[:2] + b"N" + put + b"0" + pickled[2:]
+
+
+def _member_named(data: bytes, suffix: str) -> str:
+    if suffix == ".debug_pkl":
+        return own_code_member(data, "Plain") + suffix
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return next(name for name in archive.namelist() if name.endswith(suffix))
+
+
+@pytest.mark.parametrize(
+    ("suffix", "put"),
+    [
+        ("data.pkl", b"r" + (2**31 - 1).to_bytes(4, "little")),  # LONG_BINPUT
+        (".debug_pkl", b"p99999999999\n"),  # PUT, as text
+    ],
+)
+def test_a_huge_memo_index_is_refused_before_it_is_allocated(tmp_path, plain_bytes, suffix, put):
+    member = _member_named(plain_bytes, suffix)
+    with zipfile.ZipFile(io.BytesIO(plain_bytes)) as archive:
+        pickled = archive.read(member)
+    path = tmp_path / "memo.pt"
+    path.write_bytes(with_member(plain_bytes, member, _with_memo_index(pickled, put)))
+    run = assert_bounded(path)
+    # data.pkl is needed: a one-line error; debug info only serves locations: dropped.
+    assert run.code == (2 if suffix == "data.pkl" else 1), run.stderr
