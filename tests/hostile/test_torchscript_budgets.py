@@ -360,3 +360,35 @@ def test_a_huge_memo_index_is_refused_before_it_is_allocated(tmp_path, plain_byt
     run = assert_bounded(path)
     # data.pkl is needed: a one-line error; debug info only serves locations: dropped.
     assert run.code == (2 if suffix == "data.pkl" else 1), run.stderr
+
+
+# --- code to parse --------------------------------------------------------------------------
+
+
+def _methods(count: int, lines: list[str]) -> str:
+    """`count` methods with the same statements (distinct texts: the names differ)."""
+    return "".join(
+        f"  def m{n}(self, x: Tensor) -> Tensor:\n" + "".join(f"    {s}\n" for s in lines)
+        for n in range(count)
+    )
+
+
+DENSE = {
+    # About 32 bytes a statement: 3 x 240 kB, under the budgets; then 6 MB in one method.
+    "calls": (3, [f"_{i} = torch.add(x, {i})" for i in range(7_500)], 1),
+    "calls-past-the-budget": (1, [f"_{i} = torch.add(x, {i})" for i in range(200_000)], 2),
+    # A name every two bytes (the most syntax nodes a byte can hold): 3 x 240 kB.
+    "names": (3, ["_0 = [" + "x," * 120_000 + "]", "return x"], 1),
+    # Many small distinct methods, 1 MB in all.
+    "many-methods": (4_000, [f"_{i} = torch.add(x, {i})" for i in range(8)], 2),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DENSE))
+def test_dense_code_is_parsed_within_a_budget(tmp_path, plain_bytes, case):
+    count, lines, code = DENSE[case]
+    path = tmp_path / "dense.pt"
+    method = _body(["y = (self).m0(x)", "return y"]) + _methods(count, lines)
+    path.write_bytes(with_forward(plain_bytes, "Plain", method))
+    run = assert_bounded(path)
+    assert run.code == code, run.stderr

@@ -77,6 +77,8 @@ def _parse_code(archive: Archive, root: str) -> tuple[CodeIndex, dict[str, bytes
             raise archive.error(f"{name} is not TorchScript code ({first_line(error)})") from None
         except (RecursionError, MemoryError):
             raise archive.error(f"{name} nests too deeply to parse") from None
+        except InterpretError as error:
+            raise archive.error(f"{name}: {error}") from None
         qualifier = name[len(prefix) : -len(".py")].replace("/", ".")
         index.add(qualifier, parsed)
     return index, texts

@@ -46,6 +46,14 @@ def _in_layout(chunk: str, indent: str) -> bool:
     return True
 
 
+# Python's parser keeps 50 (printed TorchScript) to 190 (a name every two bytes) bytes of tree
+# per byte of code, and peaks at 700 while it parses: one text parsed and all distinct code
+# parsed are bounded so that both fit in about 300 MB. A scripted 24-layer Transformer has
+# 77 kB of code, its largest method 6 kB.
+MAX_PARSE_BYTES = 256 << 10
+MAX_PARSED_BYTES = 768 << 10
+
+
 class InterpretError(Exception):
     """Code this reader refuses to walk (too deep, too long, not TorchScript)."""
 
@@ -123,14 +131,24 @@ class ChunkParser:
 
     def __init__(self) -> None:
         self._trees: dict[str, ast.FunctionDef | None] = {}
+        self.parsed_bytes = 0
+
+    def _spend(self, text: str) -> None:
+        """Counts code about to be parsed; past the budget, InterpretError before parsing."""
+        self.parsed_bytes += len(text)
+        if len(text) > MAX_PARSE_BYTES:
+            raise InterpretError(f"more than {MAX_PARSE_BYTES} bytes of code in one piece to parse")
+        if self.parsed_bytes > MAX_PARSED_BYTES:
+            raise InterpretError(f"more than {MAX_PARSED_BYTES} bytes of distinct code to parse")
 
     def parse(self, text: str, member: str) -> ParsedFile:
         """The file's classes and functions; raises SyntaxError, ValueError, RecursionError or
-        MemoryError as `ast.parse` of the whole file does."""
+        MemoryError as `ast.parse` of the whole file does, InterpretError past the budget."""
         parsed = None
         if not any(breaker in text for breaker in _LAYOUT_BREAKERS):
             parsed = self._parse_chunks(text, member)
         if parsed is None:
+            self._spend(text)
             parsed = whole_file(ast.parse(text, filename=member), member)
         return parsed
 
@@ -165,6 +183,7 @@ class ChunkParser:
                 if name is None:
                     return None
                 header = chunk if "\n  " in chunk else chunk + "  pass\n"
+                self._spend(header)
                 classes.append(ClassCode(name, header=header, member=member))
             else:
                 return None
@@ -179,6 +198,7 @@ class ChunkParser:
         if text in self._trees:
             return self._trees[text]
         try:
+            self._spend(text)
             tree = ast.parse(text)
         except (SyntaxError, ValueError):
             tree = None
