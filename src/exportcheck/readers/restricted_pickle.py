@@ -288,10 +288,29 @@ class Unpickled:
     unsafe_globals: tuple[str, ...]
 
 
+class _MemoTooLarge(Exception):
+    pass
+
+
+def _check_memo_indices(data: bytes) -> None:
+    """Python's unpickler sizes its memo to the largest index a PUT names (16 bytes each): an
+    index past the pickle's own length is no pickle torch wrote. Damage the scan cannot read
+    is left to the load."""
+    try:
+        for opcode, arg, _ in pickletools.genops(io.BytesIO(data)):
+            if opcode.name in ("BINPUT", "LONG_BINPUT", "PUT") and arg > len(data):
+                raise _MemoTooLarge(f"memo index {arg} past the pickle's {len(data)} bytes")
+    except _MemoTooLarge:
+        raise
+    except Exception:  # noqa: S110 - the load that follows reports damaged data
+        pass
+
+
 def restricted_load(data: bytes) -> Unpickled:
     """The pickle as inert data; raises ValueError for a damaged or malicious-but-broken one."""
     context = _Context()
     try:
+        _check_memo_indices(data)
         try:
             value = _RestrictedUnpickler(data, context).load()
         except TypeError as error:
@@ -303,6 +322,8 @@ def restricted_load(data: bytes) -> Unpickled:
         raise ValueError("pickle nests too deeply") from None
     except MemoryError:
         raise ValueError("pickle too large to read") from None
+    except _MemoTooLarge as error:
+        raise ValueError(f"not a readable pickle ({error})") from None
     except Exception as error:
         raise ValueError(f"not a readable pickle ({type(error).__name__}: {error})") from None
     return Unpickled(value, tuple(context.unsafe))

@@ -5,8 +5,10 @@ What it finds
     set torch writes (found by scanning its opcodes, never by loading it); a weight stored as a
     pickle (`use_pickle`); a native library or an AOTInductor package; a member that a loader
     extracting the archive would write through a link or outside its folder; TorchScript code
-    that reaches the file system (`torch.from_file`, ...), above all from `__setstate__`, which
-    `torch.jit.load` runs.
+    that `torch.jit.load` runs (`__setstate__` and all it calls) using an operator off the
+    load-time allow-list or a call that cannot be resolved, however it is spelled (aliases,
+    `ops.aten.*`, method chains); and file operations (`torch.from_file`, `torch.save`)
+    anywhere in the code. docs/security.md lists the allowed operators.
 
 Why it is wrong
     `torch.jit.load` and `torch.export.load` are loaders, not parsers: they unpickle with the

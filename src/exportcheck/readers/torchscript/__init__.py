@@ -8,7 +8,6 @@ from the debug info next to the code (sources.py), read only for the nodes a fin
 
 from __future__ import annotations
 
-import ast
 import zipfile
 from typing import Any
 
@@ -24,9 +23,9 @@ from exportcheck.readers.torchscript.interpreter import (
     CodeIndex,
     Interpreter,
     RawNode,
-    dotted,
     value_names,
 )
+from exportcheck.readers.torchscript.safety import unsafe_code
 from exportcheck.readers.torchscript.sources import CallStack, SourceMap
 from exportcheck.readers.view import (
     ArtifactKind,
@@ -42,9 +41,6 @@ from exportcheck.readers.view import (
 ERROR_PREFIX = "cannot load as TorchScript"
 MAX_FILE_FORMAT_VERSION = 10
 MAX_CODE_BYTES = 64 << 20
-# Calls torch would run while loading (`__setstate__`) or that reach the file system.
-_FILE_OPS = frozenset({"torch.from_file", "torch.save", "torch.load", "ops.prim.Print"})
-
 __all__ = ["read_torchscript"]
 
 
@@ -60,13 +56,10 @@ def _check_version(archive: Archive, root: str) -> None:
         )
 
 
-def _parse_code(
-    archive: Archive, root: str
-) -> tuple[CodeIndex, dict[str, bytes], list[UnsafeContent]]:
+def _parse_code(archive: Archive, root: str) -> tuple[CodeIndex, dict[str, bytes]]:
     index = CodeIndex()
     texts: dict[str, bytes] = {}
     parser = ChunkParser()
-    unsafe: list[UnsafeContent] = []
     prefix = f"{root}code/"
     total = 0
     for name in archive.names:
@@ -80,35 +73,15 @@ def _parse_code(
         try:
             text = data.decode("utf-8")
             parsed = parser.parse(text, name)
-            if any(op.rsplit(".", 1)[-1].encode() in data for op in _FILE_OPS):
-                unsafe.extend(_file_calls(ast.parse(text, filename=name), name))
         except (SyntaxError, ValueError, UnicodeDecodeError) as error:
             raise archive.error(f"{name} is not TorchScript code ({first_line(error)})") from None
         except (RecursionError, MemoryError):
             raise archive.error(f"{name} nests too deeply to parse") from None
+        except InterpretError as error:
+            raise archive.error(f"{name}: {error}") from None
         qualifier = name[len(prefix) : -len(".py")].replace("/", ".")
         index.add(qualifier, parsed)
-    return index, texts, unsafe
-
-
-def _file_calls(tree: ast.Module, member: str) -> list[UnsafeContent]:
-    found: list[UnsafeContent] = []
-    for cls in tree.body:
-        if not isinstance(cls, ast.ClassDef):
-            continue
-        for method in cls.body:
-            if not isinstance(method, ast.FunctionDef):
-                continue
-            for node in ast.walk(method):
-                if isinstance(node, ast.Call) and dotted(node.func) in _FILE_OPS:
-                    when = "at load time" if method.name == "__setstate__" else "when called"
-                    found.append(
-                        UnsafeContent(
-                            member,
-                            f"{cls.name}.{method.name} calls {dotted(node.func)} {when}",
-                        )
-                    )
-    return found
+    return index, texts
 
 
 def _unpickle(archive: Archive, member: str, required: bool) -> tuple[Any, tuple[str, ...]]:
@@ -119,7 +92,7 @@ def _unpickle(archive: Archive, member: str, required: bool) -> tuple[Any, tuple
     try:
         loaded = restricted_load(archive.read(member))
     except ValueError as error:
-        raise archive.error(f"{member} {error}") from None
+        raise archive.error(f"{member} {first_line(error, with_type=False)}") from None
     return loaded.value, loaded.unsafe_globals
 
 
@@ -162,7 +135,7 @@ def read_torchscript(
         ):
             if bad:
                 unsafe.append(UnsafeContent(member, f"a pickle that imports {', '.join(bad[:5])}"))
-        code, texts, code_unsafe = _parse_code(archive, root)
+        code, texts = _parse_code(archive, root)
         sources = SourceMap(path)
         for name in archive.names:
             if name.endswith(".py.debug_pkl") and name[: -len(".debug_pkl")] in texts:
@@ -176,12 +149,17 @@ def read_torchscript(
                 try:
                     bad = unsafe_globals(archive.read(name))
                 except ValueError as error:
-                    bad = [f"<unreadable: {error}>"]
+                    bad = [f"<unreadable: {first_line(error, with_type=False)}>"]
                 if bad:
                     unsafe.append(
                         UnsafeContent(name, f"a pickle that imports {', '.join(bad[:5])}")
                     )
-        unsafe.extend(code_unsafe)
+        try:
+            unsafe.extend(unsafe_code(code, texts))
+        except InterpretError as error:
+            raise archive.error(str(error)) from None
+        except (RecursionError, MemoryError):
+            raise archive.error("code nests too deeply to read") from None
     if not isinstance(data, Record):
         raise archive.error("data.pkl does not hold a scripted module")
     if not isinstance(constants, (tuple, list)):

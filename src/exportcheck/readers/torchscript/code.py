@@ -20,13 +20,38 @@ _LAYOUT_BREAKERS = ("\t", "\r", "\f", "\v", "\\\n")
 _SELF_ANNOTATION = re.compile(r"def (\w+)\(self: [\w.]+")
 _CHUNK_START = re.compile(r"(?<=\n)(?=class |def |  def )")
 # The printer's layout: a class's attribute lines at column 2, method bodies deeper, a
-# function's body at column 2 or deeper; blank lines anywhere.
-_CLASS = re.compile(
-    r"class (\w+)\(\w*\):\n"
-    r"(?:  \w+ : [^\n]*\n|  __\w+__(?:\[\"[^\"\n]*\"\])? = [^\n]*\n| *\n)*"
-)
-_METHOD = re.compile(r"  def [^\n]*\n(?:   [^\n]*\n| *\n)*")
-_FUNCTION = re.compile(r"def [^\n]*\n(?: [^\n]*\n| *\n)*")
+# function's body at column 1 or deeper; blank lines anywhere. Checked line by line (a pattern
+# repeated over lines backtracks exponentially on lines that fit two alternatives).
+_CLASS_LINE = re.compile(r"class (\w+)\(\w*\):")
+_ATTRIBUTE_LINE = re.compile(r"  (?:\w+ : |__\w+__(?:\[\"[^\"]*\"\])? = )")
+
+
+def _class_name(chunk: str) -> str | None:
+    """The class a chunk declares when it is in the printer's layout, else None."""
+    first, _, rest = chunk.partition("\n")
+    matched = _CLASS_LINE.fullmatch(first)
+    if matched is None:
+        return None
+    for line in rest.split("\n"):
+        if line.strip(" ") and _ATTRIBUTE_LINE.match(line) is None:
+            return None
+    return matched.group(1)
+
+
+def _in_layout(chunk: str, indent: str) -> bool:
+    """Every line after a def's first is indented by `indent` or blank."""
+    for line in chunk.split("\n")[1:]:
+        if not line.startswith(indent) and line.strip(" "):
+            return False
+    return True
+
+
+# Python's parser keeps 50 (printed TorchScript) to 190 (a name every two bytes) bytes of tree
+# per byte of code, and peaks at 700 while it parses: one text parsed and all distinct code
+# parsed are bounded so that both fit in about 300 MB. A scripted 24-layer Transformer has
+# 77 kB of code, its largest method 6 kB.
+MAX_PARSE_BYTES = 256 << 10
+MAX_PARSED_BYTES = 768 << 10
 
 
 class InterpretError(Exception):
@@ -51,34 +76,48 @@ class Function:
 
 @dataclass
 class ClassCode:
-    """One class: its methods in file order and its `name : T = value` constants, read when
-    first asked for."""
+    """One class: its methods in file order and its `name : T = value` lines, read when first
+    asked for."""
 
     name: str
     methods: dict[str, Function] = field(default_factory=dict)
     header: str = ""
     member: str = ""
     _constants: dict[str, Any] | None = None
+    _annotations: dict[str, ast.expr] = field(default_factory=dict)
 
     def constant(self, name: str) -> Any:
         """The value expression of a class attribute, or None."""
         if self._constants is None:
-            self._constants = {}
-            try:
-                tree = ast.parse(self.header) if self.header else None
-            except (SyntaxError, ValueError, MemoryError, RecursionError):
-                raise InterpretError(
-                    f"{self.member}: the attributes of class {self.name} are not TorchScript"
-                ) from None
-            body = tree.body[0].body if tree is not None else ()  # type: ignore[attr-defined]
-            for statement in body:
-                if (
-                    isinstance(statement, ast.AnnAssign)
-                    and isinstance(statement.target, ast.Name)
-                    and statement.value is not None
-                ):
-                    self._constants[statement.target.id] = statement.value
-        return self._constants.get(name)
+            self._read_header()
+        return self._constants.get(name)  # type: ignore[union-attr]
+
+    def attribute_type(self, name: str) -> ast.expr | None:
+        """The annotation of a class attribute (`conv : __torch__.X`), or None."""
+        if self._constants is None:
+            self._read_header()
+        return self._annotations.get(name)
+
+    def _read_header(self) -> None:
+        self._constants = {}
+        try:
+            tree = ast.parse(self.header) if self.header else None
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
+            raise InterpretError(
+                f"{self.member}: the attributes of class {self.name} are not TorchScript"
+            ) from None
+        body = tree.body[0].body if tree is not None else ()  # type: ignore[attr-defined]
+        for statement in body:
+            _read_attribute(statement, self._constants, self._annotations)
+
+
+def _read_attribute(
+    statement: ast.stmt, constants: dict[str, Any], annotations: dict[str, ast.expr]
+) -> None:
+    if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
+        annotations[statement.target.id] = statement.annotation
+        if statement.value is not None:
+            constants[statement.target.id] = statement.value
 
 
 @dataclass
@@ -92,14 +131,24 @@ class ChunkParser:
 
     def __init__(self) -> None:
         self._trees: dict[str, ast.FunctionDef | None] = {}
+        self.parsed_bytes = 0
+
+    def _spend(self, text: str) -> None:
+        """Counts code about to be parsed; past the budget, InterpretError before parsing."""
+        self.parsed_bytes += len(text)
+        if len(text) > MAX_PARSE_BYTES:
+            raise InterpretError(f"more than {MAX_PARSE_BYTES} bytes of code in one piece to parse")
+        if self.parsed_bytes > MAX_PARSED_BYTES:
+            raise InterpretError(f"more than {MAX_PARSED_BYTES} bytes of distinct code to parse")
 
     def parse(self, text: str, member: str) -> ParsedFile:
         """The file's classes and functions; raises SyntaxError, ValueError, RecursionError or
-        MemoryError as `ast.parse` of the whole file does."""
+        MemoryError as `ast.parse` of the whole file does, InterpretError past the budget."""
         parsed = None
         if not any(breaker in text for breaker in _LAYOUT_BREAKERS):
             parsed = self._parse_chunks(text, member)
         if parsed is None:
+            self._spend(text)
             parsed = whole_file(ast.parse(text, filename=member), member)
         return parsed
 
@@ -114,7 +163,7 @@ class ChunkParser:
                 continue
             first_line, line = line, line + chunk.count("\n")
             if chunk.startswith("  def "):
-                if not classes or _METHOD.fullmatch(chunk) is None:
+                if not classes or not _in_layout(chunk, "   "):
                     return None
                 function = self._function(chunk, 2)
                 if function is None:
@@ -123,18 +172,19 @@ class ChunkParser:
                     function, Origin(member, first_line - 1, 2)
                 )
             elif chunk.startswith("def "):
-                if _FUNCTION.fullmatch(chunk) is None:
+                if not _in_layout(chunk, " "):
                     return None
                 function = self._function(chunk, 0)
                 if function is None:
                     return None
                 functions[function.name] = Function(function, Origin(member, first_line - 1))
             elif chunk.startswith("class "):
-                matched = _CLASS.fullmatch(chunk)
-                if matched is None:
+                name = _class_name(chunk)
+                if name is None:
                     return None
                 header = chunk if "\n  " in chunk else chunk + "  pass\n"
-                classes.append(ClassCode(matched.group(1), header=header, member=member))
+                self._spend(header)
+                classes.append(ClassCode(name, header=header, member=member))
             else:
                 return None
         return ParsedFile(classes, functions)
@@ -148,6 +198,7 @@ class ChunkParser:
         if text in self._trees:
             return self._trees[text]
         try:
+            self._spend(text)
             tree = ast.parse(text)
         except (SyntaxError, ValueError):
             tree = None
@@ -169,12 +220,8 @@ def whole_file(tree: ast.Module, member: str) -> ParsedFile:
             for inner in statement.body:
                 if isinstance(inner, ast.FunctionDef):
                     cls.methods[inner.name] = Function(inner, origin)
-                elif (
-                    isinstance(inner, ast.AnnAssign)
-                    and isinstance(inner.target, ast.Name)
-                    and inner.value is not None
-                ):
-                    constants[inner.target.id] = inner.value
+                else:
+                    _read_attribute(inner, constants, cls._annotations)
             cls._constants = constants
             classes.append(cls)
         elif isinstance(statement, ast.FunctionDef):

@@ -29,7 +29,17 @@ from exportcheck.readers.torchscript.sources import CallStack, CodePosition
 from exportcheck.readers.view import Arg
 
 MAX_CALL_DEPTH = 200
-MAX_STEPS = 5_000_000
+# Work is counted in evaluated expressions (inlined calls included), environment entries copied
+# or merged at branches, and elements of constants folded: the units that grow with inlining.
+# An inlined call and an operator node cost more (a frame, a node kept until the end). A
+# scripted 24-layer Transformer takes about 1.3 million.
+MAX_WORK = 4_000_000
+_CALL_WORK = 64
+_NODE_WORK = 16
+# A folded constant: an int of more bits, or a string or (nested) tuple of more elements, is
+# refused before it is computed.
+MAX_INT_BITS = 4096
+MAX_CONSTANT_SIZE = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +121,7 @@ _FOLD: dict[str, Callable[..., Any]] = {
 }
 _FOLDABLE_TYPES = (bool, int, float, str, type(None))
 _MISSING = object()
+_SHORT = 4096
 _TRANSPARENT_BUILTINS = frozenset({"annotate", "unchecked_cast"})
 
 
@@ -173,6 +184,29 @@ def op_name(name: str) -> str | None:
     return None
 
 
+def _foldable_size(value: Any) -> bool:
+    """A saved int or string small enough to fold and to print."""
+    if type(value) is int:
+        return value.bit_length() <= MAX_INT_BITS
+    return type(value) is not str or len(value) <= MAX_CONSTANT_SIZE
+
+
+def _same(left: Any, right: Any) -> bool:
+    """Equal values, compared without walking long constants or lists (those are the same
+    only when they are one object)."""
+    if left is right:
+        return True
+    if type(left) is not type(right) or type(left) is Seq:
+        return False
+    if type(left) is Const:
+        values = (left.value, right.value)
+        if values[0] is not values[1] and (
+            type(values[0]) in (tuple, list) or (type(values[0]) is str and len(values[0]) > _SHORT)
+        ):
+            return False
+    return left == right
+
+
 def _is_bool_constant(value: Any) -> bool:
     return isinstance(value, Const) and isinstance(value.value, bool)
 
@@ -184,12 +218,14 @@ class Interpreter:
         self.code = code
         self.constants = constants
         self.nodes: list[RawNode] = []
-        self.steps = 0
+        self.work = 0
         self.dead_branches = 0
         # Record.attributes builds a dict per call; the records outlive the interpreter.
         self._attributes: dict[int, dict[str, Any]] = {}
         self._names: dict[int, tuple[str | None, str | None]] = {}
         self._literals: dict[int, Const] = {}  # one Const per literal: values are immutable
+        # Sizes of the tuples and lists met, by id (with the object, which keeps the id valid).
+        self._sizes: dict[int, tuple[Any, int]] = {}
 
     # --- entry -------------------------------------------------------------------------
     def run_method(self, root: Record, method: Function, scope: str) -> None:
@@ -205,12 +241,52 @@ class Interpreter:
         except (_Return, _Raised):
             pass
 
+    def charge(self, units: int) -> None:
+        self.work += units
+        if self.work > MAX_WORK:
+            raise InterpretError(
+                f"code takes more than {MAX_WORK} steps to read when inlined (expressions "
+                "evaluated, names carried through branches, constant elements folded)"
+            )
+
+    def size(self, value: Any) -> int:
+        """Elements in a constant or list, nested ones and string characters counted; ints
+        and floats count one. Past MAX_CONSTANT_SIZE the count stops."""
+        kind = type(value)
+        if kind is str:
+            return len(value) + 1
+        if kind is Seq:
+            value = value.items
+        elif kind is Const:
+            value = value.value
+        if type(value) not in (tuple, list):
+            return 1
+        known = self._sizes.get(id(value))
+        if known is not None and known[0] is value:
+            return known[1]
+        total = 1
+        for item in value:
+            total += self.size(item)
+            if total > MAX_CONSTANT_SIZE:
+                break
+        self._sizes[id(value)] = (value, total)
+        return total
+
+    def checked(self, value: Any) -> Any:
+        """`value` (a Const or Seq) if it is within the size budget."""
+        inner = value.value if type(value) is Const else None
+        if type(inner) is int and inner.bit_length() > MAX_INT_BITS:
+            raise InterpretError(f"a folded integer has more than {MAX_INT_BITS} bits")
+        if self.size(value) > MAX_CONSTANT_SIZE:
+            raise InterpretError(
+                f"a folded constant or list has more than {MAX_CONSTANT_SIZE} elements"
+            )
+        return value
+
     # --- statements --------------------------------------------------------------------
     def _block(self, statements: list[ast.stmt], frame: _Frame) -> None:
         for statement in statements:
-            self.steps += 1
-            if self.steps > MAX_STEPS:
-                raise InterpretError(f"code runs more than {MAX_STEPS} statements when inlined")
+            self.charge(1)
             if type(statement) is ast.Assign and len(statement.targets) == 1:
                 target = statement.targets[0]
                 if type(target) is ast.Name:
@@ -294,6 +370,7 @@ class Interpreter:
         merged: dict[str, Any] = {}
         survivors: list[dict[str, Any]] = []
         for position, body in enumerate((statement.body, statement.orelse)):
+            self.charge(len(frame))
             branch = frame.child(f"{frame.scope}/prim::If.block{position}")
             try:
                 self._block(body, branch)
@@ -307,8 +384,9 @@ class Interpreter:
         if not survivors:
             raise _Raised()
         for env in survivors:
+            self.charge(len(env))
             for name, value in env.items():
-                if name in merged and merged[name] != value:
+                if name in merged and not _same(merged[name], value):
                     merged[name] = Unknown(f"branch on {source}")
                 else:
                     merged.setdefault(name, value)
@@ -320,17 +398,21 @@ class Interpreter:
             self._assign(statement.target, Unknown("loop variable"), frame)
         else:
             self._expr(statement.test, frame)
+        self.charge(2 * len(frame))
         body = frame.child(f"{frame.scope}/prim::Loop.block0")
         try:
             self._block(statement.body, body)
         except (_Raised, _Return):
             return
         for name, value in body.env.items():
-            if frame.env.get(name) != value:
+            if not _same(frame.env.get(name), value):
                 frame.env[name] = Unknown("value carried by a loop")
 
     # --- expressions -------------------------------------------------------------------
     def _expr(self, node: ast.expr, frame: _Frame) -> Any:
+        self.work += 1
+        if self.work > MAX_WORK:
+            self.charge(0)
         kind = type(node)
         if kind is ast.Name:
             value = frame.env.get(node.id, _MISSING)
@@ -358,8 +440,8 @@ class Interpreter:
         if isinstance(node, (ast.Tuple, ast.List)):
             items = tuple(self._expr(e, frame) for e in node.elts)
             if all(isinstance(i, Const) for i in items):
-                return Const(tuple(i.value for i in items))
-            return Seq(items)
+                return self.checked(Const(tuple(i.value for i in items)))
+            return self.checked(Seq(items))
         if isinstance(node, ast.Subscript):
             base = self._expr(node.value, frame)
             index = self._expr(node.slice, frame)
@@ -419,12 +501,37 @@ class Interpreter:
         for argument in args:
             if type(argument) is not Const or not isinstance(argument.value, _FOLDABLE_TYPES):
                 return None
+        values = [a.value for a in args]
+        self._check_growth(function, values)
         try:
-            result = function(*(a.value for a in args))
+            result = function(*values)
         except Exception:  # a constant combination the operator rejects: leave it unfolded
             return None
         sources = [a.source for a in args if a.source != "constant"]
-        return Const(result, sources[0] if sources else "constant")
+        return self.checked(Const(result, sources[0] if sources else "constant"))
+
+    def _check_growth(self, function: Callable[..., Any], values: list[Any]) -> None:
+        """Refuses, before computing it, a product or sum past the size budget."""
+        sizes = [self.size(v) for v in values]
+        self.charge(sum(sizes) - len(sizes))  # comparing or copying long values costs
+        if len(values) != 2 or function not in (operator.mul, operator.add):
+            return
+        left, right = values
+        ints = [type(v) in (int, bool) for v in values]
+        if all(ints):
+            bits = left.bit_length() + right.bit_length()
+            if function is operator.mul and bits > MAX_INT_BITS:
+                raise InterpretError(f"a folded integer would have more than {MAX_INT_BITS} bits")
+            return
+        if function is operator.mul and any(ints):
+            count, repeated = (left, sizes[1]) if ints[0] else (right, sizes[0])
+            grown = max(count, 0) * repeated
+        else:
+            grown = sizes[0] + sizes[1]
+        if grown > MAX_CONSTANT_SIZE:
+            raise InterpretError(
+                f"a folded constant or list would have more than {MAX_CONSTANT_SIZE} elements"
+            )
 
     def _dotted(self, node: ast.expr) -> tuple[str | None, str | None]:
         """`dotted(node)` and its first part, once per code node (the trees are shared)."""
@@ -452,7 +559,7 @@ class Interpreter:
             value = self.constants[int(key[1:])]
             if isinstance(value, TensorRecord):
                 return Value(f"CONSTANTS.{key}", f"constant tensor CONSTANTS.{key}")
-            if isinstance(value, _FOLDABLE_TYPES):
+            if isinstance(value, _FOLDABLE_TYPES) and _foldable_size(value):
                 return Const(value, f"constant CONSTANTS.{key}")
         return Unknown(f"constant CONSTANTS.{key}")
 
@@ -470,7 +577,7 @@ class Interpreter:
                 return ModuleRef(path, value)
             if isinstance(value, TensorRecord):
                 return Value(path, f"parameter or buffer {path}")
-            if isinstance(value, _FOLDABLE_TYPES):
+            if isinstance(value, _FOLDABLE_TYPES) and _foldable_size(value):
                 if name == "training":
                     return Const(value, f"module flag {path}")
                 return Const(value, f"attribute {path}")
@@ -528,6 +635,7 @@ class Interpreter:
         return positional, keywords
 
     def _operator(self, op: str, node: ast.Call, frame: _Frame) -> Any:
+        self.charge(_NODE_WORK)
         positional, keywords = self._arguments(node, frame)
         folder = _FOLD.get(op)
         if folder is not None and not keywords:
@@ -560,6 +668,7 @@ class Interpreter:
     ) -> Any:
         if frame.depth >= MAX_CALL_DEPTH:
             raise InterpretError(f"calls nest more than {MAX_CALL_DEPTH} deep")
+        self.charge(_CALL_WORK)
         positional, keywords = self._arguments(node, frame)
         tree = function.tree
         params = tree.args.args
@@ -618,6 +727,9 @@ class _Frame:
 
     def child(self, scope: str) -> _Frame:
         return _Frame(dict(self.env), self.module, scope, self.depth, self.origin, self.stack)
+
+    def __len__(self) -> int:
+        return len(self.env)
 
     def position(self, node: ast.expr) -> CodePosition:
         origin = self.origin

@@ -21,7 +21,9 @@ from exportcheck.readers.restricted_pickle import restricted_load
 from exportcheck.readers.source_frames import is_torch_source
 
 _STRING_TABLE_FORMAT = "FORMAT_WITH_STRING_TABLE"
-_TRACE_FRAME = re.compile(r"^(.+)\((\d+)\): [^\n]*$", re.MULTILINE)
+_TRACE_FRAME = re.compile(r"\((\d{1,9})\): ")
+# A line number past this is no source line: the location is dropped.
+MAX_LINE = 10**8
 
 # (code member, line, byte column) of one call, and the stack of calls that led to it.
 CodePosition = tuple[str, int, int]
@@ -45,8 +47,9 @@ class _MemberRanges:
             position = code.find(b"\n", position + 1)
         self.offsets = [offset for offset, _ in entries]
         self._raw = [raw for _, raw in entries]
-        self._strings = strings
         self._decoded: dict[int, tuple[SourceRange, ...]] = {}
+        # The texts the entries share, decoded once each (see _SourceTexts).
+        self._texts = _SourceTexts(strings)
 
     def at(self, line: int, column: int) -> tuple[SourceRange, ...]:
         """The source frames of the code at that position, innermost first."""
@@ -57,7 +60,7 @@ class _MemberRanges:
         if index < 0:
             return ()
         if index not in self._decoded:
-            self._decoded[index] = _source_range(self._raw[index], self._strings)
+            self._decoded[index] = _source_range(self._raw[index], self._texts)
         return self._decoded[index]
 
 
@@ -143,35 +146,95 @@ def _decode(code: bytes, debug_info: Any) -> _MemberRanges | None:
     return _MemberRanges(code, entries, strings)
 
 
-def _source_range(value: Any, strings: tuple[Any, ...] | None) -> tuple[SourceRange, ...]:
-    if not (isinstance(value, tuple) and len(value) == 3 and isinstance(value[1], int)):
+class _SourceTexts:
+    """The source texts debug entries point at, each joined and indexed once: thousands of
+    entries share one text (by string-table indices, or one pickled string)."""
+
+    def __init__(self, strings: tuple[Any, ...] | None) -> None:
+        self.strings = strings
+        self._texts: dict[int, tuple[Any, str | None, str | None]] = {}
+        self._indexed: dict[int, tuple[str, tuple[SourceRange, ...] | None, list[int]]] = {}
+
+    def text(self, text_part: Any, file_part: Any) -> tuple[str | None, str | None]:
+        """The text and file name an entry names, or (None, None)."""
+        key = id(text_part)
+        known = self._texts.get(key)
+        if known is None or known[0] is not text_part:
+            known = (text_part, *self._resolve(text_part, file_part))
+            self._texts[key] = known
+        if self.strings is not None:
+            file = _string_at(self.strings, file_part)
+            return (known[1], file) if file else (None, None)
+        return known[1], file_part if isinstance(file_part, str) and file_part else None
+
+    def _resolve(self, text_part: Any, file_part: Any) -> tuple[str | None, None]:
+        strings = self.strings
+        if strings is None:
+            return (text_part if isinstance(text_part, str) else None), None
+        if not isinstance(text_part, list):
+            return None, None
+        pieces = [_string_at(strings, i) for i in text_part]
+        if any(piece is None for piece in pieces):
+            return None, None
+        return "".join(pieces), None  # type: ignore[arg-type]
+
+    def frames_and_lines(
+        self, text: str, file: str
+    ) -> tuple[tuple[SourceRange, ...] | None, list[int]]:
+        """A traced module's stack frames in the text (or None), and where its lines start."""
+        known = self._indexed.get(id(text))
+        if known is None or known[0] is not text:
+            known = (text, _trace_frames(text), _line_starts(text))
+            self._indexed[id(text)] = known
+        return known[1], known[2]
+
+
+def _string_at(strings: tuple[Any, ...], index: Any) -> str | None:
+    if type(index) is int and 0 <= index < len(strings) and isinstance(strings[index], str):
+        return strings[index]
+    return None
+
+
+def _line_starts(text: str) -> list[int]:
+    """Offsets (in UTF-8 bytes, as torch counts) where each line of the text starts."""
+    encoded = text.encode("utf-8", "replace")
+    starts = [0]
+    position = encoded.find(b"\n")
+    while position != -1:
+        starts.append(position + 1)
+        position = encoded.find(b"\n", position + 1)
+    return starts
+
+
+def _trace_frames(text: str) -> tuple[SourceRange, ...] | None:
+    """`file(line): code` on every line: a traced module's Python stack, innermost first."""
+    lines = text.split("\n")
+    if len(lines) < 2 or lines[-1]:
+        return None
+    frames: list[SourceRange] = []
+    for line in lines[:-1]:
+        # The last `(N): ` of the line ends the file name (a name may hold parentheses).
+        found = max(_TRACE_FRAME.finditer(line), key=lambda m: m.start(), default=None)
+        if found is None or found.start() == 0:
+            return None
+        frames.append(SourceRange(line[: found.start()], int(found.group(1))))
+    return tuple(frames)
+
+
+def _source_range(value: Any, texts: _SourceTexts) -> tuple[SourceRange, ...]:
+    if not (isinstance(value, tuple) and len(value) == 3 and type(value[1]) is int):
         return ()
     source, start = value[0], value[1]
     if not (isinstance(source, tuple) and len(source) == 3):
         return ()
     text_part, file_part, first_line = source
-    if not isinstance(first_line, int):
+    if type(first_line) is not int or not 0 <= first_line <= MAX_LINE or start < 0:
         return ()
-    if strings is not None:
-        if not (
-            isinstance(text_part, list)
-            and all(isinstance(i, int) and 0 <= i < len(strings) for i in text_part)
-            and isinstance(file_part, int)
-            and 0 <= file_part < len(strings)
-        ):
-            return ()
-        pieces = [strings[i] for i in text_part]
-        if not all(isinstance(piece, str) for piece in pieces):
-            return ()
-        text, file = "".join(pieces), strings[file_part]
-    else:
-        text, file = text_part, file_part
-    if not (isinstance(text, str) and isinstance(file, str) and file):
+    text, file = texts.text(text_part, file_part)
+    if text is None or file is None:
         return ()
-    frames = _TRACE_FRAME.findall(text)
-    if frames and len(frames) == text.count("\n"):
-        # A traced module's "source" is the Python stack at the op, innermost frame first.
-        return tuple(SourceRange(frame_file, int(frame_line)) for frame_file, frame_line in frames)
-    encoded = text if text.isascii() else text.encode("utf-8", "replace")
-    newline = "\n" if encoded is text else b"\n"
-    return (SourceRange(file, first_line + encoded.count(newline, 0, start)),)  # type: ignore[arg-type]
+    frames, line_starts = texts.frames_and_lines(text, file)
+    if frames is not None:
+        return frames
+    line = first_line + bisect.bisect_right(line_starts, start) - 1
+    return (SourceRange(file, line),) if line <= MAX_LINE else ()
