@@ -205,14 +205,15 @@ def _planned_artifacts(
     return planned_artifacts(out_dir, expand_targets(targets), formats)
 
 
-def report_width() -> int:
-    """`COLUMNS` when set, the terminal's width on a TTY, else 100."""
+def report_width() -> int | None:
+    """`COLUMNS` when set, the terminal's width on a TTY, else None: unwrapped lines for a
+    pipe, a file or a CI log, where `grep` and problem matchers read one item a line."""
     columns = os.environ.get("COLUMNS", "")
     if columns.isdigit() and 0 < len(columns) <= 4 and int(columns) > 0:
         return int(columns)
     if sys.stdout.isatty():
         return shutil.get_terminal_size((100, 24)).columns
-    return 100
+    return None
 
 
 def finish(

@@ -29,7 +29,9 @@ class ReportOptions:
     format_name: Annotated[
         str | None,
         typer.Option(
-            "--format", "-f", help="Report format on stdout: text, json, junit, sarif, markdown."
+            "--format",
+            "-f",
+            help="Report format on stdout: text, json, junit, sarif, markdown, github.",
         ),
     ] = None
     output: Annotated[
