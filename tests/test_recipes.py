@@ -129,3 +129,12 @@ def test_documented_settings_example_is_valid(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "reviewed 2026-11" in result.stdout
     assert os.fspath(tmp_path / "pyproject.toml") in result.stdout
+
+
+def test_workflow_grants_what_its_upload_steps_need():
+    """SARIF upload writes security events and the JUnit action writes checks: a read-only
+    default token (many organisations) fails both without these."""
+    workflow = yaml.safe_load((ROOT / "docs" / "examples" / "github-workflow.yml").read_text())
+    permissions = workflow["permissions"]
+    assert permissions["security-events"] == "write" and permissions["checks"] == "write"
+    assert permissions["contents"] == "read"

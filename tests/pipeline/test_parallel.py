@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from exportcheck.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_TIMEOUT, InputSpecError
-from exportcheck.pipeline.parallel import run_targets, select_shard
+from exportcheck.pipeline.parallel import run_targets, select_shard, shard_of
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = str(ROOT / "sample_models")
@@ -54,7 +54,13 @@ def test_shards_do_not_depend_on_the_order_given():
     shuffled.reverse()
     for i in (1, 2, 3):
         assert select_shard(shuffled, f"{i}/3") == select_shard(SPECS, f"{i}/3")
-    assert select_shard(SPECS, "2/3") == sorted(SPECS)[1::3]
+
+
+def test_adding_a_target_moves_no_other_to_another_shard():
+    grown = [*SPECS, "models/new_model.py:build"]
+    for i in range(1, 4):
+        before, after = select_shard(SPECS, f"{i}/3"), select_shard(grown, f"{i}/3")
+        assert [spec for spec in after if spec in SPECS] == before
 
 
 def test_no_shard_keeps_every_target_in_order():
@@ -84,8 +90,11 @@ def test_shards_of_a_directory_run_disjoint_targets_that_cover_it():
     ]
     everything = [s for part in subjects for s in part]
     assert len(everything) == len(set(everything)) == 7
-    assert all(subjects)
-    empty = run_targets([SAMPLES], shard="8/8", command="audit", probes=False)
+    assert [sorted(part) for part in subjects] == [
+        sorted(s for s in everything if shard_of(s, 3) == i) for i in (1, 2, 3)
+    ]
+    unused = next(i for i in range(1, 51) if all(shard_of(s, 50) != i for s in everything))
+    empty = run_targets([SAMPLES], shard=f"{unused}/50", command="audit", probes=False)
     assert (empty.subjects, empty.exit_code()) == ((), 0)  # more CI jobs than targets
 
 

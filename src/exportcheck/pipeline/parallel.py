@@ -74,13 +74,28 @@ def parse_shard(shard: str) -> tuple[int, int]:
     return index, count
 
 
+def shard_of(spec: str, count: int) -> int:
+    """The shard (1..count) a target belongs to, from its own name alone: adding or removing a
+    model moves no other model to another CI job. A file under the working directory is named
+    relative to it, so a checkout's location does not move its models either."""
+    import hashlib
+
+    location, sep, attribute = spec.rpartition(":")
+    if sep and os.path.isabs(location):
+        relative = os.path.relpath(location)
+        if not relative.startswith(os.pardir):
+            spec = f"{relative.replace(os.sep, '/')}:{attribute}"
+    digest = hashlib.sha256(spec.encode("utf-8", "surrogateescape")).digest()
+    return int.from_bytes(digest[:8], "big") % count + 1
+
+
 def select_shard(specs: list[str], shard: str | None) -> list[str]:
-    """The targets of shard `i/n`: every n-th of the sorted list, from the i-th on, so the n
-    shards are disjoint, cover every target, and do not depend on the order they were given."""
+    """The targets of shard `i/n`, sorted: the n shards are disjoint, cover every target, and
+    depend neither on the order the targets were given nor on which others there are."""
     if shard is None:
         return list(specs)
     index, count = parse_shard(shard)
-    return sorted(specs)[index - 1 :: count]
+    return sorted(spec for spec in specs if shard_of(spec, count) == index)
 
 
 def run_targets(
