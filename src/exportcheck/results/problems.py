@@ -331,6 +331,27 @@ def _group_key(finding: Finding, anchors: Sequence[str]) -> tuple[str, ...]:
     return ("node", finding.rule, loc.scope or "", loc.node or loc.op_type or "")
 
 
+def _join_unplaced(
+    groups: dict[tuple[str, tuple[str, ...]], _Group], findings: Sequence[Finding]
+) -> None:
+    """A finding with neither module nor source line (the legacy exporter's copy of an
+    `F.dropout` in the top-level `forward`) joins the one placed cause of its rule in the same
+    subject: it is the same bug seen in another artifact. With two or more such causes, which
+    one it is cannot be told, and it stays a problem of its own."""
+    for key in [k for k in groups if k[1][0] == "node"]:
+        subject, rule = key[0], key[1][1]
+        placed = [
+            k
+            for k in groups
+            if k[0] == subject
+            and k[1][0] == "source"
+            and k[1][1] == rule
+            and not any(findings[i].location.module for i in groups[k].indices)
+        ]
+        if len(placed) == 1:
+            groups[placed[0]].indices.extend(groups.pop(key).indices)
+
+
 def _cause_order(indexed: tuple[int, Finding]) -> tuple[int, int, int]:
     """Which finding names a problem: the earliest stage (audit, then graph, then probe), and
     not a note. A severity override does not move it, so a suppression keeps matching."""
@@ -429,6 +450,7 @@ def group_problems(
         key = (finding.subject, _group_key(finding, anchors.get(finding.subject, ())))
         groups.setdefault(key, _Group([], [])).indices.append(index)
 
+    _join_unplaced(groups, findings)
     by_subject: dict[str, list[_Group]] = {}
     for (subject, _), group in groups.items():
         by_subject.setdefault(subject, []).append(group)
