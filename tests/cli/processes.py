@@ -40,6 +40,12 @@ def build():
 """
 
 
+def ci_environment() -> dict[str, str]:
+    """This process's environment as a CI step has it: pytest-xdist's workers set COLUMNS and
+    LINES, which a CI log has not (the text report would wrap to them)."""
+    return {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+
+
 def exportcheck(
     *args: str | os.PathLike[str],
     cwd: Path | None = None,
@@ -53,7 +59,7 @@ def exportcheck(
         capture_output=True,
         text=True,
         cwd=cwd,
-        env={**os.environ, **(env or {})},
+        env={**ci_environment(), **(env or {})},
         timeout=timeout,
         **kwargs,
     )

@@ -8,12 +8,8 @@ not write it). `exportcheck inspect` runs on it in a subprocess: it ends in unde
 from __future__ import annotations
 
 import io
-import os
 import pickle
-import resource
-import subprocess
 import sys
-import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.hostile.conftest import inspect_in_subprocess
 from tests.hostile.test_unsafe_archives import rewrite
 
 SECONDS = 10
@@ -81,27 +78,14 @@ class Run:
 
 
 def inspect_cli(path: Path) -> Run:
-    """`exportcheck inspect PATH` in a subprocess, with its own time and peak RSS."""
-
-    def limits() -> None:  # a runaway case is killed rather than hanging the suite
-        resource.setrlimit(resource.RLIMIT_CPU, (60, 60))
-
-    started = time.monotonic()
-    err = path.with_suffix(".stderr")
-    with open(os.devnull, "wb") as out, open(err, "wb") as errors:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "exportcheck", "inspect", str(path)],
-            stdout=out,
-            stderr=errors,
-            preexec_fn=limits,
-        )
-        _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
+    """`exportcheck inspect PATH` in a fresh process under a launcher, with its own time and
+    peak RSS (a process forked from pytest would report pytest's high-water mark)."""
+    measured = inspect_in_subprocess(path)
     return Run(
-        process.returncode,
-        err.read_text(errors="replace"),
-        time.monotonic() - started,
-        usage.ru_maxrss * 1024,
+        measured.exit_code,
+        measured.stderr,
+        measured.seconds,
+        int(measured.peak_rss_mb * (1 << 20)),
     )
 
 

@@ -146,8 +146,8 @@ def output_format(path: str, format_name: str) -> str:
     from exportcheck.reporters.files import REPORT_SUFFIXES
 
     suffix = os.path.splitext(path)[1].lower()
-    if suffix in UNTYPED_SUFFIXES:
-        return format_name
+    if suffix in UNTYPED_SUFFIXES or (os.path.exists(path) and not os.path.isfile(path)):
+        return format_name  # a pipe or a device is a stream, whatever its name
     if suffix not in REPORT_SUFFIXES:
         known = ", ".join(f"{s} ({f})" for s, f in REPORT_SUFFIXES.items())
         raise UsageError(
@@ -158,22 +158,30 @@ def output_format(path: str, format_name: str) -> str:
     return REPORT_SUFFIXES[suffix]
 
 
-def destinations(format_name: str, outputs: list[str] | None) -> list[tuple[str, str | None]]:
-    """(format, file or None for stdout) for each report; every file checked before any work."""
+def destinations(
+    format_name: str, outputs: list[str] | None, **run: Any
+) -> list[tuple[str, str | None]]:
+    """(format, file or None for stdout) for each report; every file checked before any work:
+    first that it is none of the run's inputs (`run`: see refuse_overwriting_inputs), then that
+    a format writes it."""
     from exportcheck.reporters.files import parse_output_spec, prepare_destination
 
-    chosen: list[tuple[str, str | None]] = []
+    given: list[tuple[str | None, str]] = []
     for spec in outputs or []:
         named, path = parse_output_spec(spec)
-        chosen.append((named or output_format(path, format_name), path))
         prepare_destination(path)
+        given.append((named, path))
+    refuse_overwriting_inputs([path for _, path in given], **run)
+    chosen: list[tuple[str, str | None]] = [
+        (named or output_format(path, format_name), path) for named, path in given
+    ]
     if not any(fmt == format_name for fmt, _ in chosen):
         chosen.insert(0, (format_name, None))
     return chosen
 
 
 def refuse_overwriting_inputs(
-    chosen: list[tuple[str, str | None]],
+    paths: list[str],
     out_dir: str | None = None,
     formats: Sequence[str] | None = None,
     **inputs: Any,
@@ -183,7 +191,6 @@ def refuse_overwriting_inputs(
     from exportcheck.reporters.files import refuse_inputs
     from exportcheck.targets.inputs import run_inputs
 
-    paths = [path for _, path in chosen if path is not None]
     if not paths and out_dir is None:
         return
     artifacts = _planned_artifacts(out_dir, inputs.get("targets", ()), formats)
@@ -302,8 +309,9 @@ def inspect_command(
     from exportcheck.pipeline.inspection import inspect
 
     settings = load_settings(report)
-    chosen = destinations(settings.format, report.output)
-    refuse_overwriting_inputs(chosen, models=paths, config_file=settings.config_file)
+    chosen = destinations(
+        settings.format, report.output, models=paths, config_file=settings.config_file
+    )
     # Reading a graph allocates up to millions of objects that reference counting frees; the
     # cyclic collector's passes over them, and over onnx's and numpy's imports, only add time
     # (30 ms of a 100k-node inspection, measured). Paused for the command, restored after.
@@ -395,11 +403,11 @@ def validate_command(
         jobs=many.jobs,
         timeout=many.timeout,
     )
-    chosen = destinations(settings.format, report.output)
-    refuse_overwriting_inputs(
-        chosen,
-        out_dir,
-        settings.formats,
+    chosen = destinations(
+        settings.format,
+        report.output,
+        out_dir=out_dir,
+        formats=settings.formats,
         targets=targets,
         inputs_file=model.inputs,
         config_file=settings.config_file,
@@ -447,9 +455,9 @@ def compare_command(
     from exportcheck.pipeline.validation import compare_target
 
     settings = comparison_settings(report, model, judged)
-    chosen = destinations(settings.format, report.output)
-    refuse_overwriting_inputs(
-        chosen,
+    chosen = destinations(
+        settings.format,
+        report.output,
         models=[artifact],
         targets=[against],
         inputs_file=model.inputs,
@@ -491,9 +499,12 @@ def audit_command(
     settings = model_settings(
         report, model, device=model.device or "cpu", jobs=many.jobs, timeout=many.timeout
     )
-    chosen = destinations(settings.format, report.output)
-    refuse_overwriting_inputs(
-        chosen, targets=targets, inputs_file=model.inputs, config_file=settings.config_file
+    chosen = destinations(
+        settings.format,
+        report.output,
+        targets=targets,
+        inputs_file=model.inputs,
+        config_file=settings.config_file,
     )
     found = run_user_code(
         report.quiet,
