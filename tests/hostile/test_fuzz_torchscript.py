@@ -5,14 +5,13 @@ The seeds are scripted modules saved once per session: a train-mode CNN, a modul
 tuples on the code text (lines duplicated, swapped or dropped, names and numbers replaced,
 aliases inserted), on the pickles' bytes, and on the debug info's fields. Every case must end
 in findings the reporters render or in an `exportcheck.errors.InputError`, within
-`HANG_SECONDS`. Profiles: `fast` by default, `long`, and `soak` (25,000 examples per test,
-10^5 cases) with EXPORTCHECK_FUZZ_PROFILE.
+`HANG_SECONDS`. Profiles (tests/hostile/conftest.py): `fast` by default, `long`, and `soak`
+(25,000 examples per test: 10^5 cases here) with EXPORTCHECK_FUZZ_PROFILE.
 """
 
 from __future__ import annotations
 
 import io
-import os
 import pickle
 import re
 import zipfile
@@ -21,20 +20,14 @@ from typing import Any
 
 import pytest
 import torch
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from tests.hostile.conftest import FUZZ_PROFILE
 from tests.hostile.test_fuzz import BYTE_EDIT, edit_bytes, outcome
 from tests.hostile.test_torchscript_safety import Stateful
 
-settings.register_profile(
-    "soak",
-    max_examples=25_000,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-FUZZ = settings.get_profile(os.environ.get("EXPORTCHECK_FUZZ_PROFILE", "fast"))
+FUZZ = settings.get_profile(FUZZ_PROFILE)
 
 
 class _Net(torch.nn.Module):
