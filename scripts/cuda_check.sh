@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 OUT="${OUT:-build/cuda}"
 mkdir -p "$OUT"
 PY="${PYTHON:-python3}"
-"$PY" -m pip install --quiet --no-build-isolation --no-deps -e . >/dev/null
+# The package from this checkout's src/, without installing it: a GPU machine may lack the
+# setuptools (>= 77) the build needs, and has no registry to fetch it from.
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 "$PY" - <<'PYEOF'
 import torch, onnxruntime as ort
 print("torch", torch.__version__, "cuda", torch.version.cuda, "device",
