@@ -69,7 +69,9 @@ def modules_loaded_by(args: list[str]) -> set[str]:
     return set(line.split()[1:])
 
 
-@pytest.mark.parametrize("args", [["--help"], ["rules"], ["explain", "training-dropout"]])
+@pytest.mark.parametrize(
+    "args", [["--help"], ["rules"], ["explain", "training-dropout"], ["merge", "--help"]]
+)
 def test_light_commands_import_neither_torch_nor_onnxruntime(args):
     loaded = modules_loaded_by(args)
     assert "torch" not in loaded

@@ -46,15 +46,42 @@ def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return result
 
 
-def workflow_validate_command(shard: str) -> list[str]:
-    workflow = yaml.safe_load((ROOT / "docs" / "examples" / "github-workflow.yml").read_text())
-    steps = workflow["jobs"]["exportcheck"]["steps"]
-    script = next(s["run"] for s in steps if s.get("name") == "Validate")
-    line = next(
-        line for line in script.splitlines() if line.strip().startswith("exportcheck validate")
-    )
-    words = line.replace("${{ matrix.shard }}", shard).split()
+def workflow() -> dict:
+    return yaml.safe_load((ROOT / "docs" / "examples" / "github-workflow.yml").read_text())
+
+
+def step_command(job: str, step: str, command: str, **expressions: str) -> list[str]:
+    """The `exportcheck COMMAND` line of a step of the example workflow, as words, with the
+    `${{ NAME }}` expressions given filled in."""
+    steps = workflow()["jobs"][job]["steps"]
+    script = next(s["run"] for s in steps if s.get("name") == step)
+    line = next(line for line in script.splitlines() if line.strip().startswith(command))
+    for name, value in expressions.items():
+        line = line.replace("${{ " + name + " }}", value)
+    return line.split("||", 1)[0].split()
+
+
+def workflow_validate_command(shard: str, index: int = 0) -> list[str]:
+    expressions = {"matrix.shard": shard, "strategy.job-index": str(index)}
+    words = step_command("exportcheck", "Validate", "exportcheck validate", **expressions)
     return [*EXPORTCHECK, *words[1:]]
+
+
+def run_workflow(
+    project: Path, extra: list[str], shards: tuple[str, ...] = ("1/1",)
+) -> subprocess.CompletedProcess:
+    """The example workflow in one folder: each matrix job's Validate step, the artifacts'
+    download into shards/, and the merge job's Merge step, whose result is returned."""
+    (project / "shards").mkdir(exist_ok=True)
+    for index, shard in enumerate(shards):
+        validated = run(workflow_validate_command(shard, index) + extra, project)
+        assert validated.returncode == 0, validated.stderr
+        report = project / "reports" / f"shard-{index}.json"
+        shutil.copy(report, project / "shards" / report.name)
+    words = step_command("merge", "Merge", "exportcheck merge")
+    files = [str(p.relative_to(project)) for p in sorted((project / "shards").glob("shard-*.json"))]
+    words = [w for word in words[1:] for w in (files if "*" in word else [word])]
+    return run([*EXPORTCHECK, *words], project)
 
 
 def make_project(tmp_path: Path) -> Path:
@@ -68,8 +95,8 @@ def make_project(tmp_path: Path) -> Path:
 
 def test_ci_run_fails_then_passes_with_the_documented_mc_dropout_suppression(tmp_path):
     project = make_project(tmp_path)
-    command = workflow_validate_command("1/1") + ["--formats", "onnx-legacy,torchscript-trace"]
-    failed = run(command, project)
+    formats = ["--formats", "onnx-legacy,torchscript-trace"]
+    failed = run_workflow(project, formats)
     assert failed.returncode == 1, failed.stderr
 
     suites = ET.parse(project / "reports" / "exportcheck.xml").getroot()
@@ -89,7 +116,7 @@ def test_ci_run_fails_then_passes_with_the_documented_mc_dropout_suppression(tmp
     assert [f.get("type") for f in failures] == ["training-dropout"]
 
     (project / "pyproject.toml").write_text(documented_mc_dropout_settings())
-    passed = run(command, project)
+    passed = run_workflow(project, formats)
     assert passed.returncode == 0, passed.stdout + passed.stderr
     suites = ET.parse(project / "reports" / "exportcheck.xml").getroot()
     assert not list(suites.iter("failure"))
@@ -134,8 +161,7 @@ def test_documented_settings_example_is_valid(tmp_path):
 def test_workflow_grants_what_its_upload_steps_need():
     """SARIF upload writes security events and the JUnit action writes checks: a read-only
     default token (many organisations) fails both without these."""
-    workflow = yaml.safe_load((ROOT / "docs" / "examples" / "github-workflow.yml").read_text())
-    permissions = workflow["permissions"]
+    permissions = workflow()["permissions"]
     assert permissions["security-events"] == "write" and permissions["checks"] == "write"
     assert permissions["contents"] == "read"
 
@@ -167,8 +193,8 @@ def test_mc_dropout_suppression_covers_a_top_level_forward(tmp_path):
     (tmp_path / "models").mkdir()
     (tmp_path / "reports").mkdir()
     (tmp_path / "models" / "tagger.py").write_text(TOP_LEVEL_MC_DROPOUT)
-    command = workflow_validate_command("1/1") + ["--formats", "onnx,onnx-legacy,torchscript-trace"]
-    failed = run(command, tmp_path)
+    formats = ["--formats", "onnx,onnx-legacy,torchscript-trace"]
+    failed = run_workflow(tmp_path, formats)
     assert failed.returncode == 1, failed.stderr
     failures = list(ET.parse(tmp_path / "reports" / "exportcheck.xml").getroot().iter("failure"))
     assert [f.get("type") for f in failures] == ["training-dropout"], [
@@ -176,6 +202,36 @@ def test_mc_dropout_suppression_covers_a_top_level_forward(tmp_path):
     ]
 
     (tmp_path / "pyproject.toml").write_text(documented_mc_dropout_settings())
-    passed = run(command, tmp_path)
+    passed = run_workflow(tmp_path, formats)
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert not list(ET.parse(tmp_path / "reports" / "exportcheck.xml").getroot().iter("failure"))
+
+
+def test_merge_job_exits_as_the_unsharded_run(tmp_path):
+    """Two matrix jobs' reports, merged by the merge job's command, fail as one run of both
+    shards' models does, with the same problems."""
+    from exportcheck.pipeline.parallel import shard_of
+
+    project = make_project(tmp_path)
+    # a third model, in whichever shard the two samples leave empty
+    taken = {shard_of(f"models/{name}.py:build", 2) for name in ("tagger", "scaler")}
+    extra = next(
+        name
+        for name in (f"ranker{i}" for i in range(50))
+        if {shard_of(f"models/{name}.py:build", 2)} | taken == {1, 2}
+    )
+    shutil.copy(SAMPLES / "custom_mode_layer.py", project / "models" / f"{extra}.py")
+    formats = ["--formats", "onnx-legacy"]
+    merged = run_workflow(project, formats, ("1/2", "2/2"))
+    whole = run(
+        [*EXPORTCHECK, "validate", "models/", "--device", "cpu", *formats, "-q", "-f", "junit"],
+        project,
+    )
+    assert merged.returncode == whole.returncode == 1, merged.stderr
+    failures = list(ET.parse(project / "reports" / "exportcheck.xml").getroot().iter("failure"))
+    expected = list(ET.fromstring(whole.stdout).iter("failure"))
+    assert [f.get("type") for f in failures] == [f.get("type") for f in expected]
+    assert [f.get("type") for f in failures] == ["training-dropout"]
+    summary = (project / "reports" / "summary.md").read_text()
+    assert "1 of 3 subject(s) failed" in summary
+    validate_reports(project)

@@ -526,6 +526,31 @@ def audit_command(
     return finish(found, settings, chosen, report)
 
 
+@app.command("merge")
+@command
+def merge_command(
+    reports: Annotated[
+        list[str],
+        typer.Argument(
+            help="JSON reports of one run's shards (exportcheck validate --shard K/N -o "
+            "json=FILE), from the same exportcheck version.",
+            metavar="REPORT...",
+        ),
+    ],
+    report: ReportOptions,
+) -> int:
+    """Merge shard reports into the whole run's report, with the exit code it would have had."""
+    from exportcheck.pipeline.merging import merge_files
+
+    settings = load_settings(report)
+    chosen = destinations(
+        settings.format, report.output, models=reports, config_file=settings.config_file
+    )
+    with gc_paused():
+        merged = merge_files(reports, fail_on=settings.fail_on)
+        return finish(merged, settings, chosen, report)
+
+
 @app.command("config")
 @command
 def config_command(
