@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import zipfile
 
+import pytest
 import torch
 
 from exportcheck.readers.restricted_pickle import Record, restricted_load
@@ -53,3 +54,21 @@ def test_a_scripted_module_with_an_enum_attribute(tmp_path):
     assert loaded.unsafe_globals == ()
     assert isinstance(loaded.value.attributes["fmt"], Record)
     assert loaded.value.attributes["fmt"]._pickle_args == ("NCHW",)
+
+
+@pytest.mark.parametrize(
+    ("data", "cause"),
+    [
+        # A BYTEARRAY8 longer than the data left: CPython's C unpickler leaks a buffer export
+        # on it and prints a SystemError on stderr (found by the TorchScript soak fuzz).
+        (b"\x80\x02\x96" + (1000).to_bytes(8, "little") + b"abc.", "bytearray8"),
+        (b"\x80\x05\x96" + (3).to_bytes(8, "little") + b"abc\x98.", "protocol 5"),
+        (b"\x80\x05\x97.", "protocol 5"),
+    ],
+    ids=["truncated-bytearray8", "readonly-buffer", "next-buffer"],
+)
+def test_protocol_5_buffers_are_refused_before_the_unpickler_runs(data, cause, capfd):
+    with pytest.raises(ValueError, match="not a readable pickle") as raised:
+        restricted_load(data)
+    assert cause in str(raised.value)
+    assert capfd.readouterr().err == ""

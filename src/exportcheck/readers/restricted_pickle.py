@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from exportcheck.errors import first_line
+
 _TORCH_PICKLE_HELPERS = frozenset(
     {
         "build_intlist",
@@ -288,29 +290,38 @@ class Unpickled:
     unsafe_globals: tuple[str, ...]
 
 
-class _MemoTooLarge(Exception):
+class _RefusedPickle(Exception):
     pass
 
 
-def _check_memo_indices(data: bytes) -> None:
-    """Python's unpickler sizes its memo to the largest index a PUT names (16 bytes each): an
-    index past the pickle's own length is no pickle torch wrote. Damage the scan cannot read
-    is left to the load."""
+# Protocol 5's bytearray and out-of-band buffers: torch writes protocol 2, and CPython's C
+# unpickler, reading a BYTEARRAY8 longer than the data left, leaks a buffer export and prints
+# "SystemError: deallocated bytearray object has exported buffers" on stderr.
+_REFUSED_OPCODES = frozenset({"BYTEARRAY8", "NEXT_BUFFER", "READONLY_BUFFER"})
+
+
+def _check_opcodes(data: bytes) -> None:
+    """Reads the opcodes before the unpickler does, and refuses what no pickle torch wrote
+    holds: an opcode of protocol 5's buffers, a memo index past the pickle's own length (the
+    unpickler sizes its memo to the largest index a PUT names, 16 bytes each), or opcodes that
+    do not parse (truncated or unknown: the unpickler would fail on them too)."""
     try:
         for opcode, arg, _ in pickletools.genops(io.BytesIO(data)):
+            if opcode.name in _REFUSED_OPCODES:
+                raise _RefusedPickle(f"opcode {opcode.name} (protocol 5; torch writes protocol 2)")
             if opcode.name in ("BINPUT", "LONG_BINPUT", "PUT") and arg > len(data):
-                raise _MemoTooLarge(f"memo index {arg} past the pickle's {len(data)} bytes")
-    except _MemoTooLarge:
+                raise _RefusedPickle(f"memo index {arg} past the pickle's {len(data)} bytes")
+    except _RefusedPickle:
         raise
-    except Exception:  # noqa: S110 - the load that follows reports damaged data
-        pass
+    except Exception as error:
+        raise _RefusedPickle(first_line(error)) from None
 
 
 def restricted_load(data: bytes) -> Unpickled:
     """The pickle as inert data; raises ValueError for a damaged or malicious-but-broken one."""
     context = _Context()
     try:
-        _check_memo_indices(data)
+        _check_opcodes(data)
         try:
             value = _RestrictedUnpickler(data, context).load()
         except TypeError as error:
@@ -322,7 +333,7 @@ def restricted_load(data: bytes) -> Unpickled:
         raise ValueError("pickle nests too deeply") from None
     except MemoryError:
         raise ValueError("pickle too large to read") from None
-    except _MemoTooLarge as error:
+    except _RefusedPickle as error:
         raise ValueError(f"not a readable pickle ({error})") from None
     except Exception as error:
         raise ValueError(f"not a readable pickle ({type(error).__name__}: {error})") from None
