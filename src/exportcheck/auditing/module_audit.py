@@ -11,6 +11,7 @@ from typing import Any
 
 from exportcheck.auditing.modes import preserved
 from exportcheck.results.findings import Finding, Location
+from exportcheck.results.problems import library_relative
 from exportcheck.rules import ModeDependentModule, StaleBatchNormStats, SubmoduleLeftTraining
 from exportcheck.rules.base import Rule
 
@@ -41,6 +42,47 @@ def overriding_train(modules: dict[str, Any], name: str) -> Any:
             return None
 
 
+@lru_cache(maxsize=256)
+def _assignment_line(cls: type, attribute: str) -> int | None:
+    """The line of `self.<attribute> = ...` in a class's own `__init__` (read with ast)."""
+    init = cls.__dict__.get("__init__")
+    if init is None or not attribute.isidentifier():
+        return None
+    try:
+        lines, first = _inspect.getsourcelines(init)
+        tree = ast.parse(textwrap.dedent("".join(lines)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+    for node in ast.walk(tree):
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+            targets = [node.target]
+        for target in targets:
+            if (
+                isinstance(target, ast.Attribute)
+                and isinstance(target.value, ast.Name)
+                and target.value.id == "self"
+                and target.attr == attribute
+            ):
+                return first + node.lineno - 1
+    return None
+
+
+def built_at(modules: dict[str, Any], name: str) -> tuple[str | None, int | None]:
+    """Where the user's code builds a library module (`self.norm = nn.BatchNorm2d(...)` in the
+    nearest enclosing class that is not library code), else that class's first line; a finding
+    about a torch layer then points at the model, not into torch."""
+    path = name
+    while path:
+        parent, _, attribute = path.rpartition(".")
+        owner = type(modules.get(parent))
+        source_file, first = source_of(owner)
+        if source_file is not None and library_relative(source_file) is None:
+            return source_file, _assignment_line(owner, attribute) or first
+        path = parent
+    return None, None
+
+
 def _finding(
     rule: type[Rule],
     message: str,
@@ -48,9 +90,15 @@ def _finding(
     name: str,
     module: Any,
     responsible: Any = None,
+    modules: dict[str, Any] | None = None,
 ) -> Finding:
-    """`responsible` is the code to point at when it is not the module's own class."""
+    """`responsible` is the code to point at when it is not the module's own class; a module
+    whose class is library code is placed where the user's code builds it (`modules`)."""
     source_file, source_line = source_of(responsible if responsible is not None else type(module))
+    if responsible is None and modules and source_file and library_relative(source_file):
+        user_file, user_line = built_at(modules, name)
+        if user_file is not None:
+            source_file, source_line = user_file, user_line
     where = Location(
         scope="module tree",
         module=name or None,
@@ -159,6 +207,7 @@ def audit_findings(model: Any, subject: str = "model") -> list[Finding]:
                         subject,
                         name,
                         module,
+                        modules=modules,
                     )
                 )
             if _stale_statistics(module):
@@ -170,6 +219,7 @@ def audit_findings(model: Any, subject: str = "model") -> list[Finding]:
                         subject,
                         name,
                         module,
+                        modules=modules,
                     )
                 )
     return findings

@@ -137,6 +137,19 @@ def _import_file(path: str, spec: str) -> Any:
     if module_spec is None or module_spec.loader is None:
         raise TargetError(f"cannot import {path!r}", subject=spec)
     module = importlib.util.module_from_spec(module_spec)
+    # Registered as importlib's recipe does, so `inspect` finds the source of the target's
+    # classes (the audit points at them) and dataclasses or pickling inside it work.
+    sys.modules[name] = module
+    try:
+        _execute(module_spec, module, path, spec)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
+def _execute(module_spec: Any, module: Any, path: str, spec: str) -> None:
+    """Runs the target file's module code; its failures as TargetErrors naming the file."""
     try:
         module_spec.loader.exec_module(module)
     except SyntaxError as error:
@@ -149,7 +162,6 @@ def _import_file(path: str, spec: str) -> Any:
         ) from None
     except Exception as error:
         raise TargetError(f"importing {path!r} raised {first_line(error)}", subject=spec) from None
-    return module
 
 
 def _import_module(name: str, spec: str) -> Any:
