@@ -377,3 +377,14 @@ def test_dense_code_is_parsed_within_a_budget(tmp_path, plain_bytes, case):
     path.write_bytes(with_forward(plain_bytes, "Plain", method))
     run = assert_bounded(path)
     assert run.code == code, run.stderr
+
+
+@pytest.mark.parametrize(
+    "line", ["y = 1if True else 2", "s = '\\d'"], ids=["decimal-literal", "invalid-escape"]
+)
+def test_code_that_provokes_python_warnings_prints_none(tmp_path, plain_bytes, line):
+    """Python warns about some code it still parses; archive code is parsed, never shown."""
+    path = tmp_path / "warns.pt"
+    path.write_bytes(with_forward(plain_bytes, "Plain", _body([line, "return x"])))
+    run = assert_bounded(path)
+    assert "Warning" not in run.stderr, run.stderr

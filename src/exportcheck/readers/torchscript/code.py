@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,14 @@ _CHUNK_START = re.compile(r"(?<=\n)(?=class |def |  def )")
 # repeated over lines backtracks exponentially on lines that fit two alternatives).
 _CLASS_LINE = re.compile(r"class (\w+)\(\w*\):")
 _ATTRIBUTE_LINE = re.compile(r"  (?:\w+ : |__\w+__(?:\[\"[^\"]*\"\])? = )")
+
+
+def parse_quietly(text: str, filename: str = "<archive code>") -> ast.Module:
+    """`ast.parse` of archive text: what the text provokes (a SyntaxWarning for `1if`, an
+    invalid escape) is not printed on the user's stderr; errors still raise."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ast.parse(text, filename=filename)
 
 
 def _class_name(chunk: str) -> str | None:
@@ -101,7 +110,7 @@ class ClassCode:
     def _read_header(self) -> None:
         self._constants = {}
         try:
-            tree = ast.parse(self.header) if self.header else None
+            tree = parse_quietly(self.header) if self.header else None
         except (SyntaxError, ValueError, MemoryError, RecursionError):
             raise InterpretError(
                 f"{self.member}: the attributes of class {self.name} are not TorchScript"
@@ -149,7 +158,7 @@ class ChunkParser:
             parsed = self._parse_chunks(text, member)
         if parsed is None:
             self._spend(text)
-            parsed = whole_file(ast.parse(text, filename=member), member)
+            parsed = whole_file(parse_quietly(text, member), member)
         return parsed
 
     def _parse_chunks(self, text: str, member: str) -> ParsedFile | None:
@@ -199,7 +208,7 @@ class ChunkParser:
             return self._trees[text]
         try:
             self._spend(text)
-            tree = ast.parse(text)
+            tree = parse_quietly(text)
         except (SyntaxError, ValueError):
             tree = None
         function = None
