@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -11,10 +12,14 @@ import pytest
 from exportcheck.pipeline.parallel import shard_of
 from tests.cli.processes import FAST, PLAIN_BUILD, exportcheck, write_target
 
+MEASURED = r"(?<![\w.-])\d+(?:\.\d+)?(?:e[-+]?\d+)?(?![\w.-])"
+
+# 128 dropped values, so two runs of the training-mode Dropout never draw the same mask (with
+# the 4 values of `Tiny`'s output they did, one run in 16, and the report changed with it).
 TRAINING_DROPOUT_BUILD = """
 class Leaky(Tiny):
     def forward(self, x):
-        return torch.nn.functional.dropout(self.fc(x), 0.5, training=True)
+        return torch.nn.functional.dropout(self.fc(x).repeat(1, 32), 0.5, training=True)
 
 
 def build():
@@ -31,7 +36,9 @@ def problem_keys(report: dict) -> list[tuple]:
 
 
 def finding_keys(report: dict) -> list[str]:
-    return sorted(json.dumps(f, sort_keys=True) for f in report["findings"])
+    """Findings as text, with measured numbers masked: a training-mode Dropout runs randomly
+    in ONNX Runtime, so its differences are new in every run."""
+    return sorted(re.sub(MEASURED, "#", json.dumps(f, sort_keys=True)) for f in report["findings"])
 
 
 def verdicts(report: dict) -> list[tuple]:
