@@ -87,7 +87,7 @@ def archive_rows(repeats: int = 10, folder: str | None = None) -> list[ArchiveRo
     import torch
     from probes import torch_loader_loop
 
-    from exportcheck.pipeline.inspection import inspect_artifact
+    from exportcheck.graph_checks import inspect_artifact
     from exportcheck.readers import read_artifact
 
     model, inputs = resnet50()

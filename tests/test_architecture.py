@@ -111,11 +111,34 @@ def test_python_dash_m_runs_the_cli():
 # What each stage package may import from the rest of exportcheck. The package root is only
 # ever imported for `__version__`, and `errors` is the one exception family every stage raises.
 SHARED = ("exportcheck", "exportcheck.errors")
+# Listed in the order data flows: each stage may import those above it, never one below.
 LAYERS = {
+    "results": ("exportcheck.results",),
     "readers": ("exportcheck.readers", "exportcheck.results"),
     "rules": ("exportcheck.rules", "exportcheck.readers.view", "exportcheck.results"),
+    "graph_checks": (
+        "exportcheck.graph_checks",
+        "exportcheck.readers",
+        "exportcheck.rules",
+        "exportcheck.results",
+    ),
+    "numerics": ("exportcheck.numerics", "exportcheck.results"),
+    "auditing": (
+        "exportcheck.auditing",
+        "exportcheck.numerics",
+        "exportcheck.rules",
+        "exportcheck.results",
+    ),
+    "comparison": (
+        "exportcheck.comparison",
+        "exportcheck.auditing",
+        "exportcheck.graph_checks",
+        "exportcheck.numerics",
+        "exportcheck.readers",
+        "exportcheck.rules",
+        "exportcheck.results",
+    ),
     "reporters": ("exportcheck.reporters", "exportcheck.results"),
-    "results": ("exportcheck.results",),
 }
 
 
@@ -134,6 +157,15 @@ def test_each_layer_imports_only_what_it_may(layer):
         for name in _first_party(path):
             ok = name in SHARED or any(name == a or name.startswith(a + ".") for a in allowed)
             assert ok, f"{path.relative_to(ROOT)} imports {name}, outside {layer}'s layer"
+
+
+def test_layers_import_only_down_the_pipeline():
+    """No stage may import one listed after it: the imports between stages run one way."""
+    order = list(LAYERS)
+    for position, layer in enumerate(order):
+        for allowed in LAYERS[layer]:
+            stage = allowed.removeprefix("exportcheck.").split(".")[0]
+            assert order.index(stage) <= position, f"{layer} may import {stage}, listed after it"
 
 
 def test_library_never_imports_the_cli_or_exits():
@@ -169,6 +201,8 @@ def test_top_level_holds_only_entry_points_and_stage_packages():
         "auditing",
         "comparison",
         "export",
+        "graph_checks",
+        "numerics",
         "pipeline",
         "readers",
         "reporters",

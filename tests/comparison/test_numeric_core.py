@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from exportcheck.comparison.metrics import (
+from exportcheck.comparison.reference import Noise, Tolerances, output_noise
+from exportcheck.numerics.metrics import (
     coarser_tolerance,
     default_tolerance,
     margin_envelope,
     measure,
     to_numpy,
 )
-from exportcheck.comparison.reference import Noise, Tolerances, output_noise
 from exportcheck.results.comparison import (
     Comparison,
     NotRejudgeable,

@@ -34,7 +34,7 @@ from exportcheck.errors import (
     UnsafeExternalDataError,
     UnsupportedArtifactError,
 )
-from exportcheck.pipeline.inspection import inspect_artifact
+from exportcheck.graph_checks import inspect_artifact
 
 PREFIX = "exportcheck: error: "
 

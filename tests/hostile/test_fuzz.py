@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from onnx import AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, helper
 
 from exportcheck.errors import InputError
-from exportcheck.pipeline.inspection import inspect_artifact
+from exportcheck.graph_checks import inspect_artifact
 from exportcheck.reporters import render
 from exportcheck.results.findings import Finding
 from exportcheck.results.report import Report

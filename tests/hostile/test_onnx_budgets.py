@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from onnx import ModelProto, TensorProto, helper
 
-from exportcheck.pipeline.inspection import inspect_artifact
+from exportcheck.graph_checks import inspect_artifact
 from tests.hostile.conftest import assert_bounded
 from tests.hostile.test_fuzz import _break_utf8, _ops
 

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from exportcheck.errors import UnreadableArtifactError
-from exportcheck.pipeline.inspection import inspect_artifact
+from exportcheck.graph_checks import inspect_artifact
 from tests.hostile.conftest import assert_bounded
 from tests.hostile.test_corpus import _rewrite_zip
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from exportcheck.pipeline.inspection import inspect_artifact
+from exportcheck.graph_checks import inspect_artifact
 from tests.hostile.test_unsafe_archives import _inspect_proving_nothing_ran, rewrite
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from exportcheck.errors import UnreadableArtifactError
-from exportcheck.pipeline.inspection import inspect_artifact
+from exportcheck.graph_checks import inspect_artifact
 
 
 @pytest.fixture(scope="session")
@@ -174,7 +174,7 @@ def test_zip_bomb_is_one_line_with_bounded_memory(tmp_path, scripted_bytes):
     probe = (
         "import resource, sys\n"
         "from exportcheck.errors import InputError\n"
-        "from exportcheck.pipeline.inspection import inspect_artifact\n"
+        "from exportcheck.graph_checks import inspect_artifact\n"
         "try:\n"
         "    inspect_artifact(sys.argv[1])\n"
         "except InputError as error:\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from exportcheck.export.exporters import FORMATS
-from exportcheck.pipeline.inspection import inspect_artifact
+from exportcheck.graph_checks import inspect_artifact
 from exportcheck.results.findings import Severity
 from tests.conftest import SAMPLE_NAMES, sample_expected
 

@@ -15,7 +15,7 @@ import pytest
 from onnx import AttributeProto, ModelProto, NodeProto, TensorProto, helper, numpy_helper
 
 from exportcheck.errors import UnreadableArtifactError, UnsafeExternalDataError
-from exportcheck.pipeline.inspection import inspect_artifact
+from exportcheck.graph_checks import inspect_artifact
 from exportcheck.results.findings import Finding, Severity
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -596,7 +596,7 @@ def test_inspection_never_opens_the_weight_file(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "weights.bin")
     script = (
         "import json, sys\n"
-        "from exportcheck.pipeline.inspection import inspect_artifact\n"
+        "from exportcheck.graph_checks import inspect_artifact\n"
         "print(json.dumps([f.rule for f in inspect_artifact(sys.argv[1])]))\n"
     )
     done = subprocess.run(
@@ -742,7 +742,7 @@ def test_subgraph_on_a_standard_operator_that_declares_none_is_not_read(tmp_path
 def test_input_names_of_matched_operators_follow_onnx_schemas() -> None:
     """The reader names the inputs of the operators rules match without asking onnx.defs;
     every opset onnx knows must give the names onnx's own schema gives."""
-    from exportcheck.pipeline.inspection import wanted_ops
+    from exportcheck.graph_checks import wanted_ops
     from exportcheck.readers.onnx.arguments import RULE_OP_INPUTS, input_names
     from exportcheck.rules import graph_rules
 
@@ -796,7 +796,7 @@ def test_reading_and_judging_a_graph_leaves_no_reference_cycles(tmp_path: Path) 
     counting alone, or a folder of models would stay in memory until the process ends."""
     import gc
 
-    from exportcheck.pipeline.inspection import findings_for_view, wanted_ops
+    from exportcheck.graph_checks import findings_for_view, wanted_ops
     from exportcheck.readers import read_artifact
     from exportcheck.rules import graph_rules
 

@@ -11,7 +11,7 @@ import pytest
 from onnx import GraphProto, NodeProto, TensorProto, helper, numpy_helper
 
 from exportcheck.errors import UnsafeExternalDataError
-from exportcheck.pipeline.inspection import inspect_artifact
+from exportcheck.graph_checks import inspect_artifact
 from exportcheck.readers.onnx import read_onnx
 from exportcheck.results.findings import Severity
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.model_family
 
 _PROBE = (
     "import json, sys\n"
-    "from exportcheck.pipeline.inspection import inspect_artifact\n"
+    "from exportcheck.graph_checks import inspect_artifact\n"
     "findings = inspect_artifact(sys.argv[1])\n"
     "print(json.dumps({'findings': [[f.rule, f.severity.name.lower(), f.message] for f in findings],\n"
     "    'imported': sorted(m for m in ('torch', 'transformers', 'timm', 'torchvision')\n"

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from exportcheck.pipeline.inspection import inspect_artifact
+from exportcheck.graph_checks import inspect_artifact
 
 
 class Head(nn.Module):

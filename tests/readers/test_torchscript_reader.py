@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from exportcheck.pipeline.inspection import inspect_artifact
+from exportcheck.graph_checks import inspect_artifact
 from exportcheck.readers.torchscript import read_torchscript
 from exportcheck.readers.torchscript.schemas import SCHEMAS
 from exportcheck.results.findings import Severity
@@ -56,7 +56,7 @@ def test_zero_rate_dropout_is_noop_info_only(reader_exports, fmt):
 def test_reading_torchscript_imports_no_torch(reader_exports):
     probe = (
         "import sys\n"
-        "from exportcheck.pipeline.inspection import inspect_artifact\n"
+        "from exportcheck.graph_checks import inspect_artifact\n"
         "for path in sys.argv[1:]:\n"
         "    inspect_artifact(path)\n"
         "print('torch' in sys.modules)\n"

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from exportcheck.auditing.module_audit import source_of
-from exportcheck.comparison.metrics import default_tolerance, flatten, measure, to_numpy
 from exportcheck.errors import first_line
+from exportcheck.numerics.metrics import default_tolerance, flatten, measure, to_numpy
 from exportcheck.results.comparison import Tolerance
 from exportcheck.results.findings import Finding, Location
 from exportcheck.results.report import Skipped

@@ -38,8 +38,8 @@ from exportcheck.errors import (
     ForkedChildError,
     UsageError,
 )
+from exportcheck.graph_checks.gc_pause import gc_paused
 from exportcheck.pipeline.extras import require_validate_extra
-from exportcheck.pipeline.gc_pause import gc_paused
 from exportcheck.reporters.escaping import printable
 from exportcheck.results.report import FAIL_ON_CHOICES, Report
 

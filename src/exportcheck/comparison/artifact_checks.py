@@ -12,9 +12,7 @@ from typing import Any
 import numpy as np
 
 from exportcheck.auditing.probes import batch_size, companions
-from exportcheck.comparison.devices import tf32
 from exportcheck.comparison.loaders import load_torch_artifact
-from exportcheck.comparison.metrics import measure
 from exportcheck.comparison.reference import ModelRun, compare_outputs, measured_finding
 from exportcheck.comparison.runtimes import (
     OPTIMIZATION_LEVELS,
@@ -24,7 +22,9 @@ from exportcheck.comparison.runtimes import (
     torch_runner,
 )
 from exportcheck.errors import InputError, ModelRunError, first_line
-from exportcheck.pipeline.inspection import inspect_artifact
+from exportcheck.graph_checks import inspect_artifact
+from exportcheck.numerics.devices import tf32
+from exportcheck.numerics.metrics import measure
 from exportcheck.results.comparison import Comparison
 from exportcheck.results.findings import Finding
 from exportcheck.results.problems import CONSEQUENCE_STAGE, explaining_cause

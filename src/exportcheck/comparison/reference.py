@@ -13,10 +13,10 @@ import numpy as np
 
 from exportcheck.auditing.modes import batch_statistics_mode
 from exportcheck.auditing.probes import batch_size, run_probes
-from exportcheck.comparison.devices import tf32
-from exportcheck.comparison.metrics import coarser_tolerance, measure
 from exportcheck.comparison.runtimes import Runner, pytorch_runner
 from exportcheck.errors import ModelRunError, first_line
+from exportcheck.numerics.devices import tf32
+from exportcheck.numerics.metrics import coarser_tolerance, measure
 from exportcheck.results.comparison import Comparison, OutputMetrics, Tolerance
 from exportcheck.results.findings import Finding, Location
 from exportcheck.results.report import Skipped

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from exportcheck.comparison.loaders import load_torch_artifact
-from exportcheck.comparison.metrics import flatten, to_numpy
 from exportcheck.errors import MissingExternalDataError, UnreadableArtifactError
+from exportcheck.numerics.metrics import flatten, to_numpy
 
 OPTIMIZATION_LEVELS = {
     "disable_all": "ORT_DISABLE_ALL",

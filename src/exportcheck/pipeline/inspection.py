@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from exportcheck.errors import InputError, NotAnArtifactError
-from exportcheck.pipeline.gc_pause import gc_paused
-from exportcheck.readers import ARTIFACT_SUFFIXES, read_artifact
-from exportcheck.readers.view import ArtifactView
+from exportcheck.graph_checks import inspect_artifact
+from exportcheck.readers import ARTIFACT_SUFFIXES
 from exportcheck.results.findings import Finding
 from exportcheck.results.report import InputProblem, Report, Skipped, input_problem
-from exportcheck.rules import Rule, graph_rules, rule_descriptors
+from exportcheck.rules import graph_rules, rule_descriptors
 
 PathLike = str | os.PathLike[str]
 
@@ -42,49 +41,6 @@ def collect_artifacts(paths: Iterable[PathLike]) -> tuple[list[str], list[InputP
         else:
             problems.append(InputProblem(path, "no such file or directory"))
     return files, problems
-
-
-def wanted_ops(rules: Sequence[Rule]) -> frozenset[str]:
-    wanted: set[str] = set()
-    for rule in rules:
-        wanted |= rule.ops
-    return frozenset(wanted)
-
-
-def findings_for_view(view: ArtifactView, subject: str, rules: Sequence[Rule]) -> list[Finding]:
-    """Runs every rule over one artifact view: node rules on the nodes they asked for."""
-    findings: list[Finding] = []
-    append = findings.append
-    artifact = view.path
-    by_op: dict[str, list[Rule]] = {}
-    for rule in rules:
-        for op in rule.ops:
-            by_op.setdefault(op, []).append(rule)
-    for node in view.nodes:
-        for rule in by_op.get(node.op, ()):
-            for hit in rule.check_node(node):
-                append(rule.finding_for_hit(hit, artifact, subject))
-    for rule in rules:
-        for hit in rule.check_artifact(view):
-            append(rule.finding_for_hit(hit, artifact, subject))
-    return findings
-
-
-def inspect_artifact(
-    path: PathLike,
-    subject: str | None = None,
-    rules: Sequence[Rule] | None = None,
-) -> list[Finding]:
-    """Findings for one artifact file; raises an InputError for a file that cannot be read."""
-    active = tuple(rules) if rules is not None else graph_rules()
-    path = os.fspath(path)
-    with gc_paused():
-        view = read_artifact(path, wanted_ops(active))
-        findings = findings_for_view(view, subject or path, active)
-        # Freed while the collector is paused: otherwise its first run after the pause walks
-        # every object the reader made (0.2 s of a 1M-node inspect).
-        del view
-    return findings
 
 
 def inspect(

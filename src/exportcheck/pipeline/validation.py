@@ -14,7 +14,6 @@ from typing import Any
 from exportcheck.auditing.modes import preserved
 from exportcheck.auditing.module_audit import audit_findings
 from exportcheck.comparison.artifact_checks import inspect_and_compare_artifact
-from exportcheck.comparison.devices import resolve_devices
 from exportcheck.comparison.reference import (
     ModelRun,
     Progress,
@@ -39,6 +38,7 @@ from exportcheck.export.exporters import (
     ExportFailed,
     onnx_batch_is_dynamic,
 )
+from exportcheck.numerics.devices import resolve_devices
 from exportcheck.results.comparison import Comparison
 from exportcheck.results.findings import Finding
 from exportcheck.results.report import Report, Skipped, input_problem

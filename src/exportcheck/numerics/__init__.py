@@ -1,0 +1,2 @@
+"""Tensor arithmetic both the audit and the comparison stand on: flattening outputs, tolerances
+per dtype, difference metrics, and the devices (and TF32 setting) runs happen on."""
