@@ -1,10 +1,12 @@
-"""Checks one artifact: the graph rules, then every runtime configuration (ONNX Runtime per
-provider and optimization level, torch per device) against the eval-mode reference, run twice
-and at a second batch size; numerical findings take the module of the cause that explains them."""
+"""Checks one artifact: the graph rules, then every configuration of every chosen runtime (ONNX
+Runtime per provider and optimization level, OpenVINO, tract, torch per device) against the
+eval-mode reference, run twice, at a second batch size and at another size of each dynamic
+dimension; numerical findings take the module of the cause that explains them."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -15,11 +17,18 @@ from exportcheck.auditing.probes import batch_size, companions
 from exportcheck.comparison.loaders import load_torch_artifact
 from exportcheck.comparison.reference import ModelRun, compare_outputs, measured_finding
 from exportcheck.comparison.runtimes import (
-    OPTIMIZATION_LEVELS,
+    RUNTIMES,
     Runner,
     RunnerUnavailable,
-    onnx_runner,
-    torch_runner,
+    Runtime,
+    RuntimeRefused,
+    pytorch_runner,
+)
+from exportcheck.comparison.shapes import (
+    DimensionVariant,
+    onnx_dimensions,
+    program_dimensions,
+    variants,
 )
 from exportcheck.errors import InputError, ModelRunError, first_line
 from exportcheck.graph_checks import inspect_artifact
@@ -29,10 +38,14 @@ from exportcheck.results.comparison import Comparison
 from exportcheck.results.findings import Finding
 from exportcheck.results.problems import CONSEQUENCE_STAGE, explaining_cause
 from exportcheck.results.report import Skipped
+from exportcheck.results.runtimes import CRASHED, RAN, REFUSED, SKIPPED, RuntimeRun
 from exportcheck.rules import (
     NonfiniteOutput,
     OutputMismatch,
+    RuntimeBatchStatistics,
     RuntimeNondeterminism,
+    RuntimeRefusal,
+    SpecialisedDimension,
     UnsafeArchiveContent,
 )
 
@@ -52,16 +65,23 @@ class ArtifactOutcome:
     comparisons: list[Comparison] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    runs: list[RuntimeRun] = field(default_factory=list)
 
 
-def runner_label(runner: Runner, artifact_format: str) -> str:
-    """`onnx on onnxruntime/CPU/cpu/ORT_DISABLE_ALL`: the configuration a measurement ran in."""
+def runner_configuration(runner: Runner) -> str:
+    """`onnxruntime/CPU/cpu/disable_all`: the runtime configuration a measurement ran in."""
     parts = (
+        runner.runtime,
         runner.provider and runner.provider.replace("ExecutionProvider", ""),
         runner.device,
         runner.optimization,
     )
-    return f"{artifact_format} on {runner.runtime}/" + "/".join(p for p in parts if p)
+    return "/".join(p for p in parts if p)
+
+
+def runner_label(runner: Runner, artifact_format: str) -> str:
+    """`onnx on onnxruntime/CPU/cpu/disable_all`: the configuration a measurement ran in."""
+    return f"{artifact_format} on {runner_configuration(runner)}"
 
 
 def check_runner(
@@ -71,17 +91,24 @@ def check_runner(
     artifact: str | None,
     artifact_format: str,
     dynamic_batch: bool,
+    dimension_variants: Sequence[DimensionVariant] = (),
 ) -> ArtifactOutcome:
-    """Runs one artifact configuration twice on the example inputs (and once on a second batch
-    size when the batch is dynamic) and compares with the eval-mode reference on its device."""
+    """Runs one artifact configuration twice on the example inputs (once more on a second batch
+    size when the batch is dynamic, and once per other dynamic dimension) and compares with the
+    eval-mode reference on its device."""
     outcome = ArtifactOutcome()
     label = runner_label(runner, artifact_format)
+    run = RuntimeRun(
+        ctx.subject, artifact, artifact_format, runner.runtime, runner_configuration(runner), RAN
+    )
     size = batch_size(ctx.inputs)
     try:
         first = runner.run(ctx.inputs)
         second = runner.run(ctx.inputs)
     except Exception as error:
-        _record_run_failure(outcome, ctx, runner, error, artifact, artifact_format, label)
+        outcome.runs.append(
+            _record_run_failure(outcome, ctx, runner, error, artifact, artifact_format, label, run)
+        )
         return outcome
     expected = ctx.reference(runner.device, ctx.inputs)
     compared = compare_outputs(
@@ -114,19 +141,38 @@ def check_runner(
         )
     outcome.findings += _nonfinite_findings(ctx, compared, artifact, label)
     failing = [c for c in compared if not c.passed]
+    sizes: list[str] = []
     if dynamic_batch:
-        failing += _check_second_batch(outcome, ctx, runner, artifact, artifact_format, label)
+        failing += _check_second_batch(
+            outcome, ctx, runner, artifact, artifact_format, label, first, bool(unstable)
+        )
+        if size is not None:
+            sizes.append(f"batch={size + 1}")
+    example_matches = not failing and not unstable
+    for variant in dimension_variants:
+        sizes.append(variant.label)
+        failing += _check_dimension(
+            outcome, ctx, runner, variant, artifact, artifact_format, label, example_matches
+        )
+    outcome.runs.append(replace(run, sizes=tuple(sizes)))
     if failing:
         worst = max(
             (c.metrics.max_abs if c.metrics.max_abs is not None else float("inf")) for c in failing
         )
-        outputs = ", ".join(sorted({f"{c.output}@batch{c.batch_size}" for c in failing}))
+        outputs = ", ".join(sorted({_where(c) for c in failing}))
         message = f"{label} differs from the eval-mode model in {outputs} (max abs {worst:.3g})"
         message += attribution(ctx, runner, first, unstable=bool(unstable))
         outcome.findings.append(
             measured_finding(OutputMismatch, message, ctx.subject, artifact, label)
         )
     return outcome
+
+
+def _where(comparison: Comparison) -> str:
+    """`logits@batch4`, or `logits@seq=11` for a dimension's other size."""
+    if comparison.run not in ("compare", "repeat"):
+        return f"{comparison.output}@{comparison.run}"
+    return f"{comparison.output}@batch{comparison.batch_size}"
 
 
 def _record_run_failure(
@@ -137,21 +183,35 @@ def _record_run_failure(
     artifact: str | None,
     artifact_format: str,
     label: str,
-) -> None:
+    run: RuntimeRun,
+) -> RuntimeRun:
+    """A run of the example inputs that raised: a runtime's refusal, a torch artifact that
+    does not run on a device it was not exported on (skipped), or a failure of the artifact."""
+    if isinstance(error, RuntimeRefused):
+        title = next((r.title for r in RUNTIMES if r.name == runner.runtime), runner.runtime)
+        outcome.findings.append(
+            measured_finding(
+                RuntimeRefusal,
+                f"{title} refuses this artifact ({label}): {error}",
+                ctx.subject,
+                artifact,
+                label,
+            )
+        )
+        return replace(run, status=REFUSED, detail=str(error))
     if runner.device != "cpu" and runner.runtime == "torch":
         # Tracing and torch.export bake the export device into constants (LSTM initial
         # states, views): an artifact exported on the CPU is not expected to run there.
+        reason = (
+            f"{label}: the artifact, exported on cpu, does not run on "
+            f"{runner.device}: {first_line(error)}"
+        )
         outcome.skipped.append(
             Skipped(
-                ctx.subject,
-                f"compare on {runner.device}",
-                f"{label}: the artifact, exported on cpu, does not run on "
-                f"{runner.device}: {first_line(error)}",
-                artifact_format,
-                runner.device,
+                ctx.subject, f"compare on {runner.device}", reason, artifact_format, runner.device
             )
         )
-        return
+        return replace(run, status=SKIPPED, detail=reason)
     outcome.findings.append(
         measured_finding(
             OutputMismatch,
@@ -161,6 +221,7 @@ def _record_run_failure(
             label,
         )
     )
+    return replace(run, status=CRASHED, detail=first_line(error))
 
 
 def _nonfinite_findings(
@@ -188,6 +249,8 @@ def _check_second_batch(
     artifact: str | None,
     artifact_format: str,
     label: str,
+    first: list[np.ndarray],
+    unstable: bool,
 ) -> list[Comparison]:
     """The artifact at a batch one larger; returns the comparisons that failed."""
     alt = second_batch(ctx.inputs)
@@ -223,7 +286,129 @@ def _check_second_batch(
         batch=int(alt[0].shape[0]),
     )
     outcome.comparisons += extra
+    if not unstable:
+        outcome.findings += _batch_statistics(ctx, first, alt_actual, artifact, label)
     return [c for c in extra if not c.passed]
+
+
+def _batch_statistics(
+    ctx: ModelRun,
+    first: Sequence[np.ndarray],
+    grown: Sequence[np.ndarray],
+    artifact: str | None,
+    label: str,
+) -> list[Finding]:
+    """The example samples' outputs, alone and with one more sample in the batch: a runtime
+    that normalizes with the batch's statistics gives them other values. Measured from the
+    runs the batch check makes anyway."""
+    size = batch_size(ctx.inputs)
+    changed = []
+    for index, (alone, joined) in enumerate(zip(first, grown)):
+        if size is None or alone.ndim == 0 or alone.shape[0] != size:
+            continue
+        if joined.shape[1:] != alone.shape[1:] or joined.shape[0] != size + 1:
+            continue
+        tolerance = ctx.tolerances.for_output(f"output_{index}", alone)
+        metrics = measure(joined[:size], alone, tolerance)
+        if metrics.mismatched:
+            changed.append(metrics.max_abs or 0.0)
+    if not changed:
+        return []
+    return [
+        measured_finding(
+            RuntimeBatchStatistics,
+            f"{label} computes batch statistics: the example samples' outputs change by up to "
+            f"{max(changed):.3g} when one more sample joins their batch",
+            ctx.subject,
+            artifact,
+            label,
+        )
+    ]
+
+
+def variant_reference(ctx: ModelRun, device: str, variant: DimensionVariant) -> list[np.ndarray]:
+    """The eval-mode model at a dimension's other size, once per device; ModelRunError when the
+    model itself rejects that size."""
+    if device not in variant.references:
+        try:
+            variant.references[device] = pytorch_runner(ctx.model_on(device), device).run(
+                variant.inputs
+            )
+        except Exception as error:
+            raise ModelRunError(
+                f"the model's forward raised at {variant.label}: {first_line(error)}",
+                subject=ctx.subject,
+            ) from None
+    return variant.references[device]
+
+
+def _check_dimension(
+    outcome: ArtifactOutcome,
+    ctx: ModelRun,
+    runner: Runner,
+    variant: DimensionVariant,
+    artifact: str | None,
+    artifact_format: str,
+    label: str,
+    example_matches: bool,
+) -> list[Comparison]:
+    """The artifact at another size of one dynamic dimension. Where it matched at the example
+    size, failing or differing here is the dimension's own finding; otherwise the failing
+    comparisons join the artifact's mismatch."""
+    name, size = variant.dimension.name, variant.size
+    try:
+        expected = variant_reference(ctx, runner.device, variant)
+    except ModelRunError as error:
+        outcome.skipped.append(
+            Skipped(
+                ctx.subject, f"dynamic dimension {variant.label}", error.message, artifact_format
+            )
+        )
+        return []
+    try:
+        actual = runner.run(variant.inputs)
+    except Exception as error:
+        if example_matches:
+            outcome.findings.append(
+                measured_finding(
+                    SpecialisedDimension,
+                    f"{label} declares dimension {name!r} dynamic but fails at {name}={size} "
+                    f"(it matches at {name}={variant.example}): {first_line(error)}",
+                    ctx.subject,
+                    artifact,
+                    label,
+                )
+            )
+        return []
+    compared = compare_outputs(
+        ctx,
+        runner,
+        actual,
+        expected,
+        artifact=artifact,
+        artifact_format=artifact_format,
+        batch=batch_size(variant.inputs),
+        run=variant.label,
+    )
+    outcome.comparisons += compared
+    failing = [c for c in compared if not c.passed]
+    if failing and example_matches:
+        worst = max(
+            (c.metrics.max_abs if c.metrics.max_abs is not None else float("inf")) for c in failing
+        )
+        outputs = ", ".join(sorted({c.output for c in failing}))
+        outcome.findings.append(
+            measured_finding(
+                SpecialisedDimension,
+                f"{label} declares dimension {name!r} dynamic but differs at {name}={size} in "
+                f"{outputs} (max abs {worst:.3g}; it matches at {name}={variant.example})",
+                ctx.subject,
+                artifact,
+                label,
+            )
+        )
+        return []
+    return failing
 
 
 def attribution(ctx: ModelRun, runner: Runner, actual: list[np.ndarray], *, unstable: bool) -> str:
@@ -245,24 +430,63 @@ def attribution(ctx: ModelRun, runner: Runner, actual: list[np.ndarray], *, unst
     return ""
 
 
+@dataclass
+class RunnerAttempt:
+    """One runtime configuration for an artifact: its runner, or why there is none (the
+    configuration is unavailable here, the runtime refused the artifact, or loading crashed)."""
+
+    runtime: Runtime
+    device: str
+    option: str | None
+    label: str
+    runner: Runner | None = None
+    unavailable: str | None = None
+    refused: str | None = None
+    crashed: str | None = None
+
+    @property
+    def configuration(self) -> str:
+        """`openvino/CPU/cpu`, as the comparisons made in it name it."""
+        if self.runner is not None:
+            parts = (
+                self.runner.runtime,
+                self.runner.provider and self.runner.provider.replace("ExecutionProvider", ""),
+                self.runner.device,
+                self.runner.optimization,
+            )
+            return "/".join(p for p in parts if p)
+        if self.runtime.name == "onnxruntime":
+            provider = "CUDA" if self.device == "cuda" else "CPU"
+            return "/".join(p for p in (self.runtime.name, provider, self.device, self.option) if p)
+        return "/".join(p for p in (self.runtime.name, self.option, self.device) if p)
+
+
 def runners_for(
-    path: str, kind: str, devices: Sequence[str], loaded: Any = None
-) -> Iterator[tuple[Runner | None, str, str | None]]:
-    """(runner, label, reason-if-unavailable) for every configuration an artifact runs in."""
+    path: str,
+    kind: str,
+    devices: Sequence[str],
+    loaded: Any = None,
+    runtimes: Sequence[Runtime] = RUNTIMES,
+) -> Iterator[RunnerAttempt]:
+    """Every configuration of every chosen runtime that runs this kind of artifact, per device.
+    A runtime's refusal or a crash of its loader is the attempt's outcome, never raised."""
     for device in devices:
-        if kind == "onnx":
-            for level in OPTIMIZATION_LEVELS:
-                label = f"onnxruntime {device} {level}"
+        for runtime in runtimes:
+            if kind not in runtime.kinds or not runtime.installed():
+                continue
+            for option in runtime.options(kind, device):
+                attempt = RunnerAttempt(runtime, device, option, runtime.label(device, option))
                 try:
-                    yield onnx_runner(path, device, level), label, None
+                    attempt.runner = runtime.load(path, kind, device, option, loaded)
                 except RunnerUnavailable as why:
-                    yield None, label, str(why)
-        else:
-            label = f"torch {device}"
-            try:
-                yield torch_runner(path, kind, device, loaded), label, None
-            except RunnerUnavailable as why:
-                yield None, label, str(why)
+                    attempt.unavailable = str(why)
+                except RuntimeRefused as why:
+                    attempt.refused = str(why)
+                except InputError:
+                    raise
+                except Exception as error:
+                    attempt.crashed = first_line(error)
+                yield attempt
 
 
 def _artifact_kind(fmt: str) -> str:
@@ -273,6 +497,36 @@ def _artifact_kind(fmt: str) -> str:
     )
 
 
+def _dimension_variants(
+    ctx: ModelRun, path: str, kind: str, loaded: Any, fmt: str
+) -> tuple[list[DimensionVariant], list[Skipped]]:
+    """The inputs that exercise each dynamic dimension besides the batch, once per artifact."""
+    if kind == "onnx":
+        dimensions = onnx_dimensions(path)
+    elif kind == "exported-program" and loaded is not None:
+        dimensions = program_dimensions(loaded)
+    else:
+        return [], []
+    made, left_out = variants(ctx.inputs, dimensions)
+    skipped = [Skipped(ctx.subject, "dynamic dimension", why, fmt) for why in left_out]
+    usable = []
+    for variant in made:
+        try:
+            variant_reference(ctx, "cpu", variant)
+        except ModelRunError as error:
+            skipped.append(
+                Skipped(
+                    ctx.subject,
+                    f"dynamic dimension {variant.label}",
+                    f"the model rejects this size: {error.message}",
+                    fmt,
+                )
+            )
+            continue
+        usable.append(variant)
+    return usable, skipped
+
+
 def inspect_and_compare_artifact(
     ctx: ModelRun,
     path: str,
@@ -281,6 +535,7 @@ def inspect_and_compare_artifact(
     *,
     dynamic_batch: bool,
     artifact_label: str | None,
+    runtimes: Sequence[Runtime] = RUNTIMES,
 ) -> ArtifactOutcome:
     """Static rules, then every runtime configuration, for one artifact file.
 
@@ -303,15 +558,23 @@ def inspect_and_compare_artifact(
         )
         return outcome
     loaded = load_torch_artifact(path, kind) if kind != "onnx" else None
-    for runner, label, reason in runners_for(path, kind, devices, loaded):
+    dimension_variants, passed_over = _dimension_variants(ctx, path, kind, loaded, fmt)
+    outcome.skipped += passed_over
+    for attempt in runners_for(path, kind, devices, loaded, runtimes):
+        runner = attempt.runner
+        run = RuntimeRun(
+            ctx.subject,
+            artifact_label,
+            fmt,
+            attempt.runtime.name,
+            attempt.configuration,
+            RAN,
+            version=_described(attempt.runtime),
+        )
         if runner is None:
-            outcome.skipped.append(
-                Skipped(
-                    ctx.subject, f"compare {label}", reason or "unavailable", fmt, label.split()[1]
-                )
-            )
+            outcome.runs.append(_without_runner(outcome, ctx, attempt, run, artifact_label, fmt))
             continue
-        ctx.progress(f"{ctx.subject}: compare {fmt} on {label}")
+        ctx.progress(f"{ctx.subject}: compare {fmt} on {attempt.label}")
         with tf32(ctx.allow_tf32) if runner.device == "cuda" else contextlib.nullcontext():
             part = check_runner(
                 ctx,
@@ -319,12 +582,61 @@ def inspect_and_compare_artifact(
                 artifact=artifact_label,
                 artifact_format=fmt,
                 dynamic_batch=dynamic_batch,
+                dimension_variants=dimension_variants,
             )
         outcome.comparisons += part.comparisons
         outcome.findings += part.findings
         outcome.skipped += part.skipped
+        outcome.runs += [replace(r, version=run.version) for r in part.runs]
         del runner
     return _with_causes(outcome)
+
+
+def _described(runtime: Runtime) -> str | None:
+    try:
+        return runtime.describe()
+    except Exception:  # a version lookup is no reason to lose the comparison
+        return None
+
+
+def _without_runner(
+    outcome: ArtifactOutcome,
+    ctx: ModelRun,
+    attempt: RunnerAttempt,
+    run: RuntimeRun,
+    artifact: str | None,
+    fmt: str,
+) -> RuntimeRun:
+    """Records a configuration that got no runner: skipped, refused (a finding), crashed."""
+    label = f"{fmt} on {attempt.configuration}"
+    title = attempt.runtime.title
+    if attempt.refused is not None:
+        outcome.findings.append(
+            measured_finding(
+                RuntimeRefusal,
+                f"{title} refuses this artifact ({label}): {attempt.refused}",
+                ctx.subject,
+                artifact,
+                label,
+            )
+        )
+        return replace(run, status=REFUSED, detail=attempt.refused)
+    if attempt.crashed is not None:
+        outcome.skipped.append(
+            Skipped(
+                ctx.subject,
+                f"compare {attempt.label}",
+                f"exportcheck's {title} adapter crashed: {attempt.crashed}",
+                fmt,
+                attempt.device,
+            )
+        )
+        return replace(run, status=CRASHED, detail=attempt.crashed)
+    reason = attempt.unavailable or "unavailable"
+    outcome.skipped.append(
+        Skipped(ctx.subject, f"compare {attempt.label}", reason, fmt, attempt.device)
+    )
+    return replace(run, status=SKIPPED, detail=reason)
 
 
 def _with_causes(outcome: ArtifactOutcome) -> ArtifactOutcome:
@@ -343,11 +655,30 @@ def _with_causes(outcome: ArtifactOutcome) -> ArtifactOutcome:
             cause = explaining_cause(finding, causes, unstable=finding.location.runtime in unstable)
         if cause is not None:
             finding = replace(
-                finding, location=replace(finding.location, module=cause.location.module)
+                finding,
+                message=_consequence_message(finding, cause),
+                location=replace(finding.location, module=cause.location.module),
             )
         explained.append(finding)
     outcome.findings = explained
     return outcome
+
+
+# Findings that say nothing of a mode unless they name the problem behind them.
+_NAMES_ITS_CAUSE = (RuntimeRefusal.slug, RuntimeBatchStatistics.slug)
+
+
+def _consequence_message(finding: Finding, cause: Finding) -> str:
+    """`OpenVINO refuses this artifact (...): Training mode is not supported for Dropout op; a
+    consequence of EC101 at head.py:32`: a runtime's verdict read alone still names its cause."""
+    if finding.rule not in _NAMES_ITS_CAUSE:
+        return finding.message
+    where = cause.location
+    if where.source_file and where.source_line:
+        place = f"{os.path.basename(where.source_file)}:{where.source_line}"
+    else:
+        place = f"module {where.module}"
+    return f"{finding.message}; a consequence of {cause.code} at {place}"
 
 
 def _relabel(finding: Finding, artifact: str | None) -> Finding:

@@ -23,7 +23,12 @@ from exportcheck.comparison.reference import (
     quiet_progress,
     reference_findings,
 )
-from exportcheck.comparison.runtimes import check_onnx_external_data
+from exportcheck.comparison.runtimes import (
+    Runtime,
+    check_onnx_external_data,
+    chosen_runtimes,
+    missing_runtimes,
+)
 from exportcheck.errors import (
     ForkedChildError,
     InputError,
@@ -42,6 +47,7 @@ from exportcheck.numerics.devices import resolve_devices
 from exportcheck.results.comparison import Comparison
 from exportcheck.results.findings import Finding
 from exportcheck.results.report import Report, Skipped, input_problem
+from exportcheck.results.runtimes import RuntimeRun
 from exportcheck.rules import rule_descriptors
 from exportcheck.targets.python_targets import build_target
 
@@ -73,15 +79,45 @@ def cuda_driver_missing() -> str | None:
     return None
 
 
-def check_run_flags(device: str | Sequence[str] | None, inputs_file: str | None) -> None:
+def check_run_flags(
+    device: str | Sequence[str] | None,
+    inputs_file: str | None,
+    runtimes: Sequence[str] | None = None,
+) -> None:
     """What a run names that cannot be there, checked before torch is imported: an inputs file
-    that does not exist, a CUDA device on a machine without a GPU driver."""
+    that does not exist, a runtime named but not installed, a CUDA device on a machine without
+    a GPU driver."""
     if inputs_file is not None and not os.path.isfile(inputs_file):
         raise InputSpecError("no such file (--inputs)", subject=inputs_file)
+    if runtimes is not None:
+        try:
+            missing = missing_runtimes(runtimes)
+        except KeyError as error:
+            raise InputSpecError(str(error.args[0]), subject="--runtimes") from None
+        if missing:
+            raise InputSpecError(f"asked for, but {'; '.join(missing)}", subject="--runtimes")
     wanted = [device] if isinstance(device, str) or device is None else list(device)
     why = cuda_driver_missing() if "cuda" in wanted else None
     if why is not None:
         raise InputSpecError(f"cuda was asked for, but {why}", subject="--device")
+
+
+def runtime_choice(
+    names: Sequence[str] | None, subject: str
+) -> tuple[tuple[Runtime, ...], list[Skipped]]:
+    """The installed runtimes among those chosen (None: all), and a skipped step, with the
+    extra to install, for each that is not installed."""
+    try:
+        chosen = chosen_runtimes(names)
+    except KeyError as error:
+        raise InputSpecError(str(error.args[0]), subject="--runtimes") from None
+    installed = tuple(r for r in chosen if r.installed())
+    skipped = [
+        Skipped(subject, f"{r.name} runtime", r.install_hint())
+        for r in chosen
+        if r not in installed
+    ]
+    return installed, skipped
 
 
 def validate(
@@ -99,8 +135,10 @@ def validate(
     probes: bool = True,
     progress: Progress | None = None,
     fail_on: str = "error",
+    runtimes: Sequence[str] | None = None,
 ) -> Report:
-    """Validates one model; the model comes back with its own modes and buffers."""
+    """Validates one model; the model comes back with its own modes and buffers. `runtimes`
+    chooses among the installed runtimes (None: every one)."""
     from exportcheck.targets.python_targets import as_input_tuple
 
     inputs = as_input_tuple(example_inputs, subject)
@@ -121,6 +159,9 @@ def validate(
     skipped = [
         Skipped(subject, f"{device} comparisons", why, device=device) for device, why in missing
     ]
+    chosen_runtimes_, not_installed = runtime_choice(runtimes, subject)
+    skipped += not_installed
+    runs: list[RuntimeRun] = []
 
     try:
         with preserved(model):
@@ -156,17 +197,19 @@ def validate(
                         usable,
                         dynamic_batch=exported.dynamic_batch,
                         artifact_label=label,
+                        runtimes=chosen_runtimes_,
                     )
                     findings += outcome.findings
                     comparisons += outcome.comparisons
                     skipped += outcome.skipped
+                    runs += outcome.runs
     except Exception as error:
         raise model_error(
-            error, model, subject, _partial(subject, findings, comparisons, skipped, fail_on)
+            error, model, subject, _partial(subject, findings, comparisons, skipped, fail_on, runs)
         ) from None
     finally:
         ctx.models.clear()
-    return _partial(subject, findings, comparisons, skipped, fail_on)
+    return _partial(subject, findings, comparisons, skipped, fail_on, runs)
 
 
 def _partial(
@@ -175,6 +218,7 @@ def _partial(
     comparisons: list[Comparison],
     skipped: list[Skipped],
     fail_on: str,
+    runs: Sequence[RuntimeRun] = (),
 ) -> Report:
     return Report(
         subjects=(subject,),
@@ -184,6 +228,7 @@ def _partial(
         fail_on=fail_on,
         uncompared=() if comparisons else (subject,),
         rules=rule_descriptors(),
+        runtime_runs=tuple(runs),
     )
 
 
@@ -287,6 +332,7 @@ def compare(
     allow_tf32: bool = False,
     progress: Progress | None = None,
     fail_on: str = "error",
+    runtimes: Sequence[str] | None = None,
 ) -> Report:
     """Checks a file someone else exported against the eval-mode model."""
     from exportcheck.readers import detect_kind
@@ -305,6 +351,8 @@ def compare(
     skipped = [
         Skipped(label, f"{device} comparisons", why, device=device) for device, why in missing
     ]
+    chosen_runtimes_, not_installed = runtime_choice(runtimes, label)
+    skipped += not_installed
     reference_problems: list[Finding] = []
     try:
         with preserved(model):
@@ -317,6 +365,7 @@ def compare(
                 usable,
                 dynamic_batch=kind is ArtifactKind.ONNX and onnx_batch_is_dynamic(path),
                 artifact_label=path,
+                runtimes=chosen_runtimes_,
             )
     except Exception as error:
         raise model_error(
@@ -330,6 +379,7 @@ def compare(
         list(outcome.comparisons),
         skipped + outcome.skipped,
         fail_on,
+        outcome.runs,
     )
 
 

@@ -381,7 +381,12 @@ def explaining_cause(
     ]
     if not candidates:
         return None
-    wants_random = unstable or consequence.rule == "runtime-nondeterminism"
+    wants_random = (
+        unstable
+        or consequence.rule == "runtime-nondeterminism"
+        # a runtime's refusal names the operator it refuses
+        or (consequence.rule == "runtime-refusal" and "dropout" in consequence.message.lower())
+    )
 
     def rank(item: tuple[int, Finding]) -> tuple[int, int, int]:
         index, cause = item

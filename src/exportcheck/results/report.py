@@ -13,6 +13,7 @@ from exportcheck.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK
 from exportcheck.results.catalogue import RuleDescriptor
 from exportcheck.results.findings import Finding, Severity
 from exportcheck.results.problems import Problem, group_problems, repository_root
+from exportcheck.results.runtimes import MatrixCell, RuntimeRun, runtime_matrix
 
 FAIL_ON_CHOICES = ("error", "warning", "info", "never")
 
@@ -104,6 +105,13 @@ class Report:
     # skipped: no device, no runtime, no export); a failure when comparisons are required.
     uncompared: tuple[str, ...] = ()
     require_comparisons: bool = False
+    runtime_runs: tuple[RuntimeRun, ...] = ()
+    """Each artifact on each runtime configuration, for the runtime matrix."""
+
+    @property
+    def runtime_matrix(self) -> tuple[MatrixCell, ...]:
+        """Each artifact on each runtime, with its verdict (derived from the comparisons)."""
+        return runtime_matrix(self.runtime_runs, self.comparisons)
 
     @property
     def every_comparison_skipped(self) -> bool:
@@ -154,6 +162,7 @@ class Report:
             "errors": [e.to_dict() for e in self.errors],
             "unused_suppressions": list(self.unused_suppressions),
             "uncompared": list(self.uncompared),
+            "runtimes": [cell.to_dict() for cell in self.runtime_matrix],
             "summary": {
                 **counts,
                 "suppressed": len(self.findings) - sum(counts.values()),
@@ -180,6 +189,7 @@ def merge_reports(reports: Iterable[Report], fail_on: str = "error") -> Report:
         rules=tuple({d.slug: d for r in parts for d in r.rules}.values()),
         uncompared=tuple(s for r in parts for s in r.uncompared),
         require_comparisons=any(r.require_comparisons for r in parts),
+        runtime_runs=tuple(run for r in parts for run in r.runtime_runs),
         **({"root": parts[0].root, "cwd": parts[0].cwd} if parts else {}),
     )
 

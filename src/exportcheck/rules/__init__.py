@@ -13,7 +13,10 @@ from exportcheck.rules.nonfinite_output import NonfiniteOutput
 from exportcheck.rules.noop_dropout import NoopDropout
 from exportcheck.rules.output_mismatch import OutputMismatch
 from exportcheck.rules.random_op import RandomOp
+from exportcheck.rules.runtime_batch_statistics import RuntimeBatchStatistics
 from exportcheck.rules.runtime_nondeterminism import RuntimeNondeterminism
+from exportcheck.rules.runtime_refusal import RuntimeRefusal
+from exportcheck.rules.specialised_dimension import SpecialisedDimension
 from exportcheck.rules.stale_batchnorm_stats import StaleBatchNormStats
 from exportcheck.rules.submodule_left_training import SubmoduleLeftTraining
 from exportcheck.rules.training_batchnorm import TrainingBatchNorm
@@ -38,6 +41,9 @@ RULES: tuple[type[Rule], ...] = (
     OutputMismatch,
     RuntimeNondeterminism,
     NonfiniteOutput,
+    RuntimeRefusal,
+    SpecialisedDimension,
+    RuntimeBatchStatistics,
 )
 
 _BY_KEY: dict[str, type[Rule]] = {}

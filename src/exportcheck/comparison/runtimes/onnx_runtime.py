@@ -1,18 +1,16 @@
-"""Runs artifacts: ONNX Runtime sessions per provider and optimization level, TorchScript and
-ExportedPrograms on torch devices. Each runner is created once and run as often as needed."""
+"""ONNX Runtime: a session per execution provider and graph optimization level."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from exportcheck.comparison.loaders import load_torch_artifact
+from exportcheck.comparison.runtimes.base import Runner, RunnerUnavailable, Runtime
 from exportcheck.errors import MissingExternalDataError, UnreadableArtifactError
-from exportcheck.numerics.metrics import flatten, to_numpy
+from exportcheck.numerics.metrics import to_numpy
 
 OPTIMIZATION_LEVELS = {
     "disable_all": "ORT_DISABLE_ALL",
@@ -33,25 +31,6 @@ def ort_message(error: BaseException) -> str:
     return _ORT_SOURCE.sub("", text).strip() or type(error).__name__
 
 
-class RunnerUnavailable(Exception):
-    """A runtime, provider or device that is not there; the report says it was skipped."""
-
-
-@dataclass
-class Runner:
-    """Something that maps input tensors to a list of numpy outputs, with a label."""
-
-    runtime: str
-    device: str
-    provider: str | None
-    optimization: str | None
-    output_names: list[str]
-    call: Any
-
-    def run(self, inputs: Sequence[Any]) -> list[np.ndarray]:
-        return self.call(inputs)
-
-
 def check_onnx_external_data(path: str) -> None:
     """Before ORT reads anything: the reader's one walk refuses escaping locations and notes a
     missing side file, which a run cannot do without."""
@@ -65,6 +44,8 @@ def check_onnx_external_data(path: str) -> None:
 
 
 def onnx_runner(path: str, device: str, optimization: str) -> Runner:
+    """A session on the device's provider. ORT is the reference runtime for ONNX: a file it
+    cannot load is an unreadable input (exit 2), not a runtime's refusal."""
     import onnxruntime as ort
 
     provider = "CUDAExecutionProvider" if device == "cuda" else "CPUExecutionProvider"
@@ -102,29 +83,23 @@ def onnx_runner(path: str, device: str, optimization: str) -> Runner:
     return Runner("onnxruntime", device, provider, optimization, outputs, call)
 
 
-def torch_runner(path: str, kind: str, device: str, loaded: Any = None) -> Runner:
-    """Runs a TorchScript archive or ExportedProgram in torch. `loaded` (CPU) is reused on the
-    CPU; another device gets its own copy, since moving a ScriptModule moves it in place."""
-    import torch
+class OnnxRuntime(Runtime):
+    name = "onnxruntime"
+    title = "ONNX Runtime"
+    package = "onnxruntime"
+    extra = "validate"
+    kinds = frozenset({"onnx"})
 
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RunnerUnavailable("CUDA is not available to torch")
-    if loaded is None or device != "cpu":
-        loaded = load_torch_artifact(path, kind)
-    module = loaded.to(device) if kind == "torchscript" else loaded.module()
-    if kind != "torchscript" and device != "cpu":
-        module = module.to(device)
-    return pytorch_runner(module, device)
+    def options(self, kind: str, device: str) -> Sequence[str | None]:
+        return tuple(OPTIMIZATION_LEVELS)
 
+    def load(self, path: str, kind: str, device: str, option: str | None, loaded: Any) -> Runner:
+        return onnx_runner(path, device, option or "default")
 
-def pytorch_runner(model: Any, device: str) -> Runner:
-    """A torch module run under inference mode: the eval-mode model itself (the caller holds
-    it in eval mode), a ScriptModule or an ExportedProgram's module."""
-    import torch
+    def describe(self) -> str:
+        import onnxruntime
 
-    def call(inputs: Sequence[Any]) -> list[np.ndarray]:
-        moved = [x.to(device) for x in inputs]
-        with torch.inference_mode():
-            return [to_numpy(t) for t in flatten(model(*moved))]
+        return f"{self.title} {onnxruntime.__version__}"
 
-    return Runner("torch", device, None, None, [], call)
+    def refuse(self, error: BaseException) -> str:
+        return ort_message(error)

@@ -1,0 +1,82 @@
+"""OpenVINO: ONNX files read by its ONNX frontend and compiled for its CPU (and GPU, where
+it has one)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from exportcheck.comparison.runtimes.base import Runner, Runtime, RuntimeRefused
+from exportcheck.numerics.metrics import to_numpy
+
+# The lines of an OpenVINO error that say where in OpenVINO it was raised, not why.
+_BOILERPLATE = (
+    "Exception from ",
+    "Check '",
+    "FrontEnd API failed",
+    "Model wasn't fully converted",
+    "-- ",
+    "Summary:",
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _core() -> Any:
+    import openvino
+
+    return openvino.Core()
+
+
+class OpenVino(Runtime):
+    name = "openvino"
+    title = "OpenVINO"
+    package = "openvino"
+    extra = "openvino"
+    kinds = frozenset({"onnx"})
+
+    def options(self, kind: str, device: str) -> Sequence[str | None]:
+        if device != "cpu":
+            return ()  # OpenVINO's GPU plugin is Intel's: no CUDA device
+        return ("CPU", *(["GPU"] if "GPU" in _core().available_devices else []))
+
+    def load(self, path: str, kind: str, device: str, option: str | None, loaded: Any) -> Runner:
+        core = _core()
+        target = option or "CPU"
+        try:
+            compiled = core.compile_model(core.read_model(path), target)
+        except Exception as error:
+            raise RuntimeRefused(self.refuse(error)) from None
+        outputs = list(compiled.outputs)
+        names = [", ".join(sorted(o.get_names())) or f"output_{i}" for i, o in enumerate(outputs)]
+
+        def call(inputs: Sequence[Any]) -> list[np.ndarray]:
+            try:
+                results = compiled([to_numpy(x) for x in inputs])
+            except Exception as error:
+                raise RuntimeRefused(self.refuse(error)) from None
+            return [np.asarray(results[o]) for o in outputs]
+
+        return Runner(self.name, device, target, None, names, call)
+
+    def describe(self) -> str:
+        import openvino
+
+        return f"{self.title} {openvino.__version__.split('-')[0]}"
+
+    def refuse(self, error: BaseException) -> str:
+        """`Training mode is not supported for Dropout op (ONNX node <Node(Dropout): ...>)`:
+        the frontend's reason, and the node it names."""
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        node = next((line for line in lines if line.startswith("While validating ONNX node")), "")
+        reasons = [
+            line
+            for line in lines
+            if not line.startswith(_BOILERPLATE) and not line.startswith("While validating")
+        ]
+        reason = reasons[0] if reasons else " ".join(" ".join(lines).split())
+        if node:
+            reason += f" ({node.removeprefix('While validating ').rstrip(':')})"
+        return reason or type(error).__name__

@@ -1,0 +1,30 @@
+"""A runtime the artifact may ship to will not load, compile or run it (`runtime-refusal`).
+
+What it finds
+    An artifact that OpenVINO, tract or another optional runtime refuses, with the runtime's
+    own reason on one line: OpenVINO's "Training mode is not supported for Dropout op", tract's
+    "Dropout in training mode with a non-zero ratio is not supported". When a mode problem of
+    the same model explains the refusal, the finding is evidence under that problem and says
+    which one ("a consequence of EC101 at head.py:32").
+
+Why it is wrong
+    The same training-mode node runs randomly on one runtime and stops another from loading
+    the model at all; the load error names an ONNX node, not the line of Python that made it.
+
+How to fix
+    Fix the problem it is a consequence of (export from `model.eval()`). A refusal no mode
+    problem explains is the runtime's limit: an operator or opset it does not support.
+"""
+
+from __future__ import annotations
+
+from exportcheck.results.findings import Severity
+from exportcheck.rules.base import Rule
+
+
+class RuntimeRefusal(Rule):
+    slug = "runtime-refusal"
+    code = "EC304"
+    severity = Severity.WARNING
+    stage = "compare"
+    summary = "A runtime refuses to load, compile or run the artifact"
