@@ -338,7 +338,11 @@ def model_settings(report: ReportOptions, model: InputOptions, **overrides: Any)
 def comparison_settings(
     report: ReportOptions, model: InputOptions, judged: ComparisonOptions, **more: Any
 ) -> Any:
-    return model_settings(
+    """Settings for validate and compare: a runtime named but not installed fails here too,
+    before torch is imported."""
+    from exportcheck.pipeline.validation import check_run_flags
+
+    settings = model_settings(
         report,
         model,
         device=model.device,
@@ -346,8 +350,11 @@ def comparison_settings(
         atol=judged.atol,
         allow_tf32=judged.allow_tf32,
         require_comparisons=judged.require_comparisons,
+        runtimes=comma_separated(judged.runtimes),
         **more,
     )
+    check_run_flags(None, None, settings.runtimes)
+    return settings
 
 
 def comparison_options(settings: Any) -> dict[str, Any]:
@@ -357,6 +364,7 @@ def comparison_options(settings: Any) -> dict[str, Any]:
         devices=settings.device,
         tolerances=Tolerances(settings.rtol, settings.atol, dict(settings.output_tolerances)),
         allow_tf32=settings.allow_tf32,
+        runtimes=settings.runtimes,
     )
 
 

@@ -122,6 +122,14 @@ class ComparisonOptions:
             help="Fail (exit 1) when every numerical comparison was skipped, e.g. no GPU.",
         ),
     ] = None
+    runtimes: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--runtimes",
+            help="Runtimes to run artifacts on, comma-separated or repeated (default: every "
+            "installed one): onnxruntime, openvino, tract, torch. One named here must be installed.",
+        ),
+    ] = None
 
 
 @dataclass(frozen=True)

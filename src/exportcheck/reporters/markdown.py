@@ -15,6 +15,7 @@ from exportcheck.reporters.text import evidence_summary, problem_place
 from exportcheck.results.findings import Severity
 from exportcheck.results.problems import Problem
 from exportcheck.results.report import Report, fail_threshold
+from exportcheck.results.runtimes import matrix_rows, refusals
 
 MAX_ROWS = 100
 
@@ -114,6 +115,29 @@ def _comparisons(report: Report) -> list[str]:
     return ["", f"{passed} of {len(report.comparisons)} comparison(s) passed."]
 
 
+def _runtimes(report: Report) -> list[str]:
+    """Artifacts x runtimes, one row per subject and artifact, and each distinct refusal."""
+    cells = report.runtime_matrix
+    if not cells:
+        return []
+    runtimes, rows = matrix_rows(cells)
+    lines = ["", "### Runtimes", ""]
+    lines += _table(
+        ["Subject", "Artifact", *(_code(r) for r in runtimes)],
+        [
+            [_code(r.subject), _code(r.artifact_format)]
+            + [_text(r.verdicts.get(name, "-")) for name in runtimes]
+            for r in rows[:MAX_ROWS]
+        ],
+    )
+    lines += _more(len(rows))
+    reasons = [
+        f"{_code(runtime)} ({_text(', '.join(formats))}): {_text(reason)}"
+        for runtime, reason, formats in refusals(cells)
+    ]
+    return lines + ([""] + [f"- {r}" for r in reasons[:MAX_ROWS]] if reasons else [])
+
+
 def _bullets(title: str, items: Sequence[str]) -> list[str]:
     if not items:
         return []
@@ -127,6 +151,7 @@ def render_markdown(report: Report, *, width: int | None = 100, verbose: bool = 
     lines += _problems(report)
     if report.comparisons:
         lines += _comparisons(report)
+    lines += _runtimes(report)
     skipped = []
     for skip in report.skipped:
         where = f" ({_text(skip.artifact)})" if skip.artifact else ""

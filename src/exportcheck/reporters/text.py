@@ -17,6 +17,7 @@ from exportcheck.results.comparison import Comparison
 from exportcheck.results.findings import Finding, Severity
 from exportcheck.results.problems import CONSEQUENCE_STAGE, Problem, shown_path
 from exportcheck.results.report import Report, fail_threshold
+from exportcheck.results.runtimes import matrix_rows, refusals
 
 DEFAULT_WIDTH = 100
 INDENT = "    "
@@ -226,7 +227,9 @@ def render_text(report: Report, *, width: int | None = DEFAULT_WIDTH, verbose: b
             lines += _wrap(printable(f"error: {error.message}"), width, INDENT, INDENT * 2)
         for problem in problems:
             lines += _problem_block(problem, report, width, verbose)
-        if problems or errors:
+        matrix = runtime_matrix_lines(report, subject, width)
+        lines += matrix
+        if problems or errors or matrix:
             lines.append("")
     if verbose and report.comparisons:
         lines += _comparison_lines(report, width)
@@ -235,6 +238,32 @@ def render_text(report: Report, *, width: int | None = DEFAULT_WIDTH, verbose: b
     for line in _verdict(report, hidden, codes):
         lines += _wrap(printable(line), width)
     return "\n".join(lines) + "\n"
+
+
+def runtime_matrix_lines(report: Report, subject: str, width: int | None) -> list[str]:
+    """The subject's artifacts x runtimes: one line when every run matches, else a table of
+    verdicts and each distinct refusal in the runtime's own words."""
+    cells = [c for c in report.runtime_matrix if c.run.subject == subject]
+    if not cells:
+        return []
+    runtimes, rows = matrix_rows(cells)
+    if all(c.verdict in ("matches", "skipped") for c in cells):
+        ran = sum(1 for c in cells if c.verdict == "matches")
+        text = f"runtimes: all {ran} configuration(s) match on {', '.join(runtimes)}"
+        return _wrap(printable(text), width, INDENT)
+    first = max(len("runtimes"), *(len(r.artifact_format) for r in rows))
+    widths = [max(len(name), *(len(r.verdicts.get(name, "-")) for r in rows)) for name in runtimes]
+
+    def line(head: str, values: list[str]) -> str:
+        cells_text = "  ".join(v.ljust(w) for v, w in zip(values, widths))
+        return printable(f"{INDENT}{head.ljust(first)}  {cells_text}".rstrip())
+
+    lines = [line("runtimes", list(runtimes))]
+    lines += [line(r.artifact_format, [r.verdicts.get(n, "-") for n in runtimes]) for r in rows]
+    for runtime, reason, formats in refusals(cells):
+        text = f"{runtime} ({', '.join(formats)}): {reason}"
+        lines += _wrap(printable(text), width, INDENT, INDENT + "  ")
+    return lines
 
 
 def _comparison_lines(report: Report, width: int | None) -> list[str]:

@@ -111,7 +111,7 @@ class Report:
     @property
     def runtime_matrix(self) -> tuple[MatrixCell, ...]:
         """Each artifact on each runtime, with its verdict (derived from the comparisons)."""
-        return runtime_matrix(self.runtime_runs, self.comparisons)
+        return runtime_matrix(self.runtime_runs, self.comparisons, self.findings)
 
     @property
     def every_comparison_skipped(self) -> bool:

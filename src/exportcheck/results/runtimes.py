@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from exportcheck.results.comparison import Comparison
+from exportcheck.results.findings import Finding
 
 RAN, REFUSED, CRASHED, SKIPPED = "ran", "refused", "crashed", "skipped"
 
@@ -61,13 +62,19 @@ def configuration_of(comparison: Comparison) -> str:
 @dataclass(frozen=True)
 class MatrixCell:
     """A run and its verdict: matches, differs (with the largest difference), refuses,
-    crashes or skipped."""
+    crashes or skipped; `batch_statistics` where a finding says its outputs follow the batch."""
 
     run: RuntimeRun
     verdict: str
     max_abs: float | None = None
     failed: int = 0
     compared: int = 0
+    batch_statistics: bool = False
+
+    @property
+    def shown(self) -> str:
+        """The verdict as a matrix cell shows it."""
+        return f"{self.verdict} (batch stats)" if self.batch_statistics else self.verdict
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,16 +83,26 @@ class MatrixCell:
             "max_abs": self.max_abs,
             "failed_comparisons": self.failed,
             "comparisons": self.compared,
+            "batch_statistics": self.batch_statistics,
         }
 
 
 _VERDICTS = {REFUSED: "refuses", CRASHED: "crashes", SKIPPED: "skipped"}
 
 
+BATCH_STATISTICS_RULE = "runtime-batch-statistics"
+
+
 def runtime_matrix(
-    runs: Sequence[RuntimeRun], comparisons: Sequence[Comparison]
+    runs: Sequence[RuntimeRun], comparisons: Sequence[Comparison], findings: Sequence[Finding] = ()
 ) -> tuple[MatrixCell, ...]:
-    """Each run with its verdict, from the comparisons made in its configuration."""
+    """Each run with its verdict, from the comparisons made in its configuration (and the
+    findings that say it computes batch statistics)."""
+    batch_dependent = {
+        (f.subject, f.location.artifact, f.location.runtime)
+        for f in findings
+        if f.rule == BATCH_STATISTICS_RULE
+    }
     by_key: dict[tuple[str, str | None, str, str], list[Comparison]] = {}
     for comparison in comparisons:
         key = (
@@ -110,6 +127,46 @@ def runtime_matrix(
                 max(worst) if worst else None,
                 len(failing),
                 len(made),
+                (run.subject, run.artifact, run.runner_label) in batch_dependent,
             )
         )
     return tuple(cells)
+
+
+# Which verdict a cell of several configurations (optimization levels, devices) shows.
+_WORST_FIRST = ("refuses", "crashes", "differs", "matches", "skipped")
+
+
+@dataclass(frozen=True)
+class MatrixRow:
+    """One artifact of one subject, and its verdict on each runtime: the worst over that
+    runtime's configurations."""
+
+    subject: str
+    artifact_format: str
+    verdicts: dict[str, str]
+
+
+def matrix_rows(cells: Sequence[MatrixCell]) -> tuple[tuple[str, ...], list[MatrixRow]]:
+    """The runtimes (columns, in the order they ran) and one row per subject and artifact."""
+    runtimes = tuple(dict.fromkeys(cell.run.runtime for cell in cells))
+    rows: dict[tuple[str, str], dict[str, str]] = {}
+    for cell in cells:
+        verdicts = rows.setdefault((cell.run.subject, cell.run.artifact_format), {})
+        earlier = verdicts.get(cell.run.runtime)
+        if earlier is None or _WORST_FIRST.index(cell.verdict) < _WORST_FIRST.index(
+            earlier.split(" (")[0]
+        ):
+            verdicts[cell.run.runtime] = cell.shown
+    return runtimes, [MatrixRow(s, f, v) for (s, f), v in rows.items()]
+
+
+def refusals(cells: Sequence[MatrixCell]) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(runtime, reason, artifact formats) for each distinct refusal or crash."""
+    reasons: dict[tuple[str, str], list[str]] = {}
+    for cell in cells:
+        if cell.verdict in ("refuses", "crashes") and cell.run.detail:
+            formats = reasons.setdefault((cell.run.runtime, cell.run.detail), [])
+            if cell.run.artifact_format not in formats:
+                formats.append(cell.run.artifact_format)
+    return [(runtime, reason, tuple(f)) for (runtime, reason), f in reasons.items()]

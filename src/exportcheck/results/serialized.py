@@ -17,6 +17,7 @@ from exportcheck.results.comparison import Comparison, OutputMetrics, Tolerance
 from exportcheck.results.findings import Finding, Location, Severity, Suppression
 from exportcheck.results.problems import OUTSIDE
 from exportcheck.results.report import InputProblem, Report, Skipped
+from exportcheck.results.runtimes import RuntimeRun
 
 # What a library-relative path is rebuilt under: `library_relative` and `Problem.source` both
 # know a library file by this marker, so the first project file still names a problem.
@@ -42,11 +43,27 @@ def report_from_dict(data: Any, root: str, cwd: str | None = None) -> Report:
             unused_suppressions=tuple(dict(u) for u in data["unused_suppressions"]),
             fail_on=str(data["fail_on"]),
             uncompared=tuple(_strings(data["uncompared"])),
+            runtime_runs=tuple(_runtime_run(r) for r in data.get("runtimes", ())),
             root=root,
             cwd=cwd or os.getcwd(),
         )
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
         raise MalformedReport(f"not an exportcheck JSON report ({_reason(error)})") from None
+
+
+def _runtime_run(data: Mapping[str, Any]) -> RuntimeRun:
+    """A matrix cell's run; its verdict is derived again from the comparisons."""
+    return RuntimeRun(
+        subject=str(data["subject"]),
+        artifact=data["artifact"],
+        artifact_format=str(data["format"]),
+        runtime=str(data["runtime"]),
+        configuration=str(data["configuration"]),
+        status=str(data["status"]),
+        detail=data["detail"],
+        version=data["version"],
+        sizes=tuple(_strings(data["sizes"])),
+    )
 
 
 def _reason(error: Exception) -> str:

@@ -1,5 +1,4 @@
-"""An artifact whose output for one sample changes with the rest of its batch
-(`runtime-batch-statistics`).
+"""A sample's output changes with the rest of its batch (`runtime-batch-statistics`).
 
 What it finds
     An artifact, on one runtime, whose outputs for the example samples change when another

@@ -36,6 +36,7 @@ SCALAR_KEYS = (
     "jobs",
     "timeout",
     "require-comparisons",
+    "runtimes",
 )
 TABLE_KEYS = ("output-tolerances", "severity", "ignore")
 IGNORE_KEYS = ("rule", "reason", "subject", "module", "node")
@@ -75,6 +76,7 @@ class Settings:
     jobs: int = 1
     timeout: float | None = None
     require_comparisons: bool = False
+    runtimes: tuple[str, ...] | None = None
     select: tuple[str, ...] | None = None
     ignore_rules: tuple[str, ...] = ()
     output_tolerances: Mapping[str, Tolerance] = field(default_factory=dict)
@@ -98,6 +100,7 @@ class Settings:
             "jobs": self.jobs,
             "timeout": self.timeout,
             "require-comparisons": self.require_comparisons,
+            "runtimes": list(self.runtimes) if self.runtimes else None,
             "select": list(self.select) if self.select is not None else None,
             "ignore-rules": list(self.ignore_rules),
             "output-tolerances": {
@@ -215,6 +218,14 @@ def _formats(value: Any, key: str, origin: str) -> tuple[str, ...]:
     return tuple(_choice(v, key, FORMATS, origin) for v in value)
 
 
+def _runtimes(value: Any, key: str, origin: str) -> tuple[str, ...]:
+    from exportcheck.comparison.runtimes import RUNTIME_NAMES
+
+    if not isinstance(value, list) or not value:
+        raise ConfigError("runtimes must be a non-empty list", subject=origin)
+    return tuple(dict.fromkeys(_choice(v, key, RUNTIME_NAMES, origin) for v in value))
+
+
 def _report_format(value: Any, key: str, origin: str) -> str:
     from exportcheck.reporters import REPORTERS
 
@@ -246,6 +257,7 @@ _CHECKED_FLAGS = {
     "timeout": _seconds,
     "jobs": _jobs,
     "formats": lambda v, k, o: _formats(list(v), k, o),
+    "runtimes": lambda v, k, o: _runtimes(list(v), k, o),
     "select": lambda v, k, o: _rules(list(v), k, o),
     "ignore_rules": lambda v, k, o: _rules(list(v), k, o),
 }
@@ -261,6 +273,7 @@ _PARSERS: dict[str, Callable[[Any, str, str], Any]] = {
     "fail-on": lambda v, k, o: _choice(v, k, FAIL_ON_CHOICES, o),
     "format": _report_format,
     "formats": _formats,
+    "runtimes": _runtimes,
     "device": lambda v, k, o: _choice(v, k, ("cpu", "cuda", "all"), o),
     "rtol": _tolerance,
     "atol": _tolerance,

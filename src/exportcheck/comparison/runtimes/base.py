@@ -50,7 +50,10 @@ class Runtime:
     """The artifact kinds it runs: onnx, torchscript, exported-program."""
 
     def installed(self) -> bool:
-        return importlib.util.find_spec(self.package) is not None
+        try:
+            return importlib.util.find_spec(self.package) is not None
+        except (ImportError, ValueError):  # ValueError: blocked in sys.modules (set to None)
+            return False
 
     def install_hint(self) -> str:
         return f"{self.package} is not installed (pip install 'exportcheck[{self.extra}]')"
