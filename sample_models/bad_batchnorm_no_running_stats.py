@@ -17,6 +17,8 @@ EXPECTED = {
         "torchscript-script": ["training-batchnorm", "training-module"],
         "exported-program": ["training-batchnorm"],
     },
+    # Where a runtime is installed: the finding of that runtime that its problem must hold.
+    "runtimes": {"openvino": "runtime-batch-statistics"},
 }
 
 

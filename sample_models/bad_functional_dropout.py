@@ -20,6 +20,8 @@ EXPECTED = {
         "torchscript-script": ["training-dropout", "training-module"],
         "exported-program": ["training-dropout"],
     },
+    # Where a runtime is installed: the finding of that runtime that its problem must hold.
+    "runtimes": {"openvino": "runtime-refusal", "tract": "runtime-refusal"},
 }
 
 

@@ -34,6 +34,7 @@ def problems(report: dict) -> list[str]:
             found[finding["subject"]][finding["rule"]].add(finding["location"]["module"])
     failures = [f"{e['subject']}: input error: {e['message']}" for e in report["errors"]]
     failures += _unplaced_problems(report)
+    failures += runtime_failures(report)
     for subject in report["subjects"]:
         path = subject.rsplit(":", 1)[0]
         expected = declared(path)["validate"]
@@ -47,6 +48,46 @@ def problems(report: dict) -> list[str]:
             if missing:
                 failures.append(f"{subject}: {rule} did not name module(s) {sorted(missing)}")
     return failures
+
+
+def runtime_failures(report: dict) -> list[str]:
+    """Each installed runtime as the samples declare it: a known-bad model's problem holds
+    the runtime's finding (OpenVINO's refusal of a training Dropout); a clean model matches
+    on every runtime except where its declaration quotes a runtime's own refusal."""
+    failures = []
+    for subject in report["subjects"]:
+        declaration = declared(subject.rsplit(":", 1)[0])
+        wanted = declaration.get("runtimes", {})
+        cells = [c for c in report.get("runtimes", []) if c["subject"] == subject]
+        for runtime in dict.fromkeys(c["runtime"] for c in cells):
+            mine = [c for c in cells if c["runtime"] == runtime]
+            if declaration["validate"]:
+                rule = wanted.get(runtime)
+                if rule and not _problem_holds(report, subject, runtime, rule):
+                    failures.append(f"{subject}: no error problem holds {runtime}'s {rule}")
+                continue
+            refusal = wanted.get(runtime)
+            for cell in mine:
+                expected_refusal = refusal and refusal in (cell["detail"] or "")
+                if cell["verdict"] != "matches" and not expected_refusal:
+                    failures.append(
+                        f"{subject}: {cell['format']} {cell['verdict']} on "
+                        f"{cell['configuration']}: {cell['detail'] or ''}"
+                    )
+    return failures
+
+
+def _problem_holds(report: dict, subject: str, runtime: str, rule: str) -> bool:
+    for problem in report["problems"]:
+        if problem["subject"] != subject or problem["severity"] != "error":
+            continue
+        for index in problem["findings"]:
+            finding = report["findings"][index]
+            if finding["rule"] == rule and f" on {runtime}/" in (
+                finding["location"]["runtime"] or ""
+            ):
+                return True
+    return False
 
 
 def _unplaced_problems(report: dict) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,9 @@ class Tract(Runtime):
     kinds = frozenset({"onnx"})
 
     def load(self, path: str, kind: str, device: str, option: str | None, loaded: Any) -> Runner:
+        """The model planned once with its symbolic dimensions. Binding them to the run's
+        sizes instead (input facts, SetSymbols) clashes with the shapes the dynamo exporter
+        stores for intermediate values, and does not get an LSTM's Scan through either."""
         import tract
 
         try:
@@ -48,6 +52,7 @@ class Tract(Runtime):
         text = " ".join(str(error).split("Stack backtrace:")[0].split())
         where, _, cause = text.rpartition("Caused by:")
         where = where.split("Caused by:")[0].strip()
+        cause = re.split(r"(?:^|\s)\d+: ", cause)[-1]  # the last of a numbered chain of causes
         if not where:
             return cause.strip() or type(error).__name__
         return f"{cause.strip()} ({where[0].lower()}{where[1:]})"
