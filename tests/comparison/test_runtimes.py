@@ -89,7 +89,7 @@ def test_openvino_refusal_is_evidence_of_the_training_dropout(demo_report):
     assert refusals, [f.message for f in problem.evidence]
     assert all("Training mode is not supported for Dropout op" in f.message for f in refusals)
     source = (SAMPLES / "bad_functional_dropout.py").read_text().splitlines()
-    line = next(n for n, text in enumerate(source, 1) if "F.dropout(" in text)
+    line = next(n for n, text in enumerate(source, 1) if "return F.dropout(" in text)
     assert any(
         f"a consequence of EC101 at bad_functional_dropout.py:{line}" in f.message for f in refusals
     )

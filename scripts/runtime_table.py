@@ -1,0 +1,145 @@
+"""Writes docs/runtimes.md: how each runtime treats a training-mode node, from exportcheck's own
+runs of real exports of the sample models. The test suite checks the page matches this output.
+
+Usage: python scripts/runtime_table.py [--write]   (PYTHONPATH=src from a checkout)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = ROOT / "docs" / "runtimes.md"
+
+# (column title, sample, what the export holds)
+CASES = (
+    ("Dropout with `training_mode=True`", "bad_functional_dropout", "`F.dropout(x, p)`"),
+    (
+        "BatchNormalization in training mode",
+        "bad_batchnorm_no_running_stats",
+        "`track_running_stats=False`",
+    ),
+    ("clean eval-mode model", "cnn", "Conv-BN-ReLU, Dropout"),
+)
+FORMATS = ("onnx", "onnx-legacy", "exported-program")
+
+HEADER = """# Runtimes
+
+exportcheck runs each artifact on every installed runtime: ONNX Runtime (at `ORT_DISABLE_ALL`
+and its default level, on the CPU and on CUDA with onnxruntime-gpu), OpenVINO (`pip install
+'exportcheck[openvino]'`), tract (`pip install 'exportcheck[tract]'`) and torch for TorchScript
+and torch.export archives. `--runtimes` (or `runtimes = [...]` in `[tool.exportcheck]`) chooses
+among them; a runtime that is not installed is reported as skipped with the extra to install,
+and one named there but missing is an input error (exit 2).
+
+Each runtime treats a training-mode node its own way. The table is what each one did in
+exportcheck's own runs of the sample models, exported by the dynamo ONNX exporter (`onnx`),
+the TorchScript-based one (`onnx-legacy`) and torch.export (`exported-program`). It is
+written by `scripts/runtime_table.py`, and the test suite fails when this page and the script's
+output disagree. Where a runtime refuses, its refusal is a `runtime-refusal` (EC304) finding
+under the problem that explains it ("a consequence of EC101 at head.py:32"); where it
+normalizes with the batch's statistics, a `runtime-batch-statistics` (EC306) finding.
+
+"""
+
+FOOTER = """
+- *runs it, randomly*: two runs of one input differ (`runtime-nondeterminism`).
+- *uses batch statistics*: a sample's output changes when another joins its batch.
+- *refuses*: the runtime's own words, on one line.
+- A cell names the formats it holds for when the formats disagree.
+"""
+
+
+def _words(cell, by_rule: set) -> str:
+    label = cell.run.runner_label
+    if cell.verdict == "refuses":
+        return 'refuses: "' + (cell.run.detail or "").split(" (")[0] + '"'
+    if cell.verdict in ("crashes", "skipped"):
+        return cell.verdict
+    if ("runtime-nondeterminism", label) in by_rule:
+        return "runs it, randomly"
+    if cell.batch_statistics:
+        return "uses batch statistics"
+    if not any(size.startswith("batch=") for size in cell.run.sizes):
+        return f"{cell.verdict} (static batch: one batch size run)"
+    return cell.verdict
+
+
+def _cell(cells: list, findings: list) -> str:
+    """One runtime's behaviour on one artifact, in words, from its matrix cells and findings;
+    each configuration (an optimization level) named where they disagree."""
+    by_rule = {(f.rule, f.location.runtime) for f in findings}
+    words = {cell.run.configuration.rsplit("/", 1)[-1]: _words(cell, by_rule) for cell in cells}
+    if len(set(words.values())) == 1:
+        return next(iter(words.values()))
+    return "; ".join(f"{option}: {text}" for option, text in words.items())
+
+
+def measure() -> dict[str, dict[str, str]]:
+    """runtime title (with version) -> case title -> behaviour, per format where they differ."""
+    sys.path.insert(0, str(ROOT / "src"))
+    import exportcheck
+    from exportcheck.comparison.runtimes import RUNTIMES
+    from exportcheck.targets.python_targets import build_target
+
+    table: dict[str, dict[str, str]] = {}
+    installed = [r for r in RUNTIMES if r.installed()]
+    for title, sample, _ in CASES:
+        target = build_target(str(ROOT / "sample_models" / f"{sample}.py") + ":build")
+        with tempfile.TemporaryDirectory() as folder, contextlib.chdir(folder):
+            report = exportcheck.validate(
+                target.model, target.inputs, formats=FORMATS, devices="cpu", probes=False
+            )
+        for runtime in installed:
+            by_format = {}
+            for fmt in FORMATS:
+                cells = [
+                    c
+                    for c in report.runtime_matrix
+                    if c.run.runtime == runtime.name and c.run.artifact_format == fmt
+                ]
+                if cells:
+                    by_format[fmt] = _cell(cells, list(report.findings))
+            texts = list(dict.fromkeys(by_format.values()))
+            if len(texts) == 1:
+                text = texts[0]
+            else:
+                text = "; ".join(f"{fmt}: {words}" for fmt, words in by_format.items())
+            row = table.setdefault(runtime.name, {"runtime": runtime.describe()})
+            row[title] = text or "-"
+    return table
+
+
+def render(table: dict[str, dict[str, str]]) -> str:
+    titles = [title for title, _, _ in CASES]
+    lines = [
+        "| runtime | " + " | ".join(titles) + " |",
+        "|---|" + "---|" * len(titles),
+        "| (sample model) | " + " | ".join(f"`{s}`: {what}" for _, s, what in CASES) + " |",
+    ]
+    for row in table.values():
+        cells = [row["runtime"], *(row.get(t, "-").replace("|", "\\|") for t in titles)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return HEADER + "\n".join(lines) + "\n" + FOOTER
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help=f"write {PAGE.relative_to(ROOT)}")
+    args = parser.parse_args(argv)
+    with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
+        page = render(measure())
+    if args.write:
+        PAGE.write_text(page)
+    else:
+        sys.stdout.write(page)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
