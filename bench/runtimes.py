@@ -1,0 +1,131 @@
+"""What each optional runtime adds to `validate` of the sample models, against ONNX Runtime's
+comparison time measured in the same run: `python bench/runtimes.py [--rounds N]`.
+
+Each runtime's cost is its import (in a fresh process, as a CI step pays it) plus, for every
+ONNX artifact of every sample (dynamo and legacy exports, made once), loading it and the runs
+and comparisons `validate` makes on it: twice on the example inputs, once at a second batch
+size, once per other dynamic dimension. The eval-mode references are computed before timing,
+so both sides are timed on the same warm state; rounds alternate the runtimes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "sample_models"
+TARGET = 1.3  # OpenVINO's cost at most this many times ONNX Runtime's comparison time
+NAMES = ("bad_batchnorm_no_running_stats", "bad_functional_dropout", "cnn", "lstm", "transformer")
+SAMPLE_TARGETS = tuple(f"{SAMPLES / name}.py:build" for name in NAMES)
+
+
+def import_seconds(package: str) -> float:
+    """The import of a runtime's package in a fresh interpreter (best of three)."""
+    code = f"import time; t = time.perf_counter(); import {package}; print(time.perf_counter() - t)"
+    runs = [
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            ).stdout
+        )
+        for _ in range(3)
+    ]
+    return min(runs)
+
+
+def prepared(folder: str, targets: list[str]) -> list[tuple[object, str, str, bool]]:
+    """(model run, path, format, dynamic batch) for each sample's ONNX exports, references warm."""
+    from exportcheck.comparison.reference import ModelRun, Tolerances, quiet_progress
+    from exportcheck.export.exporters import SUFFIXES, Exporter
+    from exportcheck.targets.python_targets import build_target
+
+    cases = []
+    for index, spec in enumerate(targets):
+        name = f"{index}-" + spec.rsplit(":", 1)[-1]
+        target = build_target(spec)
+        model = target.model.eval()
+        ctx = ModelRun(model, target.inputs, name, Tolerances(), False, quiet_progress)
+        exporter = Exporter(model, target.inputs)
+        for fmt in ("onnx", "onnx-legacy"):
+            exported = exporter.export(fmt, os.path.join(folder, name + SUFFIXES[fmt]))
+            cases.append((ctx, exported.path, fmt, exported.dynamic_batch))
+    return cases
+
+
+def comparison_seconds(runtime: object, cases: list) -> float:
+    from exportcheck.comparison.artifact_checks import (
+        _dimension_variants,
+        check_runner,
+        runners_for,
+    )
+
+    start = time.perf_counter()
+    for ctx, path, fmt, dynamic_batch in cases:
+        variants, _ = _dimension_variants(ctx, path, "onnx", None, fmt)
+        for attempt in runners_for(path, "onnx", ["cpu"], None, [runtime]):
+            if attempt.runner is not None:
+                check_runner(
+                    ctx,
+                    attempt.runner,
+                    artifact=path,
+                    artifact_format=fmt,
+                    dynamic_batch=dynamic_batch,
+                    dimension_variants=variants,
+                )
+    return time.perf_counter() - start
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--targets",
+        nargs="*",
+        help="file.py:callable targets instead of the sample models (e.g. bench/models.py:resnet18); "
+        "the 1.3x target is for the sample models",
+    )
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(REPO / "src"))
+    from exportcheck.comparison.runtimes import RUNTIMES
+
+    installed = [r for r in RUNTIMES if r.installed() and "onnx" in r.kinds]
+    with tempfile.TemporaryDirectory() as folder:
+        targets = list(args.targets or SAMPLE_TARGETS)
+        cases = prepared(folder, targets)
+        for runtime in installed:  # warm-up: imports, first sessions, the references
+            comparison_seconds(runtime, cases)
+        times: dict[str, list[float]] = {r.name: [] for r in installed}
+        for _ in range(args.rounds):
+            for runtime in installed:
+                times[runtime.name].append(comparison_seconds(runtime, cases))
+    imports = {r.name: import_seconds(r.package) for r in installed}
+    base = statistics.median(times["onnxruntime"]) + imports["onnxruntime"]
+    what = "the sample models" if not args.targets else ", ".join(args.targets)
+    print(f"## Runtimes added to validate of {what} ({len(cases)} ONNX artifacts)\n")
+    print("| runtime | import s | comparisons s (median) | total s | x ONNX Runtime | target |")
+    print("|---|---|---|---|---|---|")
+    failed = False
+    for runtime in installed:
+        median = statistics.median(times[runtime.name])
+        total = median + imports[runtime.name]
+        ratio = total / base
+        target = ""
+        if runtime.name == "openvino" and not args.targets:
+            met = ratio <= TARGET
+            failed |= not met
+            target = f"<= {TARGET}x: {'met' if met else 'MISSED'}"
+        print(
+            f"| {runtime.describe()} | {imports[runtime.name]:.2f} | {median:.2f} | {total:.2f} "
+            f"| {ratio:.2f} | {target} |"
+        )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
