@@ -207,3 +207,20 @@ def test_runtimes_chooses_among_them(tmp_path):
 
     report = json.loads(done.stdout)
     assert report["comparisons"] == [] and report["runtimes"] == []  # onnx-legacy: no torch
+
+
+def test_the_config_takes_runtimes_as_the_flag_does(tmp_path):
+    from exportcheck.errors import ConfigError
+    from exportcheck.settings.config import load_settings
+
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.exportcheck]\nruntimes = ["openvino", "onnxruntime"]\n'
+    )
+    settings = load_settings(cwd=str(tmp_path))
+    assert settings.runtimes == ("openvino", "onnxruntime")
+    assert settings.to_dict()["runtimes"] == ["openvino", "onnxruntime"]
+    flagged = load_settings(cwd=str(tmp_path), overrides={"runtimes": ("tract",)})
+    assert flagged.runtimes == ("tract",) and flagged.source("runtimes") == "command line"
+    (tmp_path / "pyproject.toml").write_text('[tool.exportcheck]\nruntimes = ["tensorrt"]\n')
+    with pytest.raises(ConfigError, match="runtimes must be one of onnxruntime, openvino"):
+        load_settings(cwd=str(tmp_path))
