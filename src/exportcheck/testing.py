@@ -18,6 +18,7 @@ SETTING_KEYWORDS = {
     "rtol": "rtol",
     "atol": "atol",
     "allow_tf32": "allow-tf32",
+    "runtimes": "runtimes",
     "select": "select",
     "ignore": "ignore-rules",
     "suppress": "ignore",
@@ -60,6 +61,7 @@ def validate_options(settings: Settings, options: dict[str, Any]) -> dict[str, A
         **options,
         "formats": settings.formats,
         "allow_tf32": settings.allow_tf32,
+        "runtimes": settings.runtimes,
         "fail_on": settings.fail_on,
     }
 
