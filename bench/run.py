@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -370,6 +371,21 @@ def run(args: argparse.Namespace, command_line: str) -> Results:
     return results
 
 
+def runtime_section(quick: bool) -> str:
+    """bench/runtimes.py's table: OpenVINO and tract added to validate of the sample models,
+    against ONNX Runtime's comparison time in the same run (OpenVINO's target: 1.3x)."""
+    log("runtimes added to validate of the sample models")
+    done = subprocess.run(
+        [PYTHON, str(BENCH / "runtimes.py"), "--rounds", "3" if quick else "5"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    verdict = "met" if done.returncode == 0 else "MISSED"
+    log(f"{verdict}  OpenVINO added to validate of the sample models: <= 1.3x ORT")
+    return done.stdout or f"## Runtimes\n\nbench/runtimes.py failed: {done.stderr[-500:]}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     # Every tool gets cached byte-code, as an installed package has; this environment may
@@ -378,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     results = run(args, " ".join(["bench/run.py", *argv]))
     text = render(results)
+    if not args.skip_validate:
+        text += "\n" + runtime_section(args.quick)
     print(text)
     if args.out:
         Path(args.out).write_text(text)
