@@ -112,6 +112,7 @@ class Effect(str, enum.Enum):
     TOWARD_EVAL = "moved toward eval semantics"
     BROKE_INTENDED = "broke intended batch statistics"
     BROKE_MC_DROPOUT = "removed run-time (MC) dropout"
+    AWAY_FROM_EVAL = "moved away from eval semantics"
     NEUTRAL = "no change of mode"
     UNKNOWN = "unknown"
 
@@ -132,7 +133,11 @@ class ModeChange:
 
     @property
     def breaks(self) -> bool:
-        return self.effect in (Effect.BROKE_INTENDED, Effect.BROKE_MC_DROPOUT)
+        return self.effect in (
+            Effect.BROKE_INTENDED,
+            Effect.BROKE_MC_DROPOUT,
+            Effect.AWAY_FROM_EVAL,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,148 @@
+"""What changed the mode between two ONNX artifacts (BEFORE and AFTER an optimizer, say): each
+Dropout and BatchNormalization of BEFORE that AFTER removed, fused or switched, judged by the
+repair's own decision on BEFORE; and AFTER's outputs against BEFORE run with its mode bugs
+repaired (eval semantics, intended batch statistics kept) and against BEFORE as it is."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+from exportcheck.comparison.runtimes import OPTIMIZATION_LEVELS, onnx_runner
+from exportcheck.errors import UnsupportedArtifactError
+from exportcheck.numerics.metrics import coarser_tolerance, measure
+from exportcheck.readers import detect_kind
+from exportcheck.readers.onnx import read_onnx
+from exportcheck.readers.onnx.external_data import external_data_files
+from exportcheck.readers.view import ArtifactKind, NodeView
+from exportcheck.repair.onnx_rewrite import MODE_OPS, decide, is_training, repair_onnx
+from exportcheck.repair.sample_inputs import onnx_inputs
+from exportcheck.results.comparison import Comparison
+from exportcheck.results.repair import Action, Effect, ModeChange, ModeChangeReport
+
+_FUSING_PRODUCERS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
+_STATES = {
+    Action.CHANGED: "in training mode by mistake",
+    Action.INTENDED: "in training mode on purpose",
+    Action.UNCHANGED: "in inference mode",
+    Action.REFUSED: "in training mode, not provably by mistake",
+}
+
+
+def _effect_of_leaving(action: Action, op: str) -> Effect:
+    if action is Action.CHANGED:
+        return Effect.TOWARD_EVAL
+    if action is Action.INTENDED:
+        return Effect.BROKE_MC_DROPOUT if op == "Dropout" else Effect.BROKE_INTENDED
+    if action is Action.UNCHANGED:
+        return Effect.NEUTRAL
+    return Effect.UNKNOWN
+
+
+def _disappearance(node: NodeView) -> str:
+    if node.op == "BatchNormalization" and node.inputs and node.graph is not None:
+        producer = node.graph.producer(node.inputs[0], node)
+        if producer is not None and producer.op in _FUSING_PRODUCERS:
+            return f"disappeared: fused into {producer.op} {producer.name!r}"
+    return "disappeared"
+
+
+def mode_changes(after: str, before: str) -> tuple[ModeChange, ...]:
+    """Every mode-relevant node of BEFORE that AFTER lacks or runs in another mode, matched by
+    operator and node name."""
+    present = {(n.op, n.name): n for n in read_onnx(after, MODE_OPS).nodes}
+    changes = []
+    for node in read_onnx(before, MODE_OPS).nodes:
+        decision = decide(node).repair
+        state = f"{_STATES[decision.action]} ({decision.reason})"
+        counterpart = present.get((node.op, node.name))
+        if counterpart is None:
+            change, effect = _disappearance(node), _effect_of_leaving(decision.action, node.op)
+        else:
+            now = decide(counterpart).repair.action
+            was_training, is_now = is_training(node), is_training(counterpart)
+            if was_training == is_now and (now is Action.INTENDED) == (
+                decision.action is Action.INTENDED
+            ):
+                continue
+            if was_training and not is_now:
+                change, effect = (
+                    "switched to inference mode",
+                    _effect_of_leaving(decision.action, node.op),
+                )
+            elif is_now and not was_training:
+                change, effect = "switched to training mode", Effect.AWAY_FROM_EVAL
+            else:
+                change = f"mode source changed ({decide(counterpart).repair.reason})"
+                effect = _effect_of_leaving(decision.action, node.op)
+        changes.append(ModeChange(node.scope, node.name, node.op, state, change, effect))
+    return tuple(changes)
+
+
+def _measured(
+    runner: Any, actual: list[Any], expected: list[Any], reference: str, run: str
+) -> list[Comparison]:
+    made = []
+    for name, got, want in zip(runner.output_names, actual, expected, strict=False):
+        tolerance = coarser_tolerance(got.dtype, want.dtype)
+        made.append(
+            Comparison(
+                subject="compare",
+                artifact=None,
+                artifact_format="onnx",
+                runtime=runner.runtime,
+                device=runner.device,
+                output=name,
+                metrics=measure(got, want, tolerance),
+                tolerance=tolerance,
+                provider=runner.provider,
+                optimization=runner.optimization,
+                reference=reference,
+                run=run,
+            )
+        )
+    return made
+
+
+def compare_artifacts(
+    after: str, before: str, shapes: Sequence[tuple[tuple[int, ...], str]] = ()
+) -> ModeChangeReport:
+    """The mode-relevant changes from BEFORE to AFTER and the outputs measured on the CPU at
+    every ONNX Runtime optimization level."""
+    for path in (after, before):
+        if detect_kind(path) is not ArtifactKind.ONNX:
+            raise UnsupportedArtifactError(
+                "an artifact as the reference works for ONNX files only", subject=path
+            )
+    changes = mode_changes(after, before)
+    inputs = onnx_inputs(before, shapes)
+    raw: list[Comparison] = []
+    comparisons: list[Comparison] = []
+    note = ""
+    for level in OPTIMIZATION_LEVELS:
+        runner = onnx_runner(after, "cpu", level)
+        got = runner.run(inputs)
+        raw += _measured(
+            runner, got, onnx_runner(before, "cpu", level).run(inputs), "BEFORE", "raw"
+        )
+    if external_data_files(before):
+        note = (
+            "BEFORE keeps its weights in external data: its repaired copy is not run (it "
+            "would have to be written beside them), so AFTER's outputs are not proven to "
+            "keep eval semantics"
+        )
+        return ModeChangeReport(after, before, changes, (), tuple(raw), note)
+    model, _ = repair_onnx(before)
+    with tempfile.TemporaryDirectory(prefix="exportcheck-compare-") as folder:
+        repaired = os.path.join(folder, "before-eval.onnx")
+        with open(repaired, "wb") as handle:
+            handle.write(model.SerializeToString())
+        for level in OPTIMIZATION_LEVELS:
+            runner = onnx_runner(after, "cpu", level)
+            expected = onnx_runner(repaired, "cpu", level).run(inputs)
+            comparisons += _measured(
+                runner, runner.run(inputs), expected, "BEFORE with its mode bugs repaired", "eval"
+            )
+    return ModeChangeReport(after, before, changes, tuple(comparisons), tuple(raw), note)
