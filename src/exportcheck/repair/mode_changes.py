@@ -20,7 +20,7 @@ from exportcheck.readers.view import ArtifactKind, NodeView
 from exportcheck.repair.onnx_rewrite import MODE_OPS, decide, is_training, repair_onnx
 from exportcheck.repair.sample_inputs import onnx_inputs
 from exportcheck.results.comparison import Comparison
-from exportcheck.results.repair import Action, Effect, ModeChange, ModeChangeReport
+from exportcheck.results.repair import Action, Effect, ModeChange, ModeChangeReport, NodeRepair
 
 _FUSING_PRODUCERS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
 _STATES = {
@@ -56,7 +56,9 @@ def mode_changes(after: str, before: str) -> tuple[ModeChange, ...]:
     changes = []
     for node in read_onnx(before, MODE_OPS).nodes:
         decision = decide(node).repair
-        state = f"{_STATES[decision.action]} ({decision.reason})"
+        state = _STATES[decision.action]
+        if decision.action in (Action.INTENDED, Action.REFUSED):
+            state += f" ({decision.reason})"
         counterpart = present.get((node.op, node.name))
         if counterpart is None:
             change, effect = _disappearance(node), _effect_of_leaving(decision.action, node.op)
@@ -106,43 +108,56 @@ def _measured(
     return made
 
 
+def _repaired_copy(path: str, folder: str, name: str) -> str:
+    model, _ = repair_onnx(path)
+    repaired = os.path.join(folder, name)
+    with open(repaired, "wb") as handle:
+        handle.write(model.SerializeToString())
+    return repaired
+
+
+def _left_in_training(path: str) -> tuple[NodeRepair, ...]:
+    """AFTER's own mode bugs: nodes that still run in training mode, not on purpose."""
+    lines = [decide(node).repair for node in read_onnx(path, MODE_OPS).nodes]
+    return tuple(n for n in lines if n.action in (Action.CHANGED, Action.REFUSED))
+
+
+def _run_pair(first: str, second: str, inputs: tuple, reference: str, run: str) -> list[Comparison]:
+    made: list[Comparison] = []
+    for level in OPTIMIZATION_LEVELS:
+        runner = onnx_runner(first, "cpu", level)
+        expected = onnx_runner(second, "cpu", level).run(inputs)
+        made += _measured(runner, runner.run(inputs), expected, reference, run)
+    return made
+
+
 def compare_artifacts(
     after: str, before: str, shapes: Sequence[tuple[tuple[int, ...], str]] = ()
 ) -> ModeChangeReport:
-    """The mode-relevant changes from BEFORE to AFTER and the outputs measured on the CPU at
-    every ONNX Runtime optimization level."""
+    """The mode-relevant changes from BEFORE to AFTER, AFTER's own remaining mode bugs, and the
+    outputs measured on the CPU at every ONNX Runtime optimization level: both files with their
+    mode bugs repaired (equal unless a change altered eval semantics), and both as they are."""
     for path in (after, before):
         if detect_kind(path) is not ArtifactKind.ONNX:
             raise UnsupportedArtifactError(
                 "an artifact as the reference works for ONNX files only", subject=path
             )
     changes = mode_changes(after, before)
+    remaining = _left_in_training(after)
     inputs = onnx_inputs(before, shapes)
-    raw: list[Comparison] = []
-    comparisons: list[Comparison] = []
-    note = ""
-    for level in OPTIMIZATION_LEVELS:
-        runner = onnx_runner(after, "cpu", level)
-        got = runner.run(inputs)
-        raw += _measured(
-            runner, got, onnx_runner(before, "cpu", level).run(inputs), "BEFORE", "raw"
-        )
-    if external_data_files(before):
+    raw = _run_pair(after, before, inputs, "BEFORE", "raw")
+    if external_data_files(before) or external_data_files(after):
         note = (
-            "BEFORE keeps its weights in external data: its repaired copy is not run (it "
-            "would have to be written beside them), so AFTER's outputs are not proven to "
-            "keep eval semantics"
+            "external data: the repaired copies are not run (they would have to be written "
+            "beside the weights), so the outputs are not proven to keep eval semantics"
         )
-        return ModeChangeReport(after, before, changes, (), tuple(raw), note)
-    model, _ = repair_onnx(before)
+        return ModeChangeReport(after, before, changes, (), tuple(raw), remaining, note)
     with tempfile.TemporaryDirectory(prefix="exportcheck-compare-") as folder:
-        repaired = os.path.join(folder, "before-eval.onnx")
-        with open(repaired, "wb") as handle:
-            handle.write(model.SerializeToString())
-        for level in OPTIMIZATION_LEVELS:
-            runner = onnx_runner(after, "cpu", level)
-            expected = onnx_runner(repaired, "cpu", level).run(inputs)
-            comparisons += _measured(
-                runner, runner.run(inputs), expected, "BEFORE with its mode bugs repaired", "eval"
-            )
-    return ModeChangeReport(after, before, changes, tuple(comparisons), tuple(raw), note)
+        comparisons = _run_pair(
+            _repaired_copy(after, folder, "after-eval.onnx"),
+            _repaired_copy(before, folder, "before-eval.onnx"),
+            inputs,
+            "BEFORE, both with mode bugs repaired",
+            "eval",
+        )
+    return ModeChangeReport(after, before, changes, tuple(comparisons), tuple(raw), remaining)

@@ -56,14 +56,24 @@ def render_mode_changes_text(report: ModeChangeReport) -> str:
         lines.append(f"         was {printable(change.before)}; {change.effect.value}")
     if report.note:
         lines.append(f"  {printable(report.note)}")
-    lines.extend(_outputs("outputs against BEFORE with its mode bugs repaired", report.comparisons))
-    lines.extend(_outputs("outputs against BEFORE as it is", report.raw))
-    verdict = (
-        "AFTER keeps BEFORE's eval-mode semantics"
-        if report.ok
-        else "AFTER changed what BEFORE computes in eval mode"
-    )
-    lines.append(verdict)
+    for node in report.remaining:
+        lines.append(
+            f"  STILL  {node.op} {printable(node.node)} runs in training mode in AFTER: "
+            f"{printable(node.reason)}"
+        )
+    lines.extend(_outputs("outputs, both with mode bugs repaired", report.comparisons))
+    lines.extend(_outputs("outputs as they are", report.raw))
+    if report.ok:
+        lines.append("AFTER keeps BEFORE's eval-mode semantics")
+    else:
+        reasons = []
+        if any(c.breaks for c in report.changes):
+            reasons.append("a change broke what BEFORE computes on purpose")
+        if report.remaining:
+            reasons.append(f"{len(report.remaining)} node(s) still run in training mode")
+        if not report.outputs_match_eval_semantics:
+            reasons.append("the outputs differ in eval semantics (or were not measured)")
+        lines.append("AFTER is not BEFORE in eval mode: " + "; ".join(reasons))
     return "\n".join(lines) + "\n"
 
 

@@ -155,14 +155,17 @@ class ModeChange:
 class ModeChangeReport:
     """`compare AFTER --against BEFORE`: the mode-relevant changes and the outputs measured.
 
-    `comparisons` hold AFTER against BEFORE run with its mode bugs repaired (eval semantics,
-    intended batch statistics kept); `raw` AFTER against BEFORE as it is."""
+    `comparisons` hold AFTER against BEFORE, both with their mode bugs repaired (eval
+    semantics, intended batch statistics kept): equal unless a change altered what the model
+    computes in eval mode. `raw` holds AFTER against BEFORE as they are. `remaining` lists
+    AFTER's own nodes still in training mode by mistake."""
 
     after: str
     before: str
     changes: tuple[ModeChange, ...]
     comparisons: tuple[Comparison, ...] = ()
     raw: tuple[Comparison, ...] = ()
+    remaining: tuple[NodeRepair, ...] = ()
     note: str = ""
 
     @property
@@ -171,7 +174,11 @@ class ModeChangeReport:
 
     @property
     def ok(self) -> bool:
-        return not any(c.breaks for c in self.changes) and self.outputs_match_eval_semantics
+        return (
+            not any(c.breaks for c in self.changes)
+            and not self.remaining
+            and self.outputs_match_eval_semantics
+        )
 
     def exit_code(self) -> int:
         return 0 if self.ok else 1
@@ -186,4 +193,5 @@ class ModeChangeReport:
             "changes": [c.to_dict() for c in self.changes],
             "comparisons": [c.to_dict() for c in self.comparisons],
             "raw_comparisons": [c.to_dict() for c in self.raw],
+            "remaining": [n.to_dict() for n in self.remaining],
         }
