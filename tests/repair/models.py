@@ -63,9 +63,7 @@ class DropoutInCond(nn.Module):
         self.drop = nn.Dropout(0.5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cond(
-            x.sum() > 0, lambda v: self.drop(v) * 2, lambda v: self.drop(v) - 1, (x,)
-        )
+        return torch.cond(x.sum() > 0, lambda v: self.drop(v) * 2, lambda v: self.drop(v) - 1, (x,))
 
 
 def built(cls: type[nn.Module], training: bool) -> nn.Module:
