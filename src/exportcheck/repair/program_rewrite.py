@@ -43,7 +43,11 @@ _BATCH_NORMS = frozenset(
         "aten::miopen_batch_norm",
     }
 )
-MODE_OPS = TORCH_DROPOUTS | _BATCH_NORMS
+# Attention whose dropout probability is not 0: nn.MultiheadAttention and the transformer
+# layers pass `dropout_p=self.dropout if self.training else 0.0`, so a training-mode export
+# keeps attention dropout that eval mode turns off.
+_ATTENTION = {"aten::scaled_dot_product_attention": (4, "dropout_p")}
+MODE_OPS = TORCH_DROPOUTS | _BATCH_NORMS | frozenset(_ATTENTION)
 
 
 def _line(node: NodeView, action: Action, reason: str) -> NodeRepair:
@@ -53,6 +57,9 @@ def _line(node: NodeView, action: Action, reason: str) -> NodeRepair:
 def is_training(node: NodeView) -> bool:
     if node.op in _BATCH_NORMS:
         return training_message(node) is not None
+    if node.op in _ATTENTION:
+        rate = node.arg("dropout_p")
+        return rate is not None and bool(rate.truthy())
     train = node.arg("train")
     return train is not None and bool(train.truthy())
 
@@ -76,6 +83,18 @@ def _decide(node: NodeView, fx_node: Any, buffers: set[str]) -> tuple[NodeRepair
     """The diff line, and whether to flip the node's mode argument."""
     if not is_training(node):
         return _line(node, Action.UNCHANGED, "already in inference mode"), False
+    if node.op in _ATTENTION:
+        if fx_node is None:
+            return _line(
+                node, Action.REFUSED, "attention dropout outside the top-level graph"
+            ), False
+        rate = node.arg("dropout_p")
+        return _line(
+            node,
+            Action.CHANGED,
+            f"attention dropout_p={rate.value if rate else '?'} drops attention weights on "
+            "every call; now 0.0, what nn.MultiheadAttention passes in eval mode",
+        ), True
     why = training_message(node) if node.op in _BATCH_NORMS else f"{node.op} runs with train=True"
     if fx_node is None or node.op not in _MODE_ARGUMENT:
         where = "is not in the top-level graph" if fx_node is None else "has no mode argument"
@@ -108,12 +127,13 @@ def _decide(node: NodeView, fx_node: Any, buffers: set[str]) -> tuple[NodeRepair
 
 
 def _flip(fx_node: Any, op: str) -> None:
-    position, keyword = _MODE_ARGUMENT[op]
-    if keyword in fx_node.kwargs:
-        fx_node.kwargs = {**fx_node.kwargs, keyword: False}
+    position, keyword = _MODE_ARGUMENT[op] if op in _MODE_ARGUMENT else _ATTENTION[op]
+    off = 0.0 if op in _ATTENTION else False
+    if keyword in fx_node.kwargs or len(fx_node.args) <= position:
+        fx_node.kwargs = {**fx_node.kwargs, keyword: off}
     else:
         args = list(fx_node.args)
-        args[position] = False
+        args[position] = off
         fx_node.args = tuple(args)
 
 
