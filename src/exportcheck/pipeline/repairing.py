@@ -50,7 +50,7 @@ def fix(
     result = repair_artifact(artifact, output)
     assert result.output is not None
     say(f"{result.output}: inspect again")
-    steps = [_reinspection(result)]
+    steps = [static_proof(result)]
     if against is not None:
         say(f"{result.output}: compare with the eval-mode model")
         step, report = _against_model(
@@ -63,12 +63,20 @@ def fix(
     return replace(result, proof=tuple(steps))
 
 
-def _reinspection(result: RepairResult) -> ProofStep:
+def training_rules() -> list[Any]:
+    """The graph rules that say a node still runs in training mode: the proof's inspection."""
+    from exportcheck.rules import graph_rules
+
+    return [rule for rule in graph_rules() if rule.slug in TRAINING_RULES]
+
+
+def static_proof(result: RepairResult) -> ProofStep:
+    """The proof's first step: the written file inspected again."""
     assert result.output is not None
     intended = {(n.scope, n.node) for n in result.nodes if n.action is Action.INTENDED}
     left = [
         f
-        for f in inspect_artifact(result.output)
+        for f in inspect_artifact(result.output, rules=training_rules())
         if f.rule in TRAINING_RULES and (f.location.scope, f.location.node) not in intended
     ]
     kept = len(intended)

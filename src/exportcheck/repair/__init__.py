@@ -21,7 +21,9 @@ def _rewrite_onnx(path: str, output: str) -> tuple[list[NodeRepair], str]:
     from exportcheck.readers.onnx.external_data import external_data_files
     from exportcheck.repair.onnx_rewrite import repair_onnx
 
-    check_destination(output, path, external_data_files(path))
+    check_destination(
+        output, path, external_data_files(path) if _may_hold_external_data(path) else []
+    )
     model, lines = repair_onnx(path)
     serialized = model.SerializeToString()
 
@@ -31,6 +33,16 @@ def _rewrite_onnx(path: str, output: str) -> tuple[list[NodeRepair], str]:
 
     write_atomically(output, write)
     return lines, ""
+
+
+def _may_hold_external_data(path: str) -> bool:
+    """False only when the file cannot name external data: every reference is a
+    `location` key, stored as plain bytes (a scan of the file, far cheaper than a walk)."""
+    try:
+        with open(path, "rb") as handle:
+            return b"location" in handle.read()
+    except OSError:
+        return True
 
 
 def _rewrite_program(path: str, output: str) -> tuple[list[NodeRepair], str]:

@@ -118,7 +118,8 @@ def _repaired_copy(path: str, folder: str, name: str) -> str:
 
 def _left_in_training(path: str) -> tuple[NodeRepair, ...]:
     """AFTER's own mode bugs: nodes that still run in training mode, not on purpose."""
-    lines = [decide(node).repair for node in read_onnx(path, MODE_OPS).nodes]
+    reads: dict[str, frozenset[str]] = {}
+    lines = [decide(node, reads).repair for node in read_onnx(path, MODE_OPS).nodes]
     return tuple(n for n in lines if n.action in (Action.CHANGED, Action.REFUSED))
 
 

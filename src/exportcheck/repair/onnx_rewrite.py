@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from itertools import chain
+from operator import attrgetter
 from typing import Any
 
+from exportcheck.graph_checks.gc_pause import gc_paused
 from exportcheck.readers.onnx import load_model, read_onnx
+from exportcheck.readers.onnx.operators import PLAIN_OPERATORS
 from exportcheck.readers.onnx.protos import (
     GRAPH,
     GRAPHS,
@@ -30,9 +34,11 @@ MODE_OPS = frozenset({"Dropout", "BatchNormalization"})
 # BatchNormalization's outputs past Y: the updated running mean and variance (opset 14+, and
 # the first two of opset 9's four); opset 9's saved mean and variance have no eval counterpart.
 _RUNNING_OUTPUTS = {1: (3, "running mean"), 2: (4, "running variance")}
+_INPUTS, _OP_TYPE = attrgetter("input"), attrgetter("op_type")
 _RUNTIME_CHOSEN = ("graph input", "function input", "input of scope")
 
 Edit = Callable[[], None]
+ScopeReads = dict[str, frozenset[str]]  # scope -> the names read in it
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,7 @@ def _stored(arg: Arg | None) -> bool:
     return arg is not None and (arg.constant or (arg.source or "").startswith("initializer"))
 
 
-def decide_batchnorm(node: NodeView) -> Decision:
+def decide_batchnorm(node: NodeView, reads: ScopeReads | None = None) -> Decision:
     why_training = training_message(node)
     if why_training is None:
         return Decision(
@@ -127,21 +133,23 @@ def decide_batchnorm(node: NodeView) -> Decision:
                 "(the model itself may use batch statistics, e.g. track_running_stats=False)",
             )
         )
-    return _switch_batchnorm(node, why_training)
+    return _switch_batchnorm(node, why_training, {} if reads is None else reads)
 
 
-def _plan_outputs(node: NodeView, graph: Any) -> tuple[list[tuple[str, str]], str | None]:
+def _plan_outputs(
+    node: NodeView, graph: Any, reads: ScopeReads
+) -> tuple[list[tuple[str, str]], str | None]:
     """(stored statistic, output) pairs to pass through, or why the extra outputs forbid the
     switch: something reads one, or one is a graph output with no eval-mode counterpart."""
     outputs = _graph_outputs(graph)
     rewired: list[tuple[str, str]] = []
+    stored = node.proto.output  # type: ignore[attr-defined]
     for position, value in enumerate(node.outputs):
         if position == 0 or not value:
             continue
-        readers = [c.name for c in node.graph.consumers(value)]  # type: ignore[union-attr]
-        if not readers and _read_in_subgraphs(graph, value):
-            readers = ["a subgraph of the scope"]
-        if readers:
+        if stored[position] in _names_read(node, graph, reads):
+            readers = [c.name for c in node.graph.consumers(value)]  # type: ignore[union-attr]
+            readers = readers or ["a subgraph of the scope"]
             return [], (
                 f"its output {value!r} is read by {', '.join(readers[:3])}: an inference-mode "
                 "BatchNormalization has no such output"
@@ -156,10 +164,10 @@ def _plan_outputs(node: NodeView, graph: Any) -> tuple[list[tuple[str, str]], st
     return rewired, None
 
 
-def _switch_batchnorm(node: NodeView, why_training: str) -> Decision:
+def _switch_batchnorm(node: NodeView, why_training: str, reads: ScopeReads) -> Decision:
     proto = node.proto  # type: ignore[attr-defined]
     graph = node.graph.graph_proto  # type: ignore[union-attr]
-    rewired, refusal = _plan_outputs(node, graph)
+    rewired, refusal = _plan_outputs(node, graph, reads)
     if refusal is not None:
         return Decision(_line(node, Action.REFUSED, f"{why_training}; {refusal}"))
     passed = {value for _, value in rewired}
@@ -195,20 +203,28 @@ def _graph_outputs(graph: Any) -> set[str]:
     return {text(value.name) for value in graph.output}
 
 
-def _read_in_subgraphs(graph: Any, value: str) -> bool:
-    """Whether a subgraph under `graph` reads `value` by name from the enclosing scope."""
-    pending = [graph]
-    while pending:
-        current = pending.pop()
-        for node in current.node:
-            if current is not graph and value in node.input:
-                return True
-            for attribute in node.attribute:
-                if attribute.type == GRAPH:
-                    pending.append(attribute.g)
-                elif attribute.type == GRAPHS:
-                    pending.extend(attribute.graphs)
-    return False
+def _names_read(node: NodeView, graph: Any, reads: ScopeReads) -> frozenset[str]:
+    """Every name a node of the scope, or of a subgraph under it (which reads outer values by
+    name), takes as input, as protobuf hands it over (str, or bytes where not UTF-8): one
+    pass per scope however many batch norms ask."""
+    if node.scope not in reads:
+        names: set[str] = set()
+        pending = [graph]
+        while pending:
+            members = pending.pop().node
+            # attrgetter keeps the per-node work in C: this pass runs over every node.
+            names.update(chain.from_iterable(map(_INPUTS, members)))
+            for position, op_type in enumerate(map(_OP_TYPE, members)):
+                # As the reader walks: a standard operator without subgraphs holds none.
+                if op_type in PLAIN_OPERATORS:
+                    continue
+                for attribute in members[position].attribute:
+                    if attribute.type == GRAPH:
+                        pending.append(attribute.g)
+                    elif attribute.type == GRAPHS:
+                        pending.extend(attribute.graphs)
+        reads[node.scope] = frozenset(names)
+    return reads[node.scope]
 
 
 def _identity(source: str, value: str, owner: str) -> NodeProto:
@@ -230,22 +246,28 @@ def _drop_value_info(graph: Any, names: Iterable[str]) -> None:
         graph.value_info.extend(kept)
 
 
-def decide(node: NodeView) -> Decision:
-    return decide_dropout(node) if node.op == "Dropout" else decide_batchnorm(node)
+def decide(node: NodeView, reads: ScopeReads | None = None) -> Decision:
+    return decide_dropout(node) if node.op == "Dropout" else decide_batchnorm(node, reads)
 
 
 def read_decisions(path: str, model: ModelProto | None = None) -> list[Decision]:
     """Every Dropout and BatchNormalization that can run, decided; `model`, when given, is the
     parse of `path` that the edits will change."""
     view = read_onnx(path, MODE_OPS, model=model)
-    return [decide(node) for node in view.nodes]
+    reads: ScopeReads = {}
+    return [decide(node, reads) for node in view.nodes]
 
 
 def repair_onnx(path: str) -> tuple[ModelProto, list[NodeRepair]]:
     """The repaired model (not written) and the diff."""
-    model = load_model(path)
-    decisions = read_decisions(path, model)
-    for decision in decisions:
-        if decision.edit is not None:
-            decision.edit()
-    return model, [d.repair for d in decisions]
+    # As inspect does: the walk allocates many objects that reference counting frees, and the
+    # cyclic collector's passes over them only add time.
+    with gc_paused():
+        model = load_model(path)
+        decisions = read_decisions(path, model)
+        for decision in decisions:
+            if decision.edit is not None:
+                decision.edit()
+        lines = [d.repair for d in decisions]
+        del decisions
+    return model, lines
