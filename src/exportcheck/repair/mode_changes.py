@@ -17,7 +17,13 @@ from exportcheck.readers import detect_kind
 from exportcheck.readers.onnx import read_onnx
 from exportcheck.readers.onnx.external_data import external_data_files
 from exportcheck.readers.view import ArtifactKind, NodeView
-from exportcheck.repair.onnx_rewrite import MODE_OPS, decide, is_training, repair_onnx
+from exportcheck.repair.onnx_rewrite import (
+    MODE_OPS,
+    ScopeReads,
+    decide,
+    is_training,
+    repair_onnx,
+)
 from exportcheck.repair.sample_inputs import onnx_inputs
 from exportcheck.results.comparison import Comparison
 from exportcheck.results.repair import Action, Effect, ModeChange, ModeChangeReport, NodeRepair
@@ -118,8 +124,9 @@ def _repaired_copy(path: str, folder: str, name: str) -> str:
 
 def _left_in_training(path: str) -> tuple[NodeRepair, ...]:
     """AFTER's own mode bugs: nodes that still run in training mode, not on purpose."""
-    reads: dict[str, frozenset[str]] = {}
-    lines = [decide(node, reads).repair for node in read_onnx(path, MODE_OPS).nodes]
+    nodes = read_onnx(path, MODE_OPS).nodes
+    reads = ScopeReads(nodes)
+    lines = [decide(node, reads).repair for node in nodes]
     return tuple(n for n in lines if n.action in (Action.CHANGED, Action.REFUSED))
 
 

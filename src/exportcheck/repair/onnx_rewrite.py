@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from itertools import chain
-from operator import attrgetter
+from itertools import chain, compress
+from operator import attrgetter, not_
 from typing import Any
 
 from exportcheck.graph_checks.gc_pause import gc_paused
@@ -35,10 +35,10 @@ MODE_OPS = frozenset({"Dropout", "BatchNormalization"})
 # the first two of opset 9's four); opset 9's saved mean and variance have no eval counterpart.
 _RUNNING_OUTPUTS = {1: (3, "running mean"), 2: (4, "running variance")}
 _INPUTS, _OP_TYPE = attrgetter("input"), attrgetter("op_type")
+_IS_PLAIN = PLAIN_OPERATORS.__contains__
 _RUNTIME_CHOSEN = ("graph input", "function input", "input of scope")
 
 Edit = Callable[[], None]
-ScopeReads = dict[str, frozenset[str]]  # scope -> the names read in it
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def decide_batchnorm(node: NodeView, reads: ScopeReads | None = None) -> Decisio
                 "(the model itself may use batch statistics, e.g. track_running_stats=False)",
             )
         )
-    return _switch_batchnorm(node, why_training, {} if reads is None else reads)
+    return _switch_batchnorm(node, why_training, ScopeReads([node]) if reads is None else reads)
 
 
 def _plan_outputs(
@@ -147,7 +147,7 @@ def _plan_outputs(
     for position, value in enumerate(node.outputs):
         if position == 0 or not value:
             continue
-        if stored[position] in _names_read(node, graph, reads):
+        if reads.is_read(node, graph, stored[position]):
             readers = [c.name for c in node.graph.consumers(value)]  # type: ignore[union-attr]
             readers = readers or ["a subgraph of the scope"]
             return [], (
@@ -203,28 +203,50 @@ def _graph_outputs(graph: Any) -> set[str]:
     return {text(value.name) for value in graph.output}
 
 
-def _names_read(node: NodeView, graph: Any, reads: ScopeReads) -> frozenset[str]:
-    """Every name a node of the scope, or of a subgraph under it (which reads outer values by
-    name), takes as input, as protobuf hands it over (str, or bytes where not UTF-8): one
-    pass per scope however many batch norms ask."""
-    if node.scope not in reads:
-        names: set[str] = set()
-        pending = [graph]
-        while pending:
-            members = pending.pop().node
-            # attrgetter keeps the per-node work in C: this pass runs over every node.
-            names.update(chain.from_iterable(map(_INPUTS, members)))
-            for position, op_type in enumerate(map(_OP_TYPE, members)):
-                # As the reader walks: a standard operator without subgraphs holds none.
-                if op_type in PLAIN_OPERATORS:
-                    continue
-                for attribute in members[position].attribute:
-                    if attribute.type == GRAPH:
-                        pending.append(attribute.g)
-                    elif attribute.type == GRAPHS:
-                        pending.extend(attribute.graphs)
-        reads[node.scope] = frozenset(names)
-    return reads[node.scope]
+class ScopeReads:
+    """Which statistics outputs of training-mode batch norms something reads, per scope.
+
+    The candidates (every BatchNormalization's outputs past Y) are gathered from the views
+    first; then one pass per scope, over its nodes and the subgraphs under them (which read
+    outer values by name), keeps the candidates found among the inputs: a membership test in C
+    for each input, where a consumer index would build a list per value in Python.
+    """
+
+    def __init__(self, views: Iterable[NodeView]) -> None:
+        self._candidates: dict[str, set[Any]] = {}
+        for view in views:
+            if view.op == "BatchNormalization":
+                extra = view.proto.output[1:]  # type: ignore[attr-defined]
+                self._candidates.setdefault(view.scope, set()).update(extra)
+        self._read: dict[str, set[Any]] = {}
+
+    def is_read(self, node: NodeView, graph: Any, stored_name: Any) -> bool:
+        """`stored_name` as protobuf hands it over (str, or bytes where not UTF-8)."""
+        read = self._read.get(node.scope)
+        if read is None:
+            read = self._read[node.scope] = _read_among(
+                graph, frozenset(self._candidates.get(node.scope, ()))
+            )
+        return stored_name in read
+
+
+def _read_among(graph: Any, candidates: frozenset[Any]) -> set[Any]:
+    found: set[Any] = set()
+    if not candidates:
+        return found
+    pending = [graph]
+    while pending:
+        members = pending.pop().node
+        found |= candidates.intersection(chain.from_iterable(map(_INPUTS, members)))
+        # As the reader walks: a standard operator without subgraphs holds none.
+        holders = compress(members, map(not_, map(_IS_PLAIN, map(_OP_TYPE, members))))
+        for holder in holders:
+            for attribute in holder.attribute:
+                if attribute.type == GRAPH:
+                    pending.append(attribute.g)
+                elif attribute.type == GRAPHS:
+                    pending.extend(attribute.graphs)
+    return found
 
 
 def _identity(source: str, value: str, owner: str) -> NodeProto:
@@ -254,7 +276,7 @@ def read_decisions(path: str, model: ModelProto | None = None) -> list[Decision]
     """Every Dropout and BatchNormalization that can run, decided; `model`, when given, is the
     parse of `path` that the edits will change."""
     view = read_onnx(path, MODE_OPS, model=model)
-    reads: ScopeReads = {}
+    reads = ScopeReads(view.nodes)
     return [decide(node, reads) for node in view.nodes]
 
 
