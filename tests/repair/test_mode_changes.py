@@ -107,3 +107,12 @@ def test_a_fused_intended_batchnorm_is_reported_as_broken(tmp_path):
     (change,) = data["changes"]
     assert change["effect"] == "broke intended batch statistics" and change["breaks"]
     assert code == 1 and not data["comparisons"][0]["passed"]
+
+
+def test_artifact_reference_formats_are_text_and_json(sample_exports, tmp_path):
+    before = sample_exports[("cnn", "train", "onnx")]
+    done = run_cli("compare", before, "--against", before, "-f", "sarif")
+    assert done.returncode == 2 and "--format" in done.stderr
+    done = run_cli("compare", before, "--against", before)
+    assert done.returncode == 1  # a file compared with itself still has its training Dropout
+    assert "STILL  Dropout node_native_dropout__1" in done.stdout

@@ -70,9 +70,13 @@ def render_mode_changes_text(report: ModeChangeReport) -> str:
     if report.note:
         lines.append(f"  {printable(report.note)}")
     for node in report.remaining:
+        how = (
+            "exportcheck fix repairs it"
+            if node.action is Action.CHANGED
+            else f"not repairable: {printable(node.reason)}"
+        )
         lines.append(
-            f"  STILL  {node.op} {printable(node.node)} runs in training mode in AFTER: "
-            f"{printable(node.reason)}"
+            f"  STILL  {node.op} {printable(node.node)} runs in training mode in AFTER ({how})"
         )
     lines.extend(_outputs("outputs, both with mode bugs repaired", report.comparisons))
     lines.extend(_outputs("outputs as they are", report.raw))
