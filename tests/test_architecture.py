@@ -138,6 +138,15 @@ LAYERS = {
         "exportcheck.rules",
         "exportcheck.results",
     ),
+    "repair": (
+        "exportcheck.repair",
+        "exportcheck.comparison",
+        "exportcheck.graph_checks",
+        "exportcheck.numerics",
+        "exportcheck.readers",
+        "exportcheck.rules",
+        "exportcheck.results",
+    ),
     "reporters": ("exportcheck.reporters", "exportcheck.results"),
 }
 
@@ -205,6 +214,7 @@ def test_top_level_holds_only_entry_points_and_stage_packages():
         "numerics",
         "pipeline",
         "readers",
+        "repair",
         "reporters",
         "results",
         "rules",
@@ -213,7 +223,7 @@ def test_top_level_holds_only_entry_points_and_stage_packages():
     }
 
 
-@pytest.mark.parametrize("name", ["inspect", "validate", "compare", "audit", "eval_mode"])
+@pytest.mark.parametrize("name", ["inspect", "validate", "compare", "audit", "eval_mode", "fix"])
 def test_public_api_names_are_functions_not_stage_packages(name):
     import exportcheck
     import exportcheck.auditing  # noqa: F401 - a stage package must not shadow `audit`

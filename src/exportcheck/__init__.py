@@ -15,6 +15,7 @@ _LAZY = {
     "validate": ("exportcheck.pipeline.validation", "validate"),
     "compare": ("exportcheck.pipeline.validation", "compare"),
     "audit": ("exportcheck.pipeline.validation", "audit"),
+    "fix": ("exportcheck.pipeline.repairing", "fix"),
     "eval_mode": ("exportcheck.auditing.modes", "eval_mode"),
     "Report": ("exportcheck.results.report", "Report"),
     "Finding": ("exportcheck.results.findings", "Finding"),
@@ -26,13 +27,14 @@ if TYPE_CHECKING:
     from exportcheck.auditing.modes import eval_mode
     from exportcheck.errors import ExportcheckError
     from exportcheck.pipeline.inspection import inspect
+    from exportcheck.pipeline.repairing import fix
     from exportcheck.pipeline.validation import audit, compare, validate
     from exportcheck.results.findings import Finding, Severity
     from exportcheck.results.report import Report
 
 
 # What runs a model needs torch, onnxruntime and onnxscript: the `validate` extra.
-_NEEDS_VALIDATE_EXTRA = frozenset({"validate", "compare", "audit", "eval_mode"})
+_NEEDS_VALIDATE_EXTRA = frozenset({"validate", "compare", "audit", "eval_mode", "fix"})
 
 
 def __getattr__(name: str) -> Any:
@@ -61,6 +63,7 @@ __all__ = [
     "audit",
     "compare",
     "eval_mode",
+    "fix",
     "inspect",
     "validate",
 ]

@@ -451,16 +451,25 @@ def compare_command(
     ],
     against: Annotated[
         str,
-        typer.Option("--against", help="The model: file.py:callable or package.module:callable."),
+        typer.Option(
+            "--against",
+            help="The model: file.py:callable or package.module:callable; or an ONNX file "
+            "(BEFORE) that ARTIFACT was made from, to see what changed the mode.",
+        ),
     ],
     *,
     model: InputOptions,
     judged: ComparisonOptions,
     report: ReportOptions,
 ) -> int:
-    """Check a file someone else exported against the eval-mode model."""
+    """Check a file someone else exported against the eval-mode model, or (--against
+    BEFORE.onnx) an optimizer's output against its input: what changed the mode."""
     require_validate_extra("exportcheck compare")
+    from exportcheck.pipeline.repairing import is_artifact_reference
     from exportcheck.pipeline.validation import compare_target
+
+    if is_artifact_reference(against):
+        return compare_artifact_reference(artifact, against, model, report)
 
     settings = comparison_settings(report, model, judged)
     chosen = destinations(
@@ -484,6 +493,88 @@ def compare_command(
         ),
     )
     return finish(found, settings, chosen, report)
+
+
+def write_rendered(text: str, outputs: list[str] | None) -> None:
+    from exportcheck.reporters.files import write_atomic
+
+    write_stdout(text)
+    for path in outputs or []:
+        write_atomic(path, text)
+
+
+def compare_artifact_reference(
+    after: str, before: str, model: InputOptions, report: ReportOptions
+) -> int:
+    """`compare AFTER --against BEFORE`: the mode-relevant changes and the outputs measured."""
+    from exportcheck.pipeline.repairing import compare_with_artifact
+    from exportcheck.reporters.repairs import MODE_CHANGE_REPORTERS
+
+    format_name = report.format_name or "text"
+    check_choice(format_name, list(MODE_CHANGE_REPORTERS), "--format")
+    refuse_overwriting_inputs(list(report.output or []), models=[after, before])
+    for text in model.input_shape or ():
+        from exportcheck.targets.python_targets import parse_shape
+
+        parse_shape(text)
+    found = compare_with_artifact(after, before, input_shapes=tuple(model.input_shape or ()))
+    write_rendered(MODE_CHANGE_REPORTERS[format_name](found), report.output)
+    return found.exit_code()
+
+
+@app.command("fix")
+@command
+def fix_command(
+    artifact: Annotated[
+        str,
+        typer.Argument(help="A training-mode export (.onnx or .pt2).", metavar="ARTIFACT"),
+    ],
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output", "-o", help="The repaired file to write (never the input).", metavar="FIXED"
+        ),
+    ],
+    against: Annotated[
+        str | None,
+        typer.Option(
+            "--against",
+            help="The model (file.py:callable): prove the repair against it on every runtime.",
+        ),
+    ] = None,
+    format_name: ListingFormat = "text",
+    report_file: Annotated[
+        str | None,
+        typer.Option("--report", help="Also write the diff and proof to this file."),
+    ] = None,
+    *,
+    model: InputOptions,
+) -> int:
+    """Repair a training-mode artifact, write it to FIXED, and prove the repair."""
+    require_validate_extra("exportcheck fix")
+    from exportcheck.pipeline.repairing import fix
+    from exportcheck.reporters.repairs import REPAIR_REPORTERS
+
+    check_choice(format_name, list(REPAIR_REPORTERS), "--format")
+    settings = model_settings(ReportOptions(), model, device=model.device or "cpu")
+    reports = [report_file] if report_file else []
+    refuse_overwriting_inputs(
+        [output, *reports], models=[artifact], targets=[against] if against else []
+    )
+    result = run_user_code(
+        False,
+        lambda progress: fix(
+            artifact,
+            output,
+            against,
+            input_shapes=tuple(model.input_shape or ()),
+            inputs_file=model.inputs,
+            devices=settings.device,
+            progress=progress,
+        ),
+    )
+    write_rendered(REPAIR_REPORTERS[format_name](result), reports)
+    return result.exit_code()
 
 
 @app.command("audit")

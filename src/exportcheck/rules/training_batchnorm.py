@@ -134,6 +134,54 @@ def is_per_sample_decomposition(node: NodeView) -> bool:
     return isinstance(dims, (list, tuple)) and len(dims) > 1 and dims[0] == 1
 
 
+def training_message(node: NodeView) -> str | None:
+    """Why a batch-norm node runs in training mode, or None when it does not."""
+    if node.op == "BatchNormalization":
+        mode = node.arg("training_mode")
+        extra_outputs = [o for o in node.outputs[1:] if o]
+        if mode is not None and mode.truthy():
+            return "BatchNormalization has training_mode=1 (batch statistics)"
+        if extra_outputs:
+            return (
+                f"BatchNormalization has {len(extra_outputs) + 1} outputs: running-statistics "
+                "outputs exist only in training mode"
+            )
+        return None
+    if node.op in _ALWAYS_TRAINING:
+        return f"{node.op} always normalizes with batch statistics"
+    if node.op == "aten::instance_norm":
+        stats = node.arg("use_input_stats")
+        running = node.arg("running_mean")
+        has_running = running is not None and not (running.constant and running.value is None)
+        if stats is not None and stats.truthy() and has_running:
+            return (
+                "aten::instance_norm uses input statistics although running statistics "
+                f"are given (use_input_stats from {stats.source})"
+            )
+        return None
+    training = node.arg(_TORCH_TRAINING_ARG[node.op])
+    if training is not None and training.truthy():
+        return f"{node.op} runs with training=True (from {training.source})"
+    return None
+
+
+def intended_batch_statistics(node: NodeView) -> str | None:
+    """Why a training-mode batch norm computes what the eval-mode model computes too (weight
+    standardization, a per-sample decomposition), or None when it normalizes activations with
+    batch statistics. The one walk both this rule and `exportcheck fix` decide by."""
+    if reads_only_fixed_values(node):
+        return (
+            "normalizes values derived from parameters and constants alone (weight "
+            "standardization, e.g. timm's StdConv2d): a fixed computation, not batch statistics"
+        )
+    if is_per_sample_decomposition(node):
+        return (
+            "normalizes activations reshaped into a batch of one without running statistics: "
+            "the instance/group-norm decomposition, each sample's own statistics"
+        )
+    return None
+
+
 class TrainingBatchNorm(Rule):
     slug = "training-batchnorm"
     code = "EC102"
@@ -146,46 +194,13 @@ class TrainingBatchNorm(Rule):
     )
 
     def check_node(self, node: NodeView) -> Iterator[Hit]:
-        hit = self._training_hit(node)
+        message = training_message(node)
+        hit = None if message is None else Hit(message, node)
         # The producer walk runs only for batch norm already found in training mode: it may
         # build the scope's producer index, which a graph of eval-mode batch norms never needs.
-        if hit is None or (
-            node.op != "aten::instance_norm"
-            and (reads_only_fixed_values(node) or is_per_sample_decomposition(node))
-        ):
+        if hit is None or (node.op != "aten::instance_norm" and intended_batch_statistics(node)):
             return
         yield hit
-
-    def _training_hit(self, node: NodeView) -> Hit | None:
-        if node.op == "BatchNormalization":
-            mode = node.arg("training_mode")
-            extra_outputs = [o for o in node.outputs[1:] if o]
-            if mode is not None and mode.truthy():
-                return Hit("BatchNormalization has training_mode=1 (batch statistics)", node)
-            if extra_outputs:
-                return Hit(
-                    f"BatchNormalization has {len(extra_outputs) + 1} outputs: running-statistics "
-                    "outputs exist only in training mode",
-                    node,
-                )
-            return None
-        if node.op in _ALWAYS_TRAINING:
-            return Hit(f"{node.op} always normalizes with batch statistics", node)
-        if node.op == "aten::instance_norm":
-            stats = node.arg("use_input_stats")
-            running = node.arg("running_mean")
-            has_running = running is not None and not (running.constant and running.value is None)
-            if stats is not None and stats.truthy() and has_running:
-                return Hit(
-                    "aten::instance_norm uses input statistics although running statistics "
-                    f"are given (use_input_stats from {stats.source})",
-                    node,
-                )
-            return None
-        training = node.arg(_TORCH_TRAINING_ARG[node.op])
-        if training is not None and training.truthy():
-            return Hit(f"{node.op} runs with training=True (from {training.source})", node)
-        return None
 
     def check_artifact(self, view: ArtifactView) -> Iterator[Hit]:
         for buffer in view.mutated_buffers:

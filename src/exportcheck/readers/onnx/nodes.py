@@ -83,6 +83,11 @@ class OnnxNodeView(NodeView):
         return self._source_line
 
     @property
+    def proto(self) -> NodeProto:
+        """The NodeProto itself, for `exportcheck fix`, which edits a model it parsed."""
+        return self._proto
+
+    @property
     def reads_enclosing_scope(self) -> bool:
         return any(attr.type in SUBGRAPH_TYPES for attr in self._proto.attribute)
 
@@ -142,6 +147,11 @@ class ScopeIndex(GraphIndex):
         self._producers: dict[str, int] = {}
         self._views: dict[int, OnnxNodeView] = {}
         self._consumers: dict[str, list[int]] | None = None
+
+    @property
+    def graph_proto(self) -> Any:
+        """The scope's GraphProto or FunctionProto, for `exportcheck fix`."""
+        return self._scope.graph
 
     def producer(self, value: str, consumer: NodeView | None = None) -> NodeView | None:
         position = self._producers.get(value)

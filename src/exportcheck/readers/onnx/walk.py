@@ -17,6 +17,7 @@ from exportcheck.readers.onnx.protos import (
     GRAPHS,
     FunctionProto,
     GraphProto,
+    ModelProto,
     NodeProto,
     text,
 )
@@ -75,9 +76,11 @@ def _subgraph_scope(graph: GraphProto, parent: Scope | None, label: Label | None
     return Scope(graph, parent, parent.opsets, label=label)
 
 
-def read_onnx(path: str, wanted: frozenset[str]) -> ArtifactView:
-    """Walks the main graph, every nested subgraph and every model-local function once."""
-    model = load_model(path)
+def read_onnx(path: str, wanted: frozenset[str], model: ModelProto | None = None) -> ArtifactView:
+    """Walks the main graph, every nested subgraph and every model-local function once; given
+    `model` (parsed from `path` by the caller, as `exportcheck fix` does to edit it), its views
+    point into that model."""
+    model = load_model(path) if model is None else model
     opsets = opset_versions(model)
     wanted_types = frozenset(op.rsplit("::", 1)[-1] for op in wanted)
     notes: list[Note] = []

@@ -1,0 +1,171 @@
+"""What changed the mode between two ONNX artifacts (BEFORE and AFTER an optimizer, say): each
+Dropout and BatchNormalization of BEFORE that AFTER removed, fused or switched, judged by the
+repair's own decision on BEFORE; and AFTER's outputs against BEFORE run with its mode bugs
+repaired (eval semantics, intended batch statistics kept) and against BEFORE as it is."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+from exportcheck.comparison.runtimes import OPTIMIZATION_LEVELS, onnx_runner
+from exportcheck.errors import UnsupportedArtifactError
+from exportcheck.numerics.metrics import coarser_tolerance, measure
+from exportcheck.readers import detect_kind
+from exportcheck.readers.onnx import read_onnx
+from exportcheck.readers.onnx.external_data import external_data_files
+from exportcheck.readers.view import ArtifactKind, NodeView
+from exportcheck.repair.onnx_rewrite import (
+    MODE_OPS,
+    ScopeReads,
+    decide,
+    is_training,
+    repair_onnx,
+)
+from exportcheck.repair.sample_inputs import onnx_inputs
+from exportcheck.results.comparison import Comparison
+from exportcheck.results.repair import Action, Effect, ModeChange, ModeChangeReport, NodeRepair
+
+_FUSING_PRODUCERS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
+_STATES = {
+    Action.CHANGED: "in training mode by mistake",
+    Action.INTENDED: "in training mode on purpose",
+    Action.UNCHANGED: "in inference mode",
+    Action.REFUSED: "in training mode, not provably by mistake",
+}
+
+
+def _effect_of_leaving(action: Action, op: str) -> Effect:
+    if action is Action.CHANGED:
+        return Effect.TOWARD_EVAL
+    if action is Action.INTENDED:
+        return Effect.BROKE_MC_DROPOUT if op == "Dropout" else Effect.BROKE_INTENDED
+    if action is Action.UNCHANGED:
+        return Effect.NEUTRAL
+    return Effect.UNKNOWN
+
+
+def _disappearance(node: NodeView) -> str:
+    if node.op == "BatchNormalization" and node.inputs and node.graph is not None:
+        producer = node.graph.producer(node.inputs[0], node)
+        if producer is not None and producer.op in _FUSING_PRODUCERS:
+            return f"disappeared: fused into {producer.op} {producer.name!r}"
+    return "disappeared"
+
+
+def mode_changes(after: str, before: str) -> tuple[ModeChange, ...]:
+    """Every mode-relevant node of BEFORE that AFTER lacks or runs in another mode, matched by
+    operator and node name."""
+    present = {(n.op, n.name): n for n in read_onnx(after, MODE_OPS).nodes}
+    changes = []
+    for node in read_onnx(before, MODE_OPS).nodes:
+        decision = decide(node).repair
+        state = _STATES[decision.action]
+        if decision.action in (Action.INTENDED, Action.REFUSED):
+            state += f" ({decision.reason})"
+        counterpart = present.get((node.op, node.name))
+        if counterpart is None:
+            change, effect = _disappearance(node), _effect_of_leaving(decision.action, node.op)
+        else:
+            now = decide(counterpart).repair.action
+            was_training, is_now = is_training(node), is_training(counterpart)
+            if was_training == is_now and (now is Action.INTENDED) == (
+                decision.action is Action.INTENDED
+            ):
+                continue
+            if was_training and not is_now:
+                change, effect = (
+                    "switched to inference mode",
+                    _effect_of_leaving(decision.action, node.op),
+                )
+            elif is_now and not was_training:
+                change, effect = "switched to training mode", Effect.AWAY_FROM_EVAL
+            else:
+                change = f"mode source changed ({decide(counterpart).repair.reason})"
+                effect = _effect_of_leaving(decision.action, node.op)
+        changes.append(ModeChange(node.scope, node.name, node.op, state, change, effect))
+    return tuple(changes)
+
+
+def _measured(
+    runner: Any, actual: list[Any], expected: list[Any], reference: str, run: str
+) -> list[Comparison]:
+    made = []
+    for name, got, want in zip(runner.output_names, actual, expected, strict=False):
+        tolerance = coarser_tolerance(got.dtype, want.dtype)
+        made.append(
+            Comparison(
+                subject="compare",
+                artifact=None,
+                artifact_format="onnx",
+                runtime=runner.runtime,
+                device=runner.device,
+                output=name,
+                metrics=measure(got, want, tolerance),
+                tolerance=tolerance,
+                provider=runner.provider,
+                optimization=runner.optimization,
+                reference=reference,
+                run=run,
+            )
+        )
+    return made
+
+
+def _repaired_copy(path: str, folder: str, name: str) -> str:
+    model, _ = repair_onnx(path)
+    repaired = os.path.join(folder, name)
+    with open(repaired, "wb") as handle:
+        handle.write(model.SerializeToString())
+    return repaired
+
+
+def _left_in_training(path: str) -> tuple[NodeRepair, ...]:
+    """AFTER's own mode bugs: nodes that still run in training mode, not on purpose."""
+    nodes = read_onnx(path, MODE_OPS).nodes
+    reads = ScopeReads(nodes)
+    lines = [decide(node, reads).repair for node in nodes]
+    return tuple(n for n in lines if n.action in (Action.CHANGED, Action.REFUSED))
+
+
+def _run_pair(first: str, second: str, inputs: tuple, reference: str, run: str) -> list[Comparison]:
+    made: list[Comparison] = []
+    for level in OPTIMIZATION_LEVELS:
+        runner = onnx_runner(first, "cpu", level)
+        expected = onnx_runner(second, "cpu", level).run(inputs)
+        made += _measured(runner, runner.run(inputs), expected, reference, run)
+    return made
+
+
+def compare_artifacts(
+    after: str, before: str, shapes: Sequence[tuple[tuple[int, ...], str]] = ()
+) -> ModeChangeReport:
+    """The mode-relevant changes from BEFORE to AFTER, AFTER's own remaining mode bugs, and the
+    outputs measured on the CPU at every ONNX Runtime optimization level: both files with their
+    mode bugs repaired (equal unless a change altered eval semantics), and both as they are."""
+    for path in (after, before):
+        if detect_kind(path) is not ArtifactKind.ONNX:
+            raise UnsupportedArtifactError(
+                "an artifact as the reference works for ONNX files only", subject=path
+            )
+    changes = mode_changes(after, before)
+    remaining = _left_in_training(after)
+    inputs = onnx_inputs(before, shapes)
+    raw = _run_pair(after, before, inputs, "BEFORE", "raw")
+    if external_data_files(before) or external_data_files(after):
+        note = (
+            "external data: the repaired copies are not run (they would have to be written "
+            "beside the weights), so the outputs are not proven to keep eval semantics"
+        )
+        return ModeChangeReport(after, before, changes, (), tuple(raw), remaining, note)
+    with tempfile.TemporaryDirectory(prefix="exportcheck-compare-") as folder:
+        comparisons = _run_pair(
+            _repaired_copy(after, folder, "after-eval.onnx"),
+            _repaired_copy(before, folder, "before-eval.onnx"),
+            inputs,
+            "BEFORE, both with mode bugs repaired",
+            "eval",
+        )
+    return ModeChangeReport(after, before, changes, tuple(comparisons), tuple(raw), remaining)
