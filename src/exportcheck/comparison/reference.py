@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -165,14 +166,18 @@ class ModelRun:
     references: dict[tuple[Any, ...], list[np.ndarray]] = field(default_factory=dict)
     noise: list[Noise] | None = None
     forward_passes: Counter[str] = field(default_factory=Counter)
+    # Held by whatever runs or exports the model, so an artifact check on another thread never
+    # runs it while an exporter traces it (torch.export swaps its parameters meanwhile).
+    model_lock: threading.RLock = field(default_factory=threading.RLock)
 
     def output_noise(self, index: int) -> Noise | None:
         """The model's rounding noise on one output, measured once (one float64 forward on the
         CPU) and only when no tolerance is given on the command line."""
         if self.tolerances.overridden:
             return None
-        if self.noise is None:
-            self.noise = self._measure_noise()
+        with self.model_lock:
+            if self.noise is None:
+                self.noise = self._measure_noise()
         return self.noise[index] if index < len(self.noise) else None
 
     def noise_could_decide(self, index: int, metrics: OutputMetrics, base: Tolerance) -> bool:
@@ -233,6 +238,12 @@ class ModelRun:
         eval mode under the probes' first seed, or with BatchNorm on batch statistics and
         Dropout off. A forward that raised raises the same exception again, unrun."""
         key = (device, mode, input_key(inputs))
+        with self.model_lock:
+            return self._forward(key, device, inputs, mode)
+
+    def _forward(
+        self, key: tuple[Any, ...], device: str, inputs: Sequence[Any], mode: str
+    ) -> list[Any]:
         if key not in self.outputs:
             model = self.model_on(device)
             moved = tuple(x.to(device) for x in inputs)
@@ -256,6 +267,12 @@ class ModelRun:
     ) -> list[np.ndarray]:
         """`forward` as numpy arrays; a forward that raises becomes a ModelRunError."""
         key = (device, mode, input_key(inputs))
+        with self.model_lock:
+            return self._reference(key, device, inputs, mode)
+
+    def _reference(
+        self, key: tuple[Any, ...], device: str, inputs: tuple[Any, ...], mode: str
+    ) -> list[np.ndarray]:
         if key not in self.references:
             try:
                 outputs = self.forward(device, inputs, mode)
