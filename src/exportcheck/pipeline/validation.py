@@ -143,15 +143,16 @@ def validate(
                 exporter = Exporter(model, inputs)
                 stem = _safe_stem(subject)
                 # per format: why its export failed, or the index of its check in the queue
-                slots: list[Skipped | int] = []
-                for fmt in chosen:
+                slots: dict[int, Skipped | int] = {}
+                order = sorted(range(len(chosen)), key=lambda i: chosen[i] not in TRACED_FIRST)
+                for position, fmt in ((i, chosen[i]) for i in order):
                     path = os.path.join(folder, stem + SUFFIXES[fmt])
                     ctx.progress(f"{subject}: export {fmt}")
                     try:
                         with ctx.model_lock:
                             exported = exporter.export(fmt, path)
                     except ExportFailed as why:
-                        slots.append(Skipped(subject, f"export {fmt}", str(why), fmt))
+                        slots[position] = Skipped(subject, f"export {fmt}", str(why), fmt)
                         continue
                     finally:
                         checks.flush()
@@ -160,7 +161,7 @@ def validate(
                         if final_folder is not None
                         else f"{fmt}: {os.path.basename(path)} (temporary)"
                     )
-                    slots.append(len(checks.futures))
+                    slots[position] = len(checks.futures)
                     checks.submit(
                         functools.partial(
                             inspect_and_compare_artifact,
@@ -173,7 +174,7 @@ def validate(
                         )
                     )
                 outcomes = checks.results()
-                for slot in slots:
+                for slot in (slots[i] for i in range(len(chosen))):
                     if isinstance(slot, Skipped):
                         skipped.append(slot)
                         continue
@@ -188,6 +189,12 @@ def validate(
         ctx.progress = progress or quiet_progress
         ctx.models.clear()
     return _partial(subject, findings, comparisons, skipped, fail_on)
+
+
+# Exported first, before any artifact check runs beside them: torch.export turns backend
+# flags (mkldnn, nnpack) off process-wide while it traces, which a torch run on the other
+# thread would see. The report keeps the order the formats were asked in.
+TRACED_FIRST = frozenset({"onnx", "exported-program"})
 
 
 def _partial(
