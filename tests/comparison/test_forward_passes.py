@@ -112,3 +112,20 @@ def test_the_training_mode_attribution_runs_once_per_model():
     mismatches = [f for f in report.findings if f.rule == "output-mismatch"]
     assert len(mismatches) == 3  # two ONNX Runtime levels and torch, each attributed
     assert counts["training"] == 1
+
+
+def test_companions_come_out_the_same_with_any_thread_count():
+    """The batch probe and the artifact checks (on another thread, with fewer torch threads)
+    make the same grown batch; its forward is shared only if the bytes agree."""
+    from exportcheck.auditing.probes import companions
+
+    x = (torch.randn(1, 256, 512) * 3 + 1,)  # large enough for torch to reduce in parallel
+    previous = torch.get_num_threads()
+    try:
+        made = []
+        for threads in (1, max(2, previous)):
+            torch.set_num_threads(threads)
+            made.append(companions(x, 2, seed=7)[0])
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(made[0], made[1])

@@ -174,9 +174,14 @@ def companions(inputs: Sequence[Any], count: int, seed: int) -> tuple[Any, ...]:
     for x in inputs:
         shape = (count, *x.shape[1:])
         if x.is_floating_point():
-            sample = torch.randn(shape, generator=generator) * (
-                (float(x.float().std()) if x.numel() > 1 else 1.0) + 1e-3
-            ) + float(x.float().mean())
+            # numpy's statistics, not torch's: a parallel reduction rounds differently with the
+            # number of threads, and the same companions must come out wherever they are made,
+            # since a forward of them is shared by content.
+            values = x.detach().cpu().double().numpy()
+            spread = float(values.std(ddof=1)) if x.numel() > 1 else 1.0
+            sample = torch.randn(shape, generator=generator) * (spread + 1e-3) + float(
+                values.mean()
+            )
             made.append(sample.to(device=x.device, dtype=x.dtype))
         else:
             low, high = int(x.min()), int(x.max()) + 1
