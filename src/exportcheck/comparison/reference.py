@@ -140,8 +140,12 @@ def input_key(inputs: Sequence[Any]) -> tuple[Any, ...]:
     key: list[Any] = []
     for x in inputs:
         if isinstance(x, torch.Tensor):
-            flat = x.detach().cpu().contiguous().reshape(-1)
-            digest = hashlib.blake2b(flat.view(torch.uint8).numpy().data, digest_size=16)
+            try:
+                flat = x.detach().cpu().contiguous().reshape(-1)
+                digest = hashlib.blake2b(flat.view(torch.uint8).numpy().data, digest_size=16)
+            except (RuntimeError, TypeError):  # sparse, nested, quantized: by identity
+                key.append(("object", x))  # held by the key, so its id is never reused
+                continue
             key.append((str(x.dtype), tuple(x.shape), digest.hexdigest()))
         else:
             key.append(repr(x))
@@ -175,9 +179,10 @@ class ModelRun:
         CPU) and only when no tolerance is given on the command line."""
         if self.tolerances.overridden:
             return None
-        with self.model_lock:
-            if self.noise is None:
-                self.noise = self._measure_noise()
+        if self.noise is None:
+            with self.model_lock:
+                if self.noise is None:
+                    self.noise = self._measure_noise()
         return self.noise[index] if index < len(self.noise) else None
 
     def noise_could_decide(self, index: int, metrics: OutputMetrics, base: Tolerance) -> bool:
@@ -238,12 +243,15 @@ class ModelRun:
         eval mode under the probes' first seed, or with BatchNorm on batch statistics and
         Dropout off. A forward that raised raises the same exception again, unrun."""
         key = (device, mode, input_key(inputs))
-        with self.model_lock:
-            return self._forward(key, device, inputs, mode)
+        if key not in self.outputs:  # the lock waits for an export: taken only to run
+            with self.model_lock:
+                self._forward(key, device, inputs, mode)
+        found = self.outputs[key]
+        if isinstance(found, BaseException):
+            raise found
+        return found
 
-    def _forward(
-        self, key: tuple[Any, ...], device: str, inputs: Sequence[Any], mode: str
-    ) -> list[Any]:
+    def _forward(self, key: tuple[Any, ...], device: str, inputs: Sequence[Any], mode: str) -> None:
         if key not in self.outputs:
             model = self.model_on(device)
             moved = tuple(x.to(device) for x in inputs)
@@ -257,16 +265,15 @@ class ModelRun:
                             self.outputs[key] = seeded_forward(model, moved)
                 except Exception as error:
                     self.outputs[key] = error
-        found = self.outputs[key]
-        if isinstance(found, BaseException):
-            raise found
-        return found
 
     def reference(
         self, device: str, inputs: tuple[Any, ...], mode: str = "eval"
     ) -> list[np.ndarray]:
         """`forward` as numpy arrays; a forward that raises becomes a ModelRunError."""
         key = (device, mode, input_key(inputs))
+        found = self.references.get(key)
+        if found is not None:
+            return found
         with self.model_lock:
             return self._reference(key, device, inputs, mode)
 
