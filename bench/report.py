@@ -29,6 +29,7 @@ class ModelResult:
     name: str
     tools: dict[str, Measurement]
     phases: dict[str, dict[str, float]] = field(default_factory=dict)
+    forwards: dict[str, Any] | str | None = None
 
 
 @dataclass
@@ -43,6 +44,7 @@ class Results:
     archives: list[FileResult] = field(default_factory=list)
     archives_in_process: list[Any] = field(default_factory=list)
     models: list[ModelResult] | None = None
+    zoo: list[Measurement] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
     profiles: list[tuple[str, str]] = field(default_factory=list)
 
@@ -245,7 +247,62 @@ def _validate_section(results: Results) -> list[str]:
     lines = ["## validate", "", *_table(header, rows), ""]
     if phase_lines:
         lines += ["Steps inside one run (last run, wall seconds):", "", *phase_lines, ""]
+    lines += _forwards_lines(results.models)
     return lines
+
+
+# Measured with bench/forwards.py on commit 8f5134e, before one run of each batch was shared.
+FORWARDS_BEFORE = {
+    "resnet18": {"eager": 7, "eager float64": 1, "trace": 3},
+    "transformer": {"eager": 7, "eager float64": 1, "trace": 3},
+}
+
+
+def _forwards_lines(models: list[ModelResult]) -> list[str]:
+    rows = []
+    for model in models:
+        now = model.forwards
+        before = FORWARDS_BEFORE.get(model.name, {})
+        if not isinstance(now, dict):
+            rows.append([model.name, "-", "-", "-", str(now or "not counted")])
+            continue
+        rows.append(
+            [
+                model.name,
+                *(f"{before.get(k, '-')} -> {now.get(k, '-')}" for k in ("eager", "eager float64")),
+                f"{before.get('trace', '-')} -> {now.get('trace', '-')}",
+                "ok",
+            ]
+        )
+    if not rows:
+        return []
+    header = ["model", "eager forwards", "float64 forwards", "exporter traces", "status"]
+    return [
+        "Forward passes through the model in one `validate` (`bench/forwards.py`: a forward "
+        "hook on the model; before = commit 8f5134e, after = this run):",
+        "",
+        *_table(header, rows),
+        "",
+    ]
+
+
+def _zoo_section(results: Results) -> list[str]:
+    if not results.zoo:
+        return []
+    base = results.zoo[0]
+    rows = [_measurement_row(m.command.label, m, base) for m in results.zoo]
+    header = ["command", *MEASURE_HEADER, "status"]
+    header[3] = f"x `{base.command.label}`"
+    header[5] = f"x `{base.command.label}` RSS"
+    return [
+        "## validate of a zoo",
+        "",
+        "The sample models (`sample_models/`) in one `validate`, in one process and in two "
+        "worker processes, each worker with its share of torch's threads.",
+        "",
+        *_table(header, rows),
+        "",
+    ]
 
 
 def _targets_section(results: Results) -> list[str]:
@@ -288,15 +345,20 @@ eight 256 MiB MatMul weights live in a sparse 2 GiB external-data file.
   external data), killed after the anchor timeout.
 - **onnx_ir**: `onnx_ir.load(path)` and a walk over every graph and function (not at 1M
   nodes, where it takes half a minute a run and no target uses it).
-- **start-up**: `exportcheck --help` and `exportcheck rules` must each stay under
-  2 x `python -c pass` + 0.1 s.
+- **start-up**: `exportcheck --help`, `exportcheck rules` and `exportcheck inspect` of a
+  10-node ONNX file must each stay under `python -c pass` + 0.12 s.
 - **validate floor**: one process doing the least `validate` must: eval-mode model,
   `torch.onnx.export` (dynamo and legacy), `torch.jit.trace`, `torch.export.export`, an ONNX
   Runtime session per optimization level (disabled, default) on the dynamo file with one run
   each, and three reference forwards. `validate` does more than this floor (TorchScript
-  scripting, behavioural probes, comparisons of every artifact), so the 1.5x target is the
+  scripting, behavioural probes, comparisons of every artifact), so the 1.2x target is the
   room all of that gets. **verify_onnx_program**: dynamo export plus
-  `torch.onnx.verification.verify_onnx_program`, in its own process.
+  `torch.onnx.verification.verify_onnx_program`, in its own process; `validate --formats
+  onnx` (the same export, plus the audit, the probes and two ONNX Runtime levels) is held to
+  1.0x of it.
+- **zoo**: `exportcheck validate sample_models --jobs 2` must reach 1.6x the throughput of
+  `--jobs 1` (the time of `--jobs 1` over the time of `--jobs 2`).
+- Every target names both sides of its ratio, and a missed target gets a profile below.
 - Peak RSS of a command that starts worker processes is the largest single process of its
   tree (rusage counts reaped children by maximum, not by sum).
 """
@@ -324,6 +386,7 @@ def render(results: Results) -> str:
         *_archives_section(results),
         *_startup_section(results),
         *_validate_section(results),
+        *_zoo_section(results),
         *_profile_section(results),
     ]
     return "\n".join(lines).rstrip() + "\n"

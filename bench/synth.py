@@ -215,6 +215,21 @@ def make_graph_file(folder: str, nodes: int, label: str) -> Input:
     return Input(label, path, count_nodes(model), os.path.getsize(path))
 
 
+def make_small_file(folder: str, nodes: int = 10) -> Input:
+    """A chain of `nodes` Relu nodes: the smallest real graph, for start-up costs."""
+    names = ["x", *(f"v{i}" for i in range(nodes))]
+    body = [
+        helper.make_node("Relu", [a], [b], name=f"relu{i}")
+        for i, (a, b) in enumerate(zip(names, names[1:]))
+    ]
+    value = partial(helper.make_tensor_value_info, elem_type=TensorProto.FLOAT, shape=[1, 4])
+    graph = helper.make_graph(body, "small", [value("x")], [value(names[-1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = os.path.join(folder, f"graph_{nodes}_nodes.onnx")
+    onnx.save(model, path)
+    return Input(f"{nodes} nodes", path, count_nodes(model), os.path.getsize(path))
+
+
 def _external_weight(name: str, offset: int) -> tuple[TensorProto, int]:
     tensor = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=WEIGHT_SHAPE)
     length = int(np.prod(WEIGHT_SHAPE)) * 4

@@ -18,6 +18,7 @@ class Target:
     at_least: bool = False  # True: value must reach the limit (a speed-up), else stay under it
     note: str = ""
     subject: str = ""  # the input or model it was measured on
+    sides: str = ""  # both sides of the ratio, e.g. "exportcheck 1.20 s / floor 1.00 s"
 
     @property
     def verdict(self) -> str:
@@ -50,7 +51,19 @@ class Target:
             text += f", {(1 - self.value / self.limit) * 100:.0f}% headroom"
         else:
             text += f", {self.value / self.limit:.2f}x over the limit"
+        if self.sides:
+            text = f"{text} [{self.sides}]"
         return f"{text}; {self.note}" if self.note else text
+
+
+def sides(first: Measurement, second: Measurement) -> str:
+    """`label 1.234 s / label 0.567 s`: what a ratio was taken of."""
+
+    def side(m: Measurement) -> str:
+        value = f"{m.seconds:.3f} s" if m.seconds is not None else m.status
+        return f"{m.command.label} {value}"
+
+    return f"{side(first)} / {side(second)}"
 
 
 def ratio(tool: Measurement, base: Measurement) -> float | None:
@@ -61,12 +74,19 @@ def ratio(tool: Measurement, base: Measurement) -> float | None:
 
 
 def time_target(
-    subject: str, tool: Measurement, floor: Measurement, limit: float, what: str = "inspect"
+    subject: str,
+    tool: Measurement,
+    floor: Measurement,
+    limit: float,
+    what: str = "inspect",
+    floor_label: bool = False,
 ) -> Target:
     note = "" if tool.seconds is not None else f"{tool.command.label}: {tool.status}"
-    floor_name = "its floor" if what != "inspect" else f"the {floor.command.label}"
+    floor_name = f"the {floor.command.label}" if what == "inspect" or floor_label else "its floor"
     name = f"{what} time <= {limit}x {floor_name}, {subject}"
-    return Target(name, ratio(tool, floor), limit, note=note, subject=subject)
+    return Target(
+        name, ratio(tool, floor), limit, note=note, subject=subject, sides=sides(tool, floor)
+    )
 
 
 def memory_target(subject: str, tool: Measurement, floor: Measurement, limit_mib: float) -> Target:
@@ -86,7 +106,29 @@ def speedup_target(subject: str, tool: Measurement, anchor: Measurement, limit: 
         value, note = anchor.seconds / tool.seconds, ""
     elif anchor.status == "timeout":
         value, note = anchor.command.timeout / tool.seconds, "anchor timed out: lower bound"
-    return Target(name, value, limit, at_least=True, note=note, subject=subject)
+    return Target(
+        name, value, limit, at_least=True, note=note, subject=subject, sides=sides(anchor, tool)
+    )
+
+
+def throughput_target(
+    subject: str, parallel: Measurement, serial: Measurement, limit: float
+) -> Target:
+    """How many times the serial run's time the parallel run takes, inverted: a throughput."""
+    name = f"{parallel.command.label} >= {limit:g}x the throughput of {serial.command.label}"
+    value = None
+    if parallel.seconds and serial.seconds is not None:
+        value = serial.seconds / parallel.seconds
+    note = "" if value is not None else f"{parallel.status} / {serial.status}"
+    return Target(
+        name,
+        value,
+        limit,
+        at_least=True,
+        note=note,
+        subject=subject,
+        sides=sides(serial, parallel),
+    )
 
 
 def startup_target(tool: Measurement, base: Measurement, factor: float, slack_s: float) -> Target:
@@ -96,4 +138,6 @@ def startup_target(tool: Measurement, base: Measurement, factor: float, slack_s:
     if tool.seconds is None or base.seconds is None:
         return Target(name, None, 0.0, "s", note="not measured", subject=tool.command.label)
     limit = factor * base.seconds + slack_s
-    return Target(name, tool.seconds, limit, "s", subject=tool.command.label)
+    return Target(
+        name, tool.seconds, limit, "s", subject=tool.command.label, sides=sides(tool, base)
+    )

@@ -10,7 +10,7 @@ whose output differs is named instead.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,12 @@ from exportcheck.results.report import Skipped
 from exportcheck.rules import BatchDependentEval, NondeterministicEval, Rule
 
 SEEDS = (1234, 98765)
+# The companion that grows the example batch by one sample: the same one the artifact checks
+# add for their second batch size, so the batch probe's run of that batch serves them too.
+GROWN_BATCH_SEED = 7
+
+# The eval-mode outputs of a batch of inputs under SEEDS[0]; a caller may memoize it.
+Forward = Callable[[tuple[Any, ...]], list[Any]]
 
 
 @dataclass
@@ -71,6 +77,12 @@ def _forward(
                 output = model(*inputs)
             return [t.detach().clone() for t in flatten(output)], recorder
         return [t.detach().clone() for t in flatten(model(*inputs))], None
+
+
+def seeded_forward(model: Any, inputs: Sequence[Any], seed: int = SEEDS[0]) -> list[Any]:
+    """The model's output tensors under inference mode with the RNG seeded (and the caller's
+    RNG state left as it was): the one eval-mode run the reference and the probes share."""
+    return _forward(model, inputs, seed, record=False)[0]
 
 
 def _tolerance(tensor: Any, override: Tolerance | None) -> Tolerance:
@@ -162,9 +174,14 @@ def companions(inputs: Sequence[Any], count: int, seed: int) -> tuple[Any, ...]:
     for x in inputs:
         shape = (count, *x.shape[1:])
         if x.is_floating_point():
-            sample = torch.randn(shape, generator=generator) * (
-                (float(x.float().std()) if x.numel() > 1 else 1.0) + 1e-3
-            ) + float(x.float().mean())
+            # numpy's statistics, not torch's: a parallel reduction rounds differently with the
+            # number of threads, and the same companions must come out wherever they are made,
+            # since a forward of them is shared by content.
+            values = x.detach().cpu().double().numpy()
+            spread = float(values.std(ddof=1)) if x.numel() > 1 else 1.0
+            sample = torch.randn(shape, generator=generator) * (spread + 1e-3) + float(
+                values.mean()
+            )
             made.append(sample.to(device=x.device, dtype=x.dtype))
         else:
             low, high = int(x.min()), int(x.max()) + 1
@@ -214,11 +231,14 @@ def run_probes(
     subject: str,
     device: str = "cpu",
     tolerance: Tolerance | None = None,
+    forward: Forward | None = None,
 ) -> ProbeOutcome:
-    """Both probes on a model that is already in eval mode."""
-    findings, random_keys = nondeterminism_probe(model, inputs, subject, device, tolerance)
+    """Both probes on a model that is already in eval mode. `forward` runs the eval-mode model
+    under SEEDS[0]; a memoized one lets the probes share the runs a reference makes anyway."""
+    run = forward or (lambda batch: seeded_forward(model, batch))
+    findings, random_keys = nondeterminism_probe(model, inputs, subject, device, tolerance, run)
     batch_findings, skipped = batch_independence_probe(
-        model, inputs, subject, device, tolerance, random_keys
+        model, inputs, subject, device, tolerance, random_keys, run
     )
     return ProbeOutcome(tuple(findings + batch_findings), tuple(skipped))
 
@@ -229,11 +249,12 @@ def nondeterminism_probe(
     subject: str,
     device: str,
     tolerance: Tolerance | None,
+    forward: Forward | None = None,
 ) -> tuple[list[Finding], frozenset[tuple[str, int]]]:
     """The same input twice under different seeds; returns the findings and the modules whose
     outputs were random between the runs (the batch probe cannot blame those)."""
-    first, _ = _forward(model, inputs, SEEDS[0], record=False)
-    second, _ = _forward(model, inputs, SEEDS[1], record=False)
+    first = (forward or (lambda batch: seeded_forward(model, batch)))(tuple(inputs))
+    second = seeded_forward(model, inputs, SEEDS[1])
     gap = _outputs_differ(first, second, tolerance)
     if gap is None:
         return [], frozenset()
@@ -258,25 +279,37 @@ def nondeterminism_probe(
     return [finding], random_keys
 
 
-def _batch_runs(
-    model: Any, inputs: Sequence[Any], size: int
-) -> tuple[list[tuple[str, tuple[Any, ...], int, list[Any]]], list[str]]:
-    """Sample 0 alone and inside two batches of other companions: (label, inputs, batch size,
-    outputs) for each run that ran, and the failures of those that did not."""
+def grown_batch(inputs: Sequence[Any]) -> tuple[Any, ...]:
+    """The example inputs grown by one companion sample (GROWN_BATCH_SEED)."""
     import torch
 
-    companion_count = max(size - 1, 2)
+    extra = companions(inputs, 1, seed=GROWN_BATCH_SEED)
+    return tuple(torch.cat([x, e]) for x, e in zip(inputs, extra))
+
+
+def _batch_runs(
+    model: Any, inputs: Sequence[Any], size: int, forward: Forward
+) -> tuple[list[tuple[str, tuple[Any, ...], int, list[Any]]], list[str]]:
+    """Sample 0 alone and inside two batches with other companions: (label, inputs, batch size,
+    outputs) for each run that ran, and the failures of those that did not.
+
+    The batches are the example batch itself (when it holds more than sample 0) and the example
+    batch grown by one companion, which the artifact checks run anyway; a batch of one gets a
+    second batch of two fresh companions instead."""
+    import torch
+
     runs: list[tuple[str, tuple[Any, ...]]] = [("alone", tuple(x[:1] for x in inputs))]
-    for seed in (11, 22):
-        batch = tuple(
-            torch.cat([x[:1], c]) for x, c in zip(inputs, companions(inputs, companion_count, seed))
-        )
-        runs.append((f"in a batch of {companion_count + 1}", batch))
+    if size > 1:
+        runs.append((f"in a batch of {size}", tuple(inputs)))
+    runs.append((f"in a batch of {size + 1}", grown_batch(inputs)))
+    if size == 1:
+        fresh = companions(inputs, 2, seed=22)
+        runs.append(("in a batch of 3", tuple(torch.cat([x, c]) for x, c in zip(inputs, fresh))))
     outputs: list[tuple[str, tuple[Any, ...], int, list[Any]]] = []
     failures: list[str] = []
     for label, run_inputs in runs:
         try:
-            result, _ = _forward(model, run_inputs, SEEDS[0], record=False)
+            result = forward(run_inputs)
         except Exception as error:  # e.g. BatchNorm on batch statistics refuses a batch of one
             failures.append(f"{label}: {first_line(error)}")
             continue
@@ -291,13 +324,15 @@ def batch_independence_probe(
     device: str,
     tolerance: Tolerance | None,
     random_keys: frozenset[tuple[str, int]] = frozenset(),
+    forward: Forward | None = None,
 ) -> tuple[list[Finding], list[Skipped]]:
     """One sample alone versus inside batches with different companions."""
     size = batch_size(inputs)
     if size is None:
         reason = "inputs have no common batch dimension"
         return [], [Skipped(subject, "batch-independence probe", reason, device=device)]
-    outputs, failures = _batch_runs(model, inputs, size)
+    run = forward or (lambda batch: seeded_forward(model, batch))
+    outputs, failures = _batch_runs(model, inputs, size, run)
     if len(outputs) < 2:
         reason = "; ".join(failures)
         return [], [Skipped(subject, "batch-independence probe", reason, device=device)]

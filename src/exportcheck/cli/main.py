@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -38,10 +39,10 @@ from exportcheck.errors import (
     ForkedChildError,
     UsageError,
 )
-from exportcheck.graph_checks.gc_pause import gc_paused
 from exportcheck.pipeline.extras import require_validate_extra
-from exportcheck.reporters.escaping import printable
-from exportcheck.results.report import FAIL_ON_CHOICES, Report
+
+if TYPE_CHECKING:
+    from exportcheck.results.report import Report
 
 app = typer.Typer(
     name="exportcheck",
@@ -59,9 +60,19 @@ DEVICES = ("cpu", "cuda", "all")
 _OWNER = os.getpid()
 
 
+def gc_paused() -> contextlib.AbstractContextManager[None]:
+    """The collector paused for a command (graph_checks.gc_pause), imported when a command runs:
+    its package loads the readers and rules, which `--help` never needs."""
+    from exportcheck.graph_checks.gc_pause import gc_paused as paused
+
+    return paused()
+
+
 def one_line(message: str) -> str:
     """Paths may hold newlines, escape sequences and bidi controls; an error must stay one line
     that reads as what it says."""
+    from exportcheck.reporters.escaping import printable
+
     return printable(message.replace("\r", "\\r").replace("\n", "\\n"))
 
 
@@ -122,6 +133,8 @@ def load_settings(report: ReportOptions, **overrides: Any) -> Any:
     if report.quiet and report.verbose:
         raise UsageError("--quiet and --verbose contradict each other; give one of them")
     check_choice(report.format_name, list(REPORTERS), "--format")
+    from exportcheck.results.report import FAIL_ON_CHOICES
+
     check_choice(report.fail_on, FAIL_ON_CHOICES, "--fail-on")
     check_choice(overrides.get("device"), DEVICES, "--device")
     return load(

@@ -156,6 +156,12 @@ class ManyTargetOptions:
 OPTION_GROUPS = (ReportOptions, InputOptions, ComparisonOptions, ManyTargetOptions)
 
 
+@functools.cache
+def _group_hints(group: type) -> dict[str, Any]:
+    """A group's field annotations, evaluated once: every command start pays for them."""
+    return get_type_hints(group, include_extras=True)
+
+
 def with_options(run: Callable[[Callable[[], int]], None]) -> Callable[[Callable[..., int]], Any]:
     """A decorator for commands: expands option-group parameters into their fields, and runs
     the command body through `run`, the one place that turns errors into exit codes."""
@@ -175,7 +181,7 @@ def with_options(run: Callable[[Callable[[], int]], None]) -> Callable[[Callable
                 field.name,
                 inspect.Parameter.KEYWORD_ONLY,
                 default=field.default,
-                annotation=get_type_hints(group, include_extras=True)[field.name],
+                annotation=_group_hints(group)[field.name],
             )
             for group in groups.values()
             for field in dataclasses.fields(group)

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from exportcheck.errors import OutputError
-from exportcheck.reporters.escaping import printable
 
 TERMINATING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 _real_exit = os._exit
@@ -132,6 +131,8 @@ class ProgressLines:
 
     def __call__(self, step: str) -> None:
         elapsed = time.monotonic() - self.started
+        from exportcheck.reporters.escaping import printable
+
         write_stderr(f"exportcheck: {elapsed:7.1f} s  {printable(step)}\n")
 
 
@@ -146,6 +147,8 @@ def progress_reporter(quiet: bool) -> Iterator[Callable[[str], None] | None]:
         return
     from rich.console import Console
     from rich.text import Text
+
+    from exportcheck.reporters.escaping import printable
 
     with Console(stderr=True).status("starting") as status:
         # A Text, not a str: rich would read `[...]` in a name as markup.

@@ -32,6 +32,7 @@ from exportcheck.errors import (
     clipped,
     first_line,
 )
+from exportcheck.pipeline.overlap import threads_per_worker
 from exportcheck.results.report import Report, input_problem, merge_reports
 
 Progress = Callable[[str], None]
@@ -248,7 +249,7 @@ def _run_in_workers(
     running: list[_Worker] = []
     finished = 0
     # Each worker's torch gets its share of the cores instead of all of them.
-    threads = max(1, (os.cpu_count() or 1) // max(1, min(jobs, total)))
+    threads = threads_per_worker(jobs, total)
     try:
         while pending or running:
             while pending and len(running) < jobs:

@@ -4,6 +4,7 @@ numerically that every artifact computes what the eval-mode model computes, on e
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import tempfile
@@ -44,6 +45,7 @@ from exportcheck.export.exporters import (
     onnx_batch_is_dynamic,
 )
 from exportcheck.numerics.devices import resolve_devices
+from exportcheck.pipeline.overlap import overlapping_checks
 from exportcheck.results.comparison import Comparison
 from exportcheck.results.findings import Finding
 from exportcheck.results.report import Report, Skipped, input_problem
@@ -174,42 +176,68 @@ def validate(
                 findings += found
                 skipped += missed
             comparisons += cross_device(ctx, usable)
-            with _artifact_folder(out_dir) as (folder, final_folder):
+            with (
+                _artifact_folder(out_dir) as (folder, final_folder),
+                overlapping_checks(ctx.progress) as (checks, relayed),
+            ):
+                ctx.progress = relayed
                 exporter = Exporter(model, inputs)
                 stem = _safe_stem(subject)
-                for fmt in chosen:
+                # per format: why its export failed, or the index of its check in the queue
+                slots: dict[int, Skipped | int] = {}
+                order = sorted(range(len(chosen)), key=lambda i: chosen[i] not in TRACED_FIRST)
+                for position, fmt in ((i, chosen[i]) for i in order):
                     path = os.path.join(folder, stem + SUFFIXES[fmt])
                     ctx.progress(f"{subject}: export {fmt}")
                     try:
-                        exported = exporter.export(fmt, path)
+                        with ctx.model_lock:
+                            exported = exporter.export(fmt, path)
                     except ExportFailed as why:
-                        skipped.append(Skipped(subject, f"export {fmt}", str(why), fmt))
+                        slots[position] = Skipped(subject, f"export {fmt}", str(why), fmt)
                         continue
+                    finally:
+                        checks.flush()
                     label = (
                         os.path.join(final_folder, os.path.basename(path))
                         if final_folder is not None
                         else f"{fmt}: {os.path.basename(path)} (temporary)"
                     )
-                    outcome = inspect_and_compare_artifact(
-                        ctx,
-                        exported.path,
-                        fmt,
-                        usable,
-                        dynamic_batch=exported.dynamic_batch,
-                        artifact_label=label,
-                        runtimes=chosen_runtimes_,
+                    slots[position] = len(checks.futures)
+                    checks.submit(
+                        functools.partial(
+                            inspect_and_compare_artifact,
+                            ctx,
+                            exported.path,
+                            fmt,
+                            usable,
+                            dynamic_batch=exported.dynamic_batch,
+                            artifact_label=label,
+                            runtimes=chosen_runtimes_,
+                        )
                     )
-                    findings += outcome.findings
-                    comparisons += outcome.comparisons
-                    skipped += outcome.skipped
-                    runs += outcome.runs
+                outcomes = checks.results()
+                for slot in (slots[i] for i in range(len(chosen))):
+                    if isinstance(slot, Skipped):
+                        skipped.append(slot)
+                        continue
+                    findings += outcomes[slot].findings
+                    comparisons += outcomes[slot].comparisons
+                    skipped += outcomes[slot].skipped
+                    runs += outcomes[slot].runs
     except Exception as error:
         raise model_error(
             error, model, subject, _partial(subject, findings, comparisons, skipped, fail_on, runs)
         ) from None
     finally:
+        ctx.progress = progress or quiet_progress
         ctx.models.clear()
     return _partial(subject, findings, comparisons, skipped, fail_on, runs)
+
+
+# Exported first, before any artifact check runs beside them: torch.export turns backend
+# flags (mkldnn, nnpack) off process-wide while it traces, which a torch run on the other
+# thread would see. The report keeps the order the formats were asked in.
+TRACED_FIRST = frozenset({"onnx", "exported-program"})
 
 
 def _partial(
