@@ -107,7 +107,11 @@ def test_the_training_mode_attribution_runs_once_per_model():
     inputs = (torch.randn(3, 4),)
     with counted_forwards(model) as counts:
         report = exportcheck.validate(
-            model, inputs, formats=["onnx-legacy", "torchscript-trace"], devices="cpu"
+            model,
+            inputs,
+            formats=["onnx-legacy", "torchscript-trace"],
+            devices="cpu",
+            runtimes=["onnxruntime", "torch"],
         )
     mismatches = [f for f in report.findings if f.rule == "output-mismatch"]
     assert len(mismatches) == 3  # two ONNX Runtime levels and torch, each attributed
