@@ -122,6 +122,14 @@ class ComparisonOptions:
             help="Fail (exit 1) when every numerical comparison was skipped, e.g. no GPU.",
         ),
     ] = None
+    localize: Annotated[
+        bool,
+        typer.Option(
+            "--localize",
+            help="Trace every artifact to its first diverging operation, not only those whose "
+            "mismatch no finding explains.",
+        ),
+    ] = False
 
 
 @dataclass(frozen=True)

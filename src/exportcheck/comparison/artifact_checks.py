@@ -23,6 +23,11 @@ from exportcheck.comparison.runtimes import (
 )
 from exportcheck.errors import InputError, ModelRunError, first_line
 from exportcheck.graph_checks import inspect_artifact
+from exportcheck.localization.findings import (
+    localization_findings,
+    localize_artifact,
+    needs_localization,
+)
 from exportcheck.numerics.devices import tf32
 from exportcheck.numerics.metrics import measure
 from exportcheck.results.comparison import Comparison
@@ -281,6 +286,7 @@ def inspect_and_compare_artifact(
     *,
     dynamic_batch: bool,
     artifact_label: str | None,
+    localize: bool = False,
 ) -> ArtifactOutcome:
     """Static rules, then every runtime configuration, for one artifact file.
 
@@ -324,6 +330,14 @@ def inspect_and_compare_artifact(
         outcome.findings += part.findings
         outcome.skipped += part.skipped
         del runner
+    if localize or needs_localization(outcome.findings):
+        ctx.progress(f"{ctx.subject}: localize {fmt}")
+        trace, failure = localize_artifact(
+            ctx.model_on("cpu"), path if loaded is None else loaded, kind, ctx.inputs, fmt
+        )
+        outcome.findings = localization_findings(
+            outcome.findings, trace, subject=ctx.subject, artifact=artifact_label, failure=failure
+        )
     return _with_causes(outcome)
 
 

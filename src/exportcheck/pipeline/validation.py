@@ -99,6 +99,7 @@ def validate(
     probes: bool = True,
     progress: Progress | None = None,
     fail_on: str = "error",
+    localize: bool = False,
 ) -> Report:
     """Validates one model; the model comes back with its own modes and buffers."""
     from exportcheck.targets.python_targets import as_input_tuple
@@ -156,6 +157,7 @@ def validate(
                         usable,
                         dynamic_batch=exported.dynamic_batch,
                         artifact_label=label,
+                        localize=localize,
                     )
                     findings += outcome.findings
                     comparisons += outcome.comparisons
@@ -287,6 +289,7 @@ def compare(
     allow_tf32: bool = False,
     progress: Progress | None = None,
     fail_on: str = "error",
+    localize: bool = False,
 ) -> Report:
     """Checks a file someone else exported against the eval-mode model."""
     from exportcheck.readers import detect_kind
@@ -317,6 +320,7 @@ def compare(
                 usable,
                 dynamic_batch=kind is ArtifactKind.ONNX and onnx_batch_is_dynamic(path),
                 artifact_label=path,
+                localize=localize,
             )
     except Exception as error:
         raise model_error(

@@ -1,0 +1,193 @@
+"""A localization's trace: the artifact's values in execution order, each judged against the
+eval-mode model's value on the same inputs, and the verdict on which one is the root cause."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from exportcheck.numerics.metrics import default_tolerance, magnitude, measure, scaled_tolerance
+from exportcheck.results.comparison import judge
+
+AGREES = "agrees"
+ROOT_CAUSE = "root-cause"
+PROPAGATED = "propagated"
+INDEPENDENT = "diverges-independently"
+"""A later value that diverges while its own inputs agree: a second cause, reported, not blamed."""
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where an artifact value comes from: its node(s), their op types, the torch module and
+    the Python line the exporter recorded (or the module's forward, where it recorded none)."""
+
+    nodes: tuple[str, ...] = ()
+    op_types: tuple[str, ...] = ()
+    module: str | None = None
+    module_type: str | None = None
+    operation: str | None = None
+    source_file: str | None = None
+    source_line: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "nodes": list(self.nodes),
+            "op_types": list(self.op_types),
+            "module": self.module,
+            "module_type": self.module_type,
+            "operation": self.operation,
+            "source_file": self.source_file,
+            "source_line": self.source_line,
+        }
+
+
+@dataclass(frozen=True)
+class TracePoint:
+    """One matched value: how far the artifact's value is from the model's, how far its inputs
+    were, and its verdict."""
+
+    value: str
+    place: Place
+    max_abs: float | None
+    max_rel: float | None
+    magnitude: float
+    atol: float
+    inputs_max_abs: float | None
+    verdict: str
+
+    @property
+    def diverges(self) -> bool:
+        return self.verdict != AGREES
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "value": self.value,
+            **self.place.to_dict(),
+            "max_abs": self.max_abs,
+            "max_rel": self.max_rel,
+            "magnitude": self.magnitude,
+            "atol": self.atol,
+            "inputs_max_abs": self.inputs_max_abs,
+            "verdict": self.verdict,
+        }
+
+
+@dataclass(frozen=True)
+class Localization:
+    """The trace of one artifact on one runtime configuration.
+
+    `unmatched` counts the artifact values no model value could be matched to, by reason;
+    `root` indexes the root cause in `points`, None when every matched value agrees."""
+
+    artifact_format: str
+    runtime: str
+    method: str
+    points: tuple[TracePoint, ...]
+    candidates: int
+    unmatched: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def root(self) -> TracePoint | None:
+        return next((p for p in self.points if p.verdict == ROOT_CAUSE), None)
+
+    @property
+    def matched(self) -> int:
+        return len(self.points)
+
+    @property
+    def share_matched(self) -> float:
+        return self.matched / self.candidates if self.candidates else 0.0
+
+    def count(self, verdict: str) -> int:
+        return sum(1 for p in self.points if p.verdict == verdict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "artifact_format": self.artifact_format,
+            "runtime": self.runtime,
+            "method": self.method,
+            "candidates": self.candidates,
+            "matched": self.matched,
+            "share_matched": self.share_matched,
+            "unmatched": dict(self.unmatched),
+            "propagated": self.count(PROPAGATED),
+            "independent": self.count(INDEPENDENT),
+            "points": [p.to_dict() for p in self.points],
+        }
+
+
+class Walk:
+    """Judges values as they arrive, in execution order, and keeps only the verdicts: the
+    tensors themselves are dropped once compared, so memory follows the largest value.
+
+    A value is tainted when it diverges or when anything it was computed from is tainted
+    (through unmatched values too, by the artifact's own edges); the first diverging value
+    with untainted inputs is the root cause, later ones with tainted inputs propagate it."""
+
+    def __init__(self) -> None:
+        self.points: list[TracePoint] = []
+        self.unmatched: dict[str, int] = {}
+        self._tainted: set[str] = set()
+        self._differences: dict[str, float] = {}
+        self._root_found = False
+
+    def skip(self, value: str, inputs: Iterable[str], reason: str) -> None:
+        """A value with nothing to compare it with: counted, and tainted if its inputs are."""
+        self.unmatched[reason] = self.unmatched.get(reason, 0) + 1
+        if any(i in self._tainted for i in inputs):
+            self._tainted.add(value)
+
+    def pass_through(self, value: str, inputs: Iterable[str]) -> None:
+        """A value that is not a candidate (a shape, a constant): only its taint travels."""
+        if any(i in self._tainted for i in inputs):
+            self._tainted.add(value)
+
+    def add(
+        self, value: str, inputs: Iterable[str], actual: Any, expected: Any, place: Place
+    ) -> TracePoint | None:
+        inputs = list(inputs)
+        a, e = np.asarray(actual), np.asarray(expected)
+        if a.shape != e.shape:
+            self.skip(value, inputs, "another shape than the model's value")
+            return None
+        if a.dtype.kind in "fc" and a.dtype != e.dtype:
+            a = a.astype(e.dtype) if e.dtype.kind in "fc" else a
+        tolerance = scaled_tolerance(default_tolerance(e.dtype), e)
+        metrics = measure(a, e, tolerance)
+        diverges = not judge(metrics, tolerance)
+        measured_inputs = [self._differences[i] for i in inputs if i in self._differences]
+        tainted_inputs = any(i in self._tainted for i in inputs)
+        if not diverges:
+            verdict = AGREES
+        elif tainted_inputs:
+            verdict = PROPAGATED
+        elif not self._root_found:
+            verdict = ROOT_CAUSE
+            self._root_found = True
+        else:
+            verdict = INDEPENDENT
+        if diverges or tainted_inputs:
+            self._tainted.add(value)
+        self._differences[value] = metrics.max_abs if metrics.max_abs is not None else np.inf
+        point = TracePoint(
+            value,
+            place,
+            metrics.max_abs,
+            metrics.max_rel,
+            magnitude(e),
+            tolerance.atol,
+            max(measured_inputs) if measured_inputs else None,
+            verdict,
+        )
+        self.points.append(point)
+        return point
+
+    def result(
+        self, artifact_format: str, runtime: str, method: str, candidates: int
+    ) -> Localization:
+        return Localization(
+            artifact_format, runtime, method, tuple(self.points), candidates, dict(self.unmatched)
+        )
