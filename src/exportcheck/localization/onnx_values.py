@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -44,9 +44,12 @@ class Fetcher:
         copy = type(model)()
         copy.CopyFrom(model)
         present = {o.name for o in copy.graph.output}
-        for name in wanted:
-            if name not in present:
-                copy.graph.output.add().name = name
+        # Every node output is listed, so a second look inside one module needs no new session.
+        for node in copy.graph.node:
+            for name in node.output:
+                if name and name not in present and node.op_type not in _NOT_VALUES:
+                    copy.graph.output.add().name = name
+                    present.add(name)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         options.log_severity_level = 4
@@ -64,6 +67,11 @@ class Fetcher:
             self.held.update(zip(share, self.session.run(share, self.feed)))
             self.runs += 1
         return self.held.pop(name)
+
+    def fetch(self, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """Values outside the plan, in one more run of the same session."""
+        self.runs += 1
+        return dict(zip(names, self.session.run(list(names), self.feed)))
 
 
 def _shares(wanted: Sequence[str], sizes: dict[str, int]) -> list[list[str]]:
@@ -295,6 +303,77 @@ def _module_places(steps: Sequence[Step], model: Any) -> dict[str, Place]:
     return places
 
 
+MAX_INSIDE = 256
+"""Values compared pairwise inside the root module: beyond, the module's own nodes are named."""
+
+
+def _inside(
+    model: Any,
+    inputs: Sequence[Any],
+    steps: Sequence[Step],
+    fetcher: Fetcher,
+    place: Place,
+) -> Place:
+    """The operation inside the root module where the divergence starts, where names cannot
+    tell: the legacy exporter keeps no operator names, so the module's own ONNX values and the
+    module's FX values in the model's program are matched by value. The first ONNX node whose
+    value no FX value of the module has, and the first FX node whose value the artifact never
+    computes, are where they part."""
+    import torch
+
+    own = [
+        s
+        for s in steps
+        if _scope(s.node.name) == place.module and s.node.op_type not in _NOT_VALUES
+    ]
+    try:
+        program = model_program(model, inputs, for_onnx=False)
+    except ReferenceUnavailable:
+        return place
+    expected: list[tuple[Any, np.ndarray]] = []
+    for node, value in program_values(program, inputs):
+        module, _ = module_from_stack(node.meta.get("nn_module_stack"))
+        if (
+            (module or "") == place.module
+            and isinstance(value, torch.Tensor)
+            and node.op == "call_function"
+        ):
+            expected.append((node, to_numpy(value)))
+            if len(expected) > MAX_INSIDE:
+                return place
+    if not own or len(own) > MAX_INSIDE:
+        return place
+    actual = fetcher.fetch([s.value for s in own])
+
+    def same(a: np.ndarray, e: np.ndarray) -> bool:
+        if a.shape != e.shape:
+            return False
+        probe = Walk()
+        point = probe.add("a", (), a.astype(e.dtype) if a.dtype != e.dtype else a, e, place)
+        return point is not None and not point.diverges
+
+    first_onnx = next(
+        (s for s in own if not any(same(actual[s.value], e) for _, e in expected)), None
+    )
+    first_fx = next((n for n, e in expected if not any(same(a, e) for a in actual.values())), None)
+    if first_onnx is None and first_fx is None:
+        return place
+    path, line = (
+        user_frame(first_fx.meta.get("stack_trace")) if first_fx is not None else (None, None)
+    )
+    nodes = (first_onnx.node.name,) if first_onnx is not None else place.nodes
+    ops = (first_onnx.node.op_type,) if first_onnx is not None else place.op_types
+    return Place(
+        nodes,
+        ops,
+        place.module,
+        place.module_type,
+        str(first_fx.target) if first_fx is not None else None,
+        path or place.source_file,
+        line if path else place.source_line,
+    )
+
+
 def trace_scoped_onnx(model: Any, onnx_model: Any, inputs: Sequence[Any], fmt: str) -> Localization:
     """The legacy exporter's graph, module by module: the values leaving each module's scope
     (its node names) against the module's output in the eval-mode model, by forward hooks."""
@@ -319,7 +398,13 @@ def trace_scoped_onnx(model: Any, onnx_model: Any, inputs: Sequence[Any], fmt: s
         walk.add(
             step.value, step.inputs, fetcher.get(step.value), outputs[name][index], places[name]
         )
-    return walk.result(fmt, LABEL, "module scopes in node names (legacy exporter)", candidates)
+    trace = walk.result(fmt, LABEL, "module scopes in node names (legacy exporter)", candidates)
+    root = trace.root
+    if root is None:
+        return trace
+    refined = _inside(model, inputs, steps, fetcher, root.place)
+    points = tuple(replace(p, place=refined) if p is root else p for p in trace.points)
+    return replace(trace, points=points)
 
 
 def trace_onnx(model: Any, path: str, inputs: Sequence[Any], fmt: str) -> Localization:

@@ -194,6 +194,8 @@ def scale_share(dtype: Any) -> float:
     name = dtype_name(dtype)
     try:
         eps = float(np.finfo(np.dtype(name)).eps)
+    except ValueError:  # integers and bool are compared exactly
+        return 0.0
     except TypeError:
         if name != "bfloat16":
             return 0.0
