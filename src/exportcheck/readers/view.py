@@ -213,6 +213,9 @@ class ModuleFlag:
     path: str
     type_name: str
     training: bool
+    reads_training: bool = True
+    """Whether the module's saved code reads its flag (False for a traced module, whose
+    training branches were resolved at trace time); True where a reader cannot tell."""
 
 
 @dataclass(frozen=True)
