@@ -1,5 +1,4 @@
-"""The operation where an artifact starts to compute something other than the eval-mode model
-(`first-divergence`).
+"""Where an artifact first computes something else than the eval-mode model (`first-divergence`).
 
 What it finds
     For an artifact whose outputs differ from the eval-mode model (and that no mode finding
