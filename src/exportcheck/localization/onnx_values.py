@@ -5,6 +5,7 @@ share of those values that fits the memory budget, each share compared and dropp
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -120,6 +121,19 @@ def _lowerings(graph: Any) -> dict[str, list[Any]]:
     return made
 
 
+_TARGET = re.compile(r"target=torch\.ops\.([\w.]+)\]")
+
+
+def _kept_operators(graph: Any) -> set[str]:
+    """The operators the exporter translated whole (`aten.conv2d.default`), from `fx_node`."""
+    kept = set()
+    for node in graph.node:
+        match = _TARGET.search(_metadata(node).get(_FX_NODE, ""))
+        if match:
+            kept.add(match[1])
+    return kept
+
+
 def dynamo_place(node: Any, fx_node: Any, lowering: Sequence[Any] = ()) -> Place:
     """Module, class, operator and line as the dynamo exporter recorded them on the node;
     the nodes are all those the exporter made of the same FX node."""
@@ -159,7 +173,7 @@ def _nbytes(fx_node: Any) -> int:
 def trace_dynamo_onnx(model: Any, onnx_model: Any, inputs: Sequence[Any], fmt: str) -> Localization:
     """Every ONNX value named after an FX node of the model's program, against that node's
     value in the eval-mode model."""
-    program = model_program(model, inputs, for_onnx=True)
+    program = model_program(model, inputs, kept=_kept_operators(onnx_model.graph))
     module = program.module()
     fx_nodes = {n.name: n for n in module.graph.nodes if n.op == "call_function"}
     lowerings = _lowerings(onnx_model.graph)
@@ -327,7 +341,7 @@ def _inside(
         if _scope(s.node.name) == place.module and s.node.op_type not in _NOT_VALUES
     ]
     try:
-        program = model_program(model, inputs, for_onnx=False)
+        program = model_program(model, inputs)
     except ReferenceUnavailable:
         return place
     expected: list[tuple[Any, np.ndarray]] = []

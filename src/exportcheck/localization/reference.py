@@ -7,7 +7,7 @@ import contextlib
 import io
 import logging
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 
@@ -35,9 +35,11 @@ def quiet_torch() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def model_program(model: Any, inputs: Sequence[Any], *, for_onnx: bool) -> Any:
-    """The eval-mode model as torch.export captures it; for ONNX, decomposed as the dynamo
-    exporter decomposes it, so its node names are the ONNX value names."""
+def model_program(model: Any, inputs: Sequence[Any], *, kept: Collection[str] | None = None) -> Any:
+    """The eval-mode model as torch.export captures it. With `kept` (the operators an ONNX
+    export kept whole, `aten.conv2d.default`), decomposed the way the dynamo exporter
+    decomposes it, everything else down to core ATen, so its node names are the ONNX value
+    names; undecomposed when every name already matches."""
     import torch
 
     try:
@@ -45,19 +47,16 @@ def model_program(model: Any, inputs: Sequence[Any], *, for_onnx: bool) -> Any:
             program = torch.export.export(model, tuple(inputs), strict=False)
     except Exception as error:
         raise ReferenceUnavailable(f"torch.export fails on the model: {error}") from None
-    if not for_onnx:
+    if kept is None:
         return program
-    try:
-        from torch.onnx._internal.exporter import _core, _registration
-    except ImportError:
-        return program
+    table = torch.export.default_decompositions()
+    for operator in list(table):
+        if str(operator) in kept:
+            del table[operator]
     try:
         with quiet_torch():
-            registry = _registration.ONNXRegistry.from_torchlib()
-            return _core._prepare_exported_program_for_export(program, registry=registry)
+            return program.run_decompositions(table)
     except Exception:
-        # A private step of torch's exporter: without it the undecomposed names still match
-        # every operator the exporter kept whole.
         return program
 
 

@@ -30,7 +30,7 @@ def trace_exported_program(
     torch.export makes of the eval-mode model."""
     import torch
 
-    reference = program_values(model_program(model, inputs, for_onnx=False), inputs)
+    reference = program_values(model_program(model, inputs), inputs)
     held: dict[str, Any] = {}
     walk = Walk()
     candidates = 0

@@ -9,8 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from exportcheck.numerics.metrics import default_tolerance, magnitude, measure, scaled_tolerance
-from exportcheck.results.comparison import judge
+from exportcheck.numerics.metrics import default_tolerance, magnitude, scaled_tolerance
 
 AGREES = "agrees"
 ROOT_CAUSE = "root-cause"
@@ -119,6 +118,31 @@ class Localization:
         }
 
 
+def difference(
+    actual: np.ndarray, expected: np.ndarray, tolerance: Any
+) -> tuple[float, float, bool]:
+    """(max abs, max rel, diverges) of two same-shaped arrays: the verdict of `measure` without
+    the margin envelope, which a trace of thousands of large values cannot afford."""
+    if expected.dtype.kind not in "fc":
+        equal = np.array_equal(actual, expected)
+        diff = 0.0 if equal else float(np.abs(actual.astype(np.float64) - expected).max())
+        return diff, 0.0 if equal else np.inf, not equal
+    a = actual.astype(np.float64, copy=False)
+    e = expected.astype(np.float64, copy=False)
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(a - e)
+        same = (a == e) | (np.isnan(a) & np.isnan(e))
+        diff[same] = 0.0
+        diff[np.isnan(diff)] = np.inf
+        bad = diff > tolerance.atol + tolerance.rtol * np.abs(e)
+        max_abs = float(diff.max()) if diff.size else 0.0
+        scale = np.abs(e)
+        rel = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0)
+        rel[(scale == 0) & (diff > 0)] = np.inf
+        max_rel = float(rel.max()) if rel.size else 0.0
+    return max_abs, max_rel, bool(bad.any())
+
+
 class Walk:
     """Judges values as they arrive, in execution order, and keeps only the verdicts: the
     tensors themselves are dropped once compared, so memory follows the largest value.
@@ -156,8 +180,7 @@ class Walk:
         if a.dtype.kind in "fc" and a.dtype != e.dtype:
             a = a.astype(e.dtype) if e.dtype.kind in "fc" else a
         tolerance = scaled_tolerance(default_tolerance(e.dtype), e)
-        metrics = measure(a, e, tolerance)
-        diverges = not judge(metrics, tolerance)
+        max_abs, max_rel, diverges = difference(a, e, tolerance)
         measured_inputs = [self._differences[i] for i in inputs if i in self._differences]
         tainted_inputs = any(i in self._tainted for i in inputs)
         if not diverges:
@@ -171,12 +194,12 @@ class Walk:
             verdict = INDEPENDENT
         if diverges or tainted_inputs:
             self._tainted.add(value)
-        self._differences[value] = metrics.max_abs if metrics.max_abs is not None else np.inf
+        self._differences[value] = max_abs
         point = TracePoint(
             value,
             place,
-            metrics.max_abs,
-            metrics.max_rel,
+            max_abs,
+            max_rel,
             magnitude(e),
             tolerance.atol,
             max(measured_inputs) if measured_inputs else None,
