@@ -18,9 +18,7 @@ def test_mode_rule_stays_the_cause_and_localization_agrees(name):
         model, inputs, formats=["onnx"], devices="cpu", probes=False, localize=True
     )
     localized = [
-        f
-        for f in report.findings
-        if f.rule == "first-divergence" and f.severity.label == "error"
+        f for f in report.findings if f.rule == "first-divergence" and f.severity.label == "error"
     ]
     assert localized
     for finding in localized:
