@@ -330,7 +330,7 @@ def inspect_and_compare_artifact(
         outcome.findings += part.findings
         outcome.skipped += part.skipped
         del runner
-    if localize or needs_localization(outcome.findings):
+    if localize or needs_localization(outcome.findings, outcome.comparisons):
         ctx.progress(f"{ctx.subject}: localize {fmt}")
         trace, failure = localize_artifact(
             ctx.model_on("cpu"), path if loaded is None else loaded, kind, ctx.inputs, fmt

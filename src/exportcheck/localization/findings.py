@@ -3,6 +3,7 @@ whole trace, and a fix line naming what was found on the artifact's `output-mism
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -14,6 +15,7 @@ from exportcheck.results.findings import Finding, Location, Severity
 from exportcheck.rules import FirstDivergence, OutputMismatch
 
 CONSEQUENCE_STAGE = "compare"
+_SOURCE_PATH = re.compile(r"\S*/\S+\.(?:cc|cpp|h|hpp):\d+\s*(?:\S+\([^()]*\)(?: const)?\s*)?")
 
 
 def _number(value: float | None) -> str:
@@ -33,7 +35,8 @@ def _operation(point: TracePoint) -> str:
     )
     ops = "/".join(place.op_types)
     what = f"{place.operation} " if place.operation else ""
-    return f"{what}as {nodes} ({ops})"
+    measured = f", measured first at {place.measured_at}" if place.measured_at else ""
+    return f"{what}as {nodes} ({ops}){measured}"
 
 
 def root_message(trace: Localization, root: TracePoint, agrees_with: str | None) -> str:
@@ -86,10 +89,12 @@ def _static_causes(findings: Sequence[Finding]) -> list[Finding]:
     ]
 
 
-def needs_localization(findings: Sequence[Finding]) -> bool:
-    """An output mismatch that no static finding of the artifact explains."""
+def needs_localization(findings: Sequence[Finding], comparisons: Sequence[Any] = ()) -> bool:
+    """A numerical output mismatch (the artifact ran, with the model's shapes) that no static
+    finding of the artifact explains."""
+    measured = any(not c.passed and c.run == "compare" and c.metrics.shape_ok for c in comparisons)
     mismatched = any(f.rule == OutputMismatch.slug for f in findings)
-    return mismatched and not _static_causes(findings)
+    return measured and mismatched and not _static_causes(findings)
 
 
 def localization_findings(
@@ -104,8 +109,9 @@ def localization_findings(
     what was found (or why nothing could be)."""
     mismatched = any(f.rule == OutputMismatch.slug for f in findings)
     if trace is None:
+        why = _SOURCE_PATH.sub("", first_line(failure)) if failure else "no trace"
         fix = (
-            f"Localization could not run ({first_line(failure) if failure else 'no trace'}): "
+            f"Localization could not run ({why}): "
             "compare the artifact's intermediate values by hand; no mode problem was found."
         )
         return [_with_fix(f, fix) for f in findings]

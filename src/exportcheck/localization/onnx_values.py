@@ -124,6 +124,58 @@ def _lowerings(graph: Any) -> dict[str, list[Any]]:
 _TARGET = re.compile(r"target=torch\.ops\.([\w.]+)\]")
 
 
+_NODE_NAME = re.compile(r"%\w+")
+
+
+_SCALAR = re.compile(r"-?(?:\d+\.?\d*(?:e[-+]?\d+)?|inf|nan)")
+
+
+def _normal(text: str) -> str:
+    """What an FX node computes, as text: its operator and literal arguments, with the nodes
+    it reads left out (numbered differently from program to program) and a scalar argument
+    taken as any input (the exporter turns scalars into tensors to promote their type)."""
+    text = text.strip()
+    body = text[text.find("call_function[") :]
+    head, _, rest = body.partition("(args = (")
+    arguments, depth, current = [], 0, ""
+    for char in rest.split("), kwargs", 1)[0]:
+        if char in "[(":
+            depth += 1
+        elif char in "])":
+            depth -= 1
+        if char == "," and depth == 0:
+            arguments.append(current.strip())
+            current = ""
+        else:
+            current += char
+    arguments.append(current.strip())
+    shown = [
+        "%" if a.startswith("%") or _SCALAR.fullmatch(a) else _NODE_NAME.sub("%", a)
+        for a in arguments
+        if a
+    ]
+    return head + "(" + ", ".join(shown) + ")"
+
+
+def aligned_nodes(module: Any, graph: Any) -> dict[str, Any]:
+    """FX nodes of the model's program that are the node the exporter recorded under the same
+    name (`fx_node`): same operator and literal arguments. A program decomposed a little
+    differently numbers its nodes differently, and a name alone would pair values that have
+    nothing to do with each other."""
+    recorded = {}
+    for node in graph.node:
+        text = _metadata(node).get(_FX_NODE, "")
+        if text.startswith("%"):
+            recorded[text[1:].split(" ", 1)[0]] = _normal(text)
+    aligned: dict[str, Any] = {}
+    for node in module.graph.nodes:
+        if node.op in ("placeholder", "get_attr"):
+            aligned[node.name] = node
+        elif node.op == "call_function" and recorded.get(node.name) == _normal(node.format_node()):
+            aligned[node.name] = node
+    return aligned
+
+
 def _kept_operators(graph: Any) -> set[str]:
     """The operators the exporter translated whole (`aten.conv2d.default`), from `fx_node`."""
     kept = set()
@@ -175,7 +227,12 @@ def trace_dynamo_onnx(model: Any, onnx_model: Any, inputs: Sequence[Any], fmt: s
     value in the eval-mode model."""
     program = model_program(model, inputs, kept=_kept_operators(onnx_model.graph))
     module = program.module()
-    fx_nodes = {n.name: n for n in module.graph.nodes if n.op == "call_function"}
+    named = {n.name for n in module.graph.nodes if n.op == "call_function"}
+    fx_nodes = {
+        name: n
+        for name, n in aligned_nodes(module, onnx_model.graph).items()
+        if n.op == "call_function"
+    }
     lowerings = _lowerings(onnx_model.graph)
     steps = [s for s in _steps(onnx_model.graph)]
     wanted = [s.value for s in steps if s.value in fx_nodes]
@@ -191,7 +248,19 @@ def trace_dynamo_onnx(model: Any, onnx_model: Any, inputs: Sequence[Any], fmt: s
             continue
         candidates += 1
         if step.value not in fx_nodes:
-            walk.skip(step.value, step.inputs, "an exporter-made value with no FX node")
+            reason = (
+                "an FX node of that name computes something else (decomposed differently)"
+                if step.value in named
+                else "an exporter-made value with no FX node"
+            )
+            # An operator of the model that could not be compared may be where a divergence
+            # starts; a helper value inside one operator's lowering is that operator's own.
+            origin = (
+                dynamo_place(step.node, None, lowerings.get(step.value, ()))
+                if step.value in named
+                else None
+            )
+            walk.skip(step.value, step.inputs, reason, origin)
             continue
         expected = _advance(reference, step.value, needed, held)
         if expected is None:

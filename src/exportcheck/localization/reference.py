@@ -49,10 +49,17 @@ def model_program(model: Any, inputs: Sequence[Any], *, kept: Collection[str] | 
         raise ReferenceUnavailable(f"torch.export fails on the model: {error}") from None
     if kept is None:
         return program
+    # torch.onnx decomposes to core ATen every operator it has no translation for; the
+    # artifact's `fx_node` metadata names those it translated whole (`kept`).
     table = torch.export.default_decompositions()
-    for operator in list(table):
-        if str(operator) in kept:
-            del table[operator]
+    for name in kept:
+        operator: Any = torch.ops
+        try:
+            for part in name.split("."):
+                operator = getattr(operator, part)
+            table.pop(operator, None)
+        except (AttributeError, RuntimeError, KeyError):
+            continue
     try:
         with quiet_torch():
             return program.run_decompositions(table)

@@ -4,7 +4,7 @@ eval-mode model's value on the same inputs, and the verdict on which one is the 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -30,9 +30,13 @@ class Place:
     operation: str | None = None
     source_file: str | None = None
     source_line: int | None = None
+    measured_at: str | None = None
+    """Set where the values from this place on could not be compared: the value where the
+    divergence was first measured."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "measured_at": self.measured_at,
             "nodes": list(self.nodes),
             "op_types": list(self.op_types),
             "module": self.module,
@@ -157,12 +161,22 @@ class Walk:
         self._tainted: set[str] = set()
         self._differences: dict[str, float] = {}
         self._root_found = False
+        self._unverified: dict[str, Place] = {}
 
-    def skip(self, value: str, inputs: Iterable[str], reason: str) -> None:
-        """A value with nothing to compare it with: counted, and tainted if its inputs are."""
+    def skip(
+        self, value: str, inputs: Iterable[str], reason: str, place: Place | None = None
+    ) -> None:
+        """A value with nothing to compare it with: counted, and tainted if its inputs are.
+        Until a compared value after it agrees, it may be where a divergence starts: the first
+        such value with a known place stands for it."""
+        inputs = list(inputs)
         self.unmatched[reason] = self.unmatched.get(reason, 0) + 1
         if any(i in self._tainted for i in inputs):
             self._tainted.add(value)
+            return
+        origin = next((self._unverified[i] for i in inputs if i in self._unverified), place)
+        if origin is not None:
+            self._unverified[value] = origin
 
     def pass_through(self, value: str, inputs: Iterable[str]) -> None:
         """A value that is not a candidate (a shape, a constant): only its taint travels."""
@@ -190,6 +204,10 @@ class Walk:
         elif not self._root_found:
             verdict = ROOT_CAUSE
             self._root_found = True
+            # Compared only after values that could not be: the divergence may start there.
+            origin = next((self._unverified[i] for i in inputs if i in self._unverified), None)
+            if origin is not None:
+                place = replace(origin, measured_at=value)
         else:
             verdict = INDEPENDENT
         if diverges or tainted_inputs:

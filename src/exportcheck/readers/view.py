@@ -214,8 +214,8 @@ class ModuleFlag:
     type_name: str
     training: bool
     reads_training: bool = True
-    """Whether the module's saved code reads its flag (False for a traced module, whose
-    training branches were resolved at trace time); True where a reader cannot tell."""
+    """Whether the module may compute differently by its flag: False only for one of torch's
+    own classes whose saved code never reads it; True where a reader cannot tell."""
 
 
 @dataclass(frozen=True)

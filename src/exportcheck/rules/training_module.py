@@ -11,9 +11,9 @@ Why it is wrong
     baked the training-mode branches in as constants, so calling `.eval()` afterwards changes
     the flag but not the computation.
 
-    A module whose saved code never reads the flag (a traced module, whose branches were
-    resolved when it was traced, or a layer such as FakeQuantize that ignores it) computes the
-    same in either mode: it is a warning, and the graph rules judge what was traced.
+    Where every module saved in training mode is one of torch's own classes whose saved code
+    never reads the flag (a fake quantizer after torch's QAT recipe, a Linear), it is a
+    warning: the graph rules judge torch's mode-dependent layers by their explicit ops.
 
 How to fix
     Call `model.eval()` before `torch.jit.script` or `torch.jit.trace` and save again.
@@ -54,8 +54,8 @@ class TrainingModule(Rule):
                 severity = None
             else:
                 effect = (
-                    "; no code below it reads the flag (traced, or a layer that ignores it), so "
-                    "it computes the same in either mode"
+                    "; only torch layers whose code never reads the flag are in training mode "
+                    "below it, so it computes the same in either mode"
                 )
                 severity = Severity.WARNING
             yield Hit(

@@ -207,8 +207,13 @@ def read_torchscript(
 
 
 def _reads_training(code: CodeIndex, qualified_name: str) -> bool:
-    """Whether any method of a saved class reads a `training` attribute (True when the class's
-    code is missing: then nothing says the flag is inert)."""
+    """Whether a saved module may compute differently by its flag: its methods read a
+    `training` attribute, or it is not one of torch's own classes. A traced module's code never
+    reads the flag, its branches resolved when it was traced; for torch's layers the graph
+    rules judge those branches (dropout and batch norm in training mode are explicit ops), for
+    the user's layers the flag is the only trace of the mode they ran in."""
+    if not qualified_name.startswith("__torch__.torch."):
+        return True
     cls = code.classes.get(qualified_name)
     if cls is None:
         return True
