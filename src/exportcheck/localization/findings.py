@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from exportcheck.errors import first_line
+from exportcheck.localization.ambiguity import Ambiguity, ambiguous_outputs, artifact_outputs
 from exportcheck.localization.trace import Localization, TracePoint
 from exportcheck.numerics.metrics import relative_text
 from exportcheck.results.findings import Finding, Location, Severity
@@ -108,6 +109,8 @@ def localization_findings(
     """`findings` with the localization's finding added and the mismatches' fix lines naming
     what was found (or why nothing could be)."""
     mismatched = any(f.rule == OutputMismatch.slug for f in findings)
+    if isinstance(failure, UndefinedOutputs):
+        return _undefined_findings(findings, failure, subject, artifact)
     if trace is None:
         why = _SOURCE_PATH.sub("", first_line(failure)) if failure else "no trace"
         fix = (
@@ -158,10 +161,53 @@ def _with_fix(finding: Finding, fix: str) -> Finding:
 def localize_artifact(
     model: Any, artifact: Any, kind: str, inputs: Sequence[Any], fmt: str
 ) -> tuple[Localization | None, Exception | None]:
-    """The trace, or the reason there is none: localization never fails a check."""
+    """The trace, or the reason there is none: localization never fails a check. An output the
+    model itself leaves undefined comes back as the failure, with the artifact's verdict."""
     from exportcheck.localization import localize
 
     try:
+        ambiguous = ambiguous_outputs(model, inputs, artifact_outputs(artifact, kind, inputs))
+        if ambiguous:
+            return None, UndefinedOutputs(ambiguous)
         return localize(model, artifact, kind, inputs, fmt), None
     except Exception as error:
         return None, error
+
+
+class UndefinedOutputs(Exception):
+    """The eval-mode model computes some outputs two ways: they are not the artifact's fault."""
+
+    def __init__(self, found: Sequence[Ambiguity]) -> None:
+        super().__init__("; ".join(a.describe() for a in found))
+        self.found = tuple(found)
+
+
+def _undefined_findings(
+    findings: Sequence[Finding], why: UndefinedOutputs, subject: str, artifact: str | None
+) -> list[Finding]:
+    """Where the artifact agrees with the model wherever the model is defined, its mismatch
+    is the reference's ambiguity, an info with the reason; elsewhere it stays an error."""
+    agrees = all(a.artifact_agrees_where_defined for a in why.found)
+    where = (
+        "; the artifact agrees with the model everywhere else"
+        if agrees
+        else ("; the artifact differs from it at defined positions too")
+    )
+    fix = (
+        "The model's own output is ambiguous there: compare only where it is defined, or run "
+        "the reference with autograd on (the path an export traces)."
+    )
+    note = FirstDivergence.finding(
+        f"{why}{where}", subject, Location(artifact=artifact), Severity.INFO
+    )
+    result = []
+    for finding in findings:
+        if finding.rule == OutputMismatch.slug and "training mode" not in finding.message:
+            finding = replace(
+                finding,
+                message=f"{finding.message}; {why}{where}",
+                severity=Severity.INFO if agrees else finding.severity,
+                detail={**(finding.detail or {}), "fix": fix},
+            )
+        result.append(finding)
+    return result + [replace(note, detail={"fix": fix})]
