@@ -118,6 +118,7 @@ case "$job" in
         "$BIN/python" -m pip install --quiet -r bench/requirements.txt
         shift
         "$BIN/python" bench/run.py "$@"
+        "$BIN/python" bench/localize.py
         ;;
     *)
         echo "usage: sh scripts/dev.sh [setup|demo|test|bench]" >&2

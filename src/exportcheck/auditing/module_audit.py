@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from exportcheck.auditing.modes import preserved
-from exportcheck.results.findings import Finding, Location
+from exportcheck.results.findings import Finding, Location, Severity
 from exportcheck.results.problems import library_relative
 from exportcheck.rules import ModeDependentModule, StaleBatchNormStats, SubmoduleLeftTraining
 from exportcheck.rules.base import Rule
@@ -91,6 +91,7 @@ def _finding(
     module: Any,
     responsible: Any = None,
     modules: dict[str, Any] | None = None,
+    severity: Severity | None = None,
 ) -> Finding:
     """`responsible` is the code to point at when it is not the module's own class; a module
     whose class is library code is placed where the user's code builds it (`modules`)."""
@@ -106,7 +107,7 @@ def _finding(
         source_file=source_file,
         source_line=source_line,
     )
-    return rule.finding(message, subject, where)
+    return rule.finding(message, subject, where, severity)
 
 
 @lru_cache(maxsize=256)
@@ -154,6 +155,41 @@ def mode_dependence(module: Any) -> str | None:
     return None
 
 
+def flag_reader(module: Any) -> str | None:
+    """Why a module computes differently by its training flag, from its code: a known
+    mode-dependent layer, or a `forward` in its class hierarchy (torch's own included) that
+    reads `self.training`, directly or to pass to a functional call; None when nothing does."""
+    from torch import nn
+
+    why = mode_dependence(module)
+    if why:
+        return why
+    for cls in type(module).__mro__:
+        if cls is nn.Module:
+            break
+        if forward_reads_training(cls):
+            return f"the forward of {cls.__qualname__} reads self.training"
+    return None
+
+
+def _left_training(modules: dict[str, Any], training: set[str], name: str) -> tuple[Severity, str]:
+    """An error when the module, or a module below it left in training too, reads the flag; a
+    warning with the reason when none does (FakeQuantize with its observers off, a Linear)."""
+    below = [n for n in training if n == name or n.startswith(f"{name}." if name else "")]
+    readers = [(n, flag_reader(modules[n])) for n in sorted(below)]
+    readers = [(n, why) for n, why in readers if why]
+    if readers:
+        shown = "; ".join(f"{n or '<root>'}: {why}" for n, why in readers[:3])
+        more = f" (and {len(readers) - 3} more)" if len(readers) > 3 else ""
+        return Severity.ERROR, f"; it computes differently in training mode ({shown}{more})"
+    kinds = sorted({type(modules[n]).__name__ for n in below})
+    return (
+        Severity.WARNING,
+        f"; nothing in it reads the flag ({', '.join(kinds)}: no forward reads self.training), "
+        "so it computes the same in either mode",
+    )
+
+
 def _stale_statistics(module: Any) -> bool:
     import torch
     from torch.nn.modules.batchnorm import _BatchNorm
@@ -187,15 +223,17 @@ def audit_findings(model: Any, subject: str = "model") -> list[Finding]:
                 extra = f" (with {below} submodule(s) below it)" if below else ""
                 override = overriding_train(modules, name)
                 by = f" ({override.__qualname__})" if override is not None else ""
+                severity, effect = _left_training(modules, training, name)
                 findings.append(
                     _finding(
                         SubmoduleLeftTraining,
                         f"{name or '<root>'} ({type_name}){extra} is still in training mode after "
-                        f"model.eval(): a train() override{by} does not reach it",
+                        f"model.eval(): a train() override{by} does not reach it{effect}",
                         subject,
                         name,
                         module,
                         override,
+                        severity=severity,
                     )
                 )
             why = mode_dependence(module)

@@ -16,7 +16,15 @@ from typing import Any
 
 from exportcheck.auditing.module_audit import source_of
 from exportcheck.errors import first_line
-from exportcheck.numerics.metrics import default_tolerance, flatten, measure, to_numpy
+from exportcheck.numerics.metrics import (
+    default_tolerance,
+    flatten,
+    magnitude,
+    measure,
+    relative_text,
+    scaled_tolerance,
+    to_numpy,
+)
 from exportcheck.results.comparison import Tolerance
 from exportcheck.results.findings import Finding, Location
 from exportcheck.results.report import Skipped
@@ -85,8 +93,9 @@ def seeded_forward(model: Any, inputs: Sequence[Any], seed: int = SEEDS[0]) -> l
     return _forward(model, inputs, seed, record=False)[0]
 
 
-def _tolerance(tensor: Any, override: Tolerance | None) -> Tolerance:
-    return override or default_tolerance(tensor.dtype)
+def _tolerance(expected: Any, override: Tolerance | None) -> Tolerance:
+    """The command line's tolerance, else the dtype default scaled to the values' magnitude."""
+    return override or scaled_tolerance(default_tolerance(expected.dtype), expected)
 
 
 def _outputs_differ(
@@ -103,7 +112,8 @@ def _outputs_differ(
             if not bool((a == b).all()):
                 return float("inf")
             continue
-        metrics = measure(to_numpy(a), to_numpy(b), _tolerance(b, override))
+        expected = to_numpy(b)
+        metrics = measure(to_numpy(a), expected, _tolerance(expected, override))
         if metrics.mismatched:
             worst = max(worst or 0.0, metrics.max_abs or float("inf"))
     return worst
@@ -270,7 +280,8 @@ def nondeterminism_probe(
     )
     finding = _probe_finding(
         NondeterministicEval,
-        f"two eval-mode forwards of the same input differ by up to {gap:.3g} on {device}",
+        "two eval-mode forwards of the same input differ by up to "
+        f"{relative_text(gap, max(map(magnitude, map(to_numpy, first)), default=0.0))} on {device}",
         subject,
         device,
         key,
@@ -362,7 +373,8 @@ def batch_independence_probe(
     compared = f"sample 0 {base_text}" + (f" and {label}" if base_label == "alone" else "")
     finding = _probe_finding(
         BatchDependentEval,
-        f"{compared} differ by up to {gap:.3g} on {device}",
+        f"{compared} differ by up to "
+        f"{relative_text(gap, max(map(magnitude, map(to_numpy, base)), default=0.0))} on {device}",
         subject,
         device,
         key,

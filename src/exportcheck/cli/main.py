@@ -449,6 +449,7 @@ def validate_command(
             out_dir=out_dir,
             probes=many.probes,
             formats=settings.formats,
+            localize=judged.localize,
             **comparison_options(settings),
         ),
     )
@@ -502,6 +503,7 @@ def compare_command(
             inputs_file=model.inputs,
             progress=progress,
             fail_on=settings.fail_on,
+            localize=judged.localize,
             **comparison_options(settings),
         ),
     )

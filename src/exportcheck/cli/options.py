@@ -130,6 +130,14 @@ class ComparisonOptions:
             "installed one): onnxruntime, openvino, tract, torch. One named here must be installed.",
         ),
     ] = None
+    localize: Annotated[
+        bool,
+        typer.Option(
+            "--localize",
+            help="Trace every artifact to its first diverging operation, not only those whose "
+            "mismatch no finding explains.",
+        ),
+    ] = False
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,11 @@ from exportcheck.comparison.shapes import (
 )
 from exportcheck.errors import InputError, ModelRunError, first_line
 from exportcheck.graph_checks import inspect_artifact
+from exportcheck.localization.findings import (
+    localization_findings,
+    localize_artifact,
+    needs_localization,
+)
 from exportcheck.numerics.devices import tf32
 from exportcheck.numerics.metrics import measure
 from exportcheck.results.comparison import Comparison
@@ -536,6 +541,7 @@ def inspect_and_compare_artifact(
     dynamic_batch: bool,
     artifact_label: str | None,
     runtimes: Sequence[Runtime] = RUNTIMES,
+    localize: bool = False,
 ) -> ArtifactOutcome:
     """Static rules, then every runtime configuration, for one artifact file.
 
@@ -589,6 +595,16 @@ def inspect_and_compare_artifact(
         outcome.skipped += part.skipped
         outcome.runs += [replace(r, version=run.version) for r in part.runs]
         del runner
+    if localize or needs_localization(outcome.findings, outcome.comparisons):
+        ctx.progress(f"{ctx.subject}: localize {fmt}")
+        # It runs the model with hooks on: not while an export traces it on the other thread.
+        with ctx.model_lock:
+            trace, failure = localize_artifact(
+                ctx.model_on("cpu"), path if loaded is None else loaded, kind, ctx.inputs, fmt
+            )
+        outcome.findings = localization_findings(
+            outcome.findings, trace, subject=ctx.subject, artifact=artifact_label, failure=failure
+        )
     return _with_causes(outcome)
 
 

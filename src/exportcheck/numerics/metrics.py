@@ -178,3 +178,60 @@ def measure(actual: Any, expected: Any, tolerance: Tolerance) -> OutputMetrics:
         expected_nonfinite=expected_nonfinite,
         envelope=envelope,
     )
+
+
+# Rounding through a network grows with its depth and with the magnitude of the values, not
+# with each element's own size: a logit of 7.5e7 carries an absolute error of ~100 after fifty
+# float32 layers while a neighbour near zero carries the same absolute error. Differences are
+# therefore also allowed up to this many machine epsilons of the largest magnitude compared,
+# never more than SCALE_SHARE_CAP of it (float16, bfloat16).
+SCALE_EPSILONS = 64
+SCALE_SHARE_CAP = 1e-3
+
+
+def scale_share(dtype: Any) -> float:
+    """The share of the largest magnitude a difference in `dtype` may reach by rounding."""
+    name = dtype_name(dtype)
+    try:
+        eps = float(np.finfo(np.dtype(name)).eps)
+    except ValueError:  # integers and bool are compared exactly
+        return 0.0
+    except TypeError:
+        if name != "bfloat16":
+            return 0.0
+        eps = 2.0**-7
+    return min(SCALE_EPSILONS * eps, SCALE_SHARE_CAP)
+
+
+def magnitude(values: Any) -> float:
+    """The largest finite |value| (0 for none): the scale a difference is judged against."""
+    a = np.asarray(values)
+    if a.size == 0 or a.dtype.kind not in "fc":
+        return 0.0
+    finite = np.abs(a.astype(np.complex128 if a.dtype.kind == "c" else np.float64))
+    finite = finite[np.isfinite(finite)]
+    return float(finite.max()) if finite.size else 0.0
+
+
+def scaled_tolerance(base: Tolerance, expected: Any, dtype: Any = None) -> Tolerance:
+    """`base`, with atol raised to the rounding share of the largest |expected| where that is
+    larger: a difference is judged relative to the magnitude of the values compared."""
+    share = scale_share(dtype if dtype is not None else np.asarray(expected).dtype)
+    scale = magnitude(expected)
+    floor = share * scale
+    if floor <= base.atol:
+        return base
+    return Tolerance(
+        rtol=base.rtol,
+        atol=floor,
+        source=f"{base.source}, atol raised to {share:.2g} of the largest magnitude {scale:.3g}",
+        noise=base.noise,
+    )
+
+
+def relative_text(difference: float, scale: float) -> str:
+    """`120 (relative 1.6e-06 to the magnitude 7.5e+07)`: an absolute difference with its
+    relative figure."""
+    if not scale or not np.isfinite(difference):
+        return f"{difference:.3g}"
+    return f"{difference:.3g} (relative {difference / scale:.2g} to the magnitude {scale:.3g})"

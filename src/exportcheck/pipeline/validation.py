@@ -138,6 +138,7 @@ def validate(
     progress: Progress | None = None,
     fail_on: str = "error",
     runtimes: Sequence[str] | None = None,
+    localize: bool = False,
 ) -> Report:
     """Validates one model; the model comes back with its own modes and buffers. `runtimes`
     chooses among the installed runtimes (None: every one)."""
@@ -213,6 +214,7 @@ def validate(
                             dynamic_batch=exported.dynamic_batch,
                             artifact_label=label,
                             runtimes=chosen_runtimes_,
+                            localize=localize,
                         )
                     )
                 outcomes = checks.results()
@@ -361,6 +363,7 @@ def compare(
     progress: Progress | None = None,
     fail_on: str = "error",
     runtimes: Sequence[str] | None = None,
+    localize: bool = False,
 ) -> Report:
     """Checks a file someone else exported against the eval-mode model."""
     from exportcheck.readers import detect_kind
@@ -394,6 +397,7 @@ def compare(
                 dynamic_batch=kind is ArtifactKind.ONNX and onnx_batch_is_dynamic(path),
                 artifact_label=path,
                 runtimes=chosen_runtimes_,
+                localize=localize,
             )
     except Exception as error:
         raise model_error(

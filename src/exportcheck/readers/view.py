@@ -213,6 +213,9 @@ class ModuleFlag:
     path: str
     type_name: str
     training: bool
+    reads_training: bool = True
+    """Whether the module may compute differently by its flag: False only for one of torch's
+    own classes whose saved code never reads it; True where a reader cannot tell."""
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,12 @@ def fix_hint(report: Report, rule: str) -> str:
     return first_sentence(doc_section(descriptor.doc, "How to fix"))
 
 
+def found_fix(problem: Problem) -> str:
+    """A fix line that names what a measurement found (a localization), where it has one."""
+    detail = problem.cause.detail
+    return str(detail["fix"]) if detail and detail.get("fix") else ""
+
+
 def first_sentence(text: str) -> str:
     """The text up to the first full stop, question or exclamation mark that ends a sentence:
     one followed by a space and a capital, a code span or a parenthesis, and not the end of an
@@ -164,7 +170,7 @@ def _problem_block(problem: Problem, report: Report, width: int | None, verbose:
         return _wrap(printable(text), width)
     lines = _wrap(printable(_headline(problem, report)), width)
     lines += _wrap(printable(evidence_summary(problem)), width, INDENT + "evidence: ", INDENT)
-    fix = fix_hint(report, problem.rule)
+    fix = found_fix(problem) or fix_hint(report, problem.rule)
     if fix:
         lines += _wrap(printable(fix), width, INDENT + "fix: ", INDENT)
     if verbose:

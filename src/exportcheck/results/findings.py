@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -96,6 +97,9 @@ class Finding:
     location: Location = field(default_factory=Location)
     suppressed: Suppression | None = None
     stage: str = "inspect"
+    detail: Mapping[str, Any] | None = field(default=None, compare=False)
+    """What a measurement found beyond the message: `fix`, a fix line naming it, and `trace`,
+    a localization's whole trace (see exportcheck.localization)."""
 
     def with_subject(self, subject: str) -> Finding:
         return replace(self, subject=subject)
@@ -112,4 +116,6 @@ class Finding:
         }
         if self.suppressed is not None:
             data["suppressed"] = {"reason": self.suppressed.reason, "entry": self.suppressed.entry}
+        if self.detail:
+            data.update({key: self.detail[key] for key in ("fix", "trace") if key in self.detail})
         return data

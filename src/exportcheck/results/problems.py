@@ -39,7 +39,10 @@ STATISTICS_RULES = frozenset(
 )
 """Causes that change outputs the same way on every run (batch statistics)."""
 
-_STAGE_ORDER = {"audit": 0, "inspect": 1, "probe": 2}
+LOCALIZED = "first-divergence"
+"""Where an artifact first computes something else: a cause only where no mode finding is."""
+
+_STAGE_ORDER = {"audit": 0, "inspect": 1, "probe": 2, "localize": 3}
 _LIBRARY_MARKERS = ("/site-packages/", "/dist-packages/")
 
 
@@ -356,7 +359,7 @@ def _cause_order(indexed: tuple[int, Finding]) -> tuple[int, int, int]:
     """Which finding names a problem: the earliest stage (audit, then graph, then probe), and
     not a note. A severity override does not move it, so a suppression keeps matching."""
     index, finding = indexed
-    return (finding.severity <= Severity.INFO, _STAGE_ORDER.get(finding.stage, 3), index)
+    return (finding.severity <= Severity.INFO, _STAGE_ORDER.get(finding.stage, 4), index)
 
 
 @dataclass
@@ -394,6 +397,8 @@ def explaining_cause(
             kind = 0 if cause.rule in RANDOM_RULES else 1
         else:
             kind = 0 if cause.rule in STATISTICS_RULES else 2 if cause.rule in RANDOM_RULES else 1
+        if cause.rule == LOCALIZED:
+            kind = 3
         local = cause.location.artifact == consequence.location.artifact
         return (kind, 0 if local else 1, index)
 

@@ -134,6 +134,7 @@ def _finding(data: Mapping[str, Any], root: str, library: set[str]) -> Finding:
         location=_location(data["location"], root, library),
         suppressed=Suppression(suppressed["reason"], suppressed["entry"]) if suppressed else None,
         stage=data["stage"],
+        detail={key: data[key] for key in ("fix", "trace") if key in data} or None,
     )
 
 

@@ -6,6 +6,7 @@ from exportcheck.results.catalogue import RuleDescriptor
 from exportcheck.rules.base import Hit, Rule
 from exportcheck.rules.batch_dependent_eval import BatchDependentEval
 from exportcheck.rules.dynamic_dropout_mode import DynamicDropoutMode
+from exportcheck.rules.first_divergence import FirstDivergence
 from exportcheck.rules.missing_external_data import MissingExternalData
 from exportcheck.rules.mode_dependent_module import ModeDependentModule
 from exportcheck.rules.nondeterministic_eval import NondeterministicEval
@@ -44,6 +45,7 @@ RULES: tuple[type[Rule], ...] = (
     RuntimeRefusal,
     SpecialisedDimension,
     RuntimeBatchStatistics,
+    FirstDivergence,
 )
 
 _BY_KEY: dict[str, type[Rule]] = {}
@@ -70,4 +72,4 @@ def graph_rules() -> tuple[Rule, ...]:
     return tuple(rule() for rule in RULES if rule.stage == "inspect")
 
 
-__all__ = ["RULES", "Hit", "Rule", "get_rule", "graph_rules", "rule_descriptors"]
+__all__ = ["RULES", "FirstDivergence", "Hit", "Rule", "get_rule", "graph_rules", "rule_descriptors"]

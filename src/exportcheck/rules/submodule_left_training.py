@@ -10,6 +10,11 @@ Why it is wrong
     activations and normalizing with batch statistics in every export, trace and forward,
     while the model as a whole claims to be in eval mode.
 
+    It is an error when the module, or one below it left in training too, computes differently
+    by mode (its forward, or torch's, reads `self.training`: Dropout, BatchNorm, RNN dropout,
+    a custom layer); a warning, with the reason, when nothing reads the flag (FakeQuantize with
+    observers off after torch's QAT recipe, a Linear).
+
 How to fix
     In the overriding `train(self, mode=True)`, call `super().train(mode)` (which recurses into
     children) or set every child explicitly, and return `self`.

@@ -8,6 +8,7 @@ from the debug info next to the code (sources.py), read only for the nodes a fin
 
 from __future__ import annotations
 
+import ast
 import zipfile
 from typing import Any
 
@@ -190,13 +191,36 @@ def read_torchscript(
         kind=ArtifactKind.TORCHSCRIPT,
         nodes=tuple(views),
         modules=tuple(
-            ModuleFlag(p, r.qualified_name.rsplit(".", 1)[-1], bool(r.attributes["training"]))
+            ModuleFlag(
+                p,
+                r.qualified_name.rsplit(".", 1)[-1],
+                bool(r.attributes["training"]),
+                _reads_training(code, r.qualified_name),
+            )
             for p, r in flags
         ),
         notes=notes,
         node_count=len(interpreter.nodes),
         scope_count=scope_count,
         unsafe_content=tuple(unsafe),
+    )
+
+
+def _reads_training(code: CodeIndex, qualified_name: str) -> bool:
+    """Whether a saved module may compute differently by its flag: its methods read a
+    `training` attribute, or it is not one of torch's own classes. A traced module's code never
+    reads the flag, its branches resolved when it was traced; for torch's layers the graph
+    rules judge those branches (dropout and batch norm in training mode are explicit ops), for
+    the user's layers the flag is the only trace of the mode they ran in."""
+    if not qualified_name.startswith("__torch__.torch."):
+        return True
+    cls = code.classes.get(qualified_name)
+    if cls is None:
+        return True
+    return any(
+        isinstance(node, ast.Attribute) and node.attr == "training"
+        for method in cls.methods.values()
+        for node in ast.walk(method.tree)
     )
 
 
