@@ -60,8 +60,9 @@ def test_dynamo_train_export_fixed_passes_comparison_on_both_ort_levels(
     changed = [n for n in data["nodes"] if n["action"] == "changed"]
     assert changed and all(n["op"] == "Dropout" for n in changed)
     matched = next(s for s in data["proof"] if s["check"] == "matches the eval-mode model")
-    assert {c["optimization_level"] for c in matched["comparisons"]} == LEVELS
-    assert all(c["passed"] for c in matched["comparisons"])
+    on_ort = [c for c in matched["comparisons"] if c["runtime"] == "onnxruntime"]
+    assert {c["optimization_level"] for c in on_ort} == LEVELS
+    assert all(c["passed"] for c in matched["comparisons"])  # on every installed runtime
 
 
 @pytest.mark.parametrize("sample", ["cnn", "transformer"])

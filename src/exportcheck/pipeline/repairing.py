@@ -146,13 +146,16 @@ def _own_inputs(result: RepairResult, example_inputs: Any, input_shapes: Sequenc
 
 
 def _runners(path: str, kind: str, limit: int | None = None) -> list[Any]:
-    """The CPU runners of an artifact (every ORT optimization level, or torch), each session
-    made only when taken."""
+    """The CPU runners of an artifact on the reference runtimes (every ORT optimization level,
+    or torch), each session made only when taken. The standalone proof is about the artifact,
+    not about how far each other runtime supports it; `--against` runs every runtime."""
     from itertools import islice
 
     from exportcheck.comparison.artifact_checks import runners_for
+    from exportcheck.comparison.runtimes import chosen_runtimes
 
-    made = (runner for runner, _, _ in runners_for(path, kind, ["cpu"]) if runner is not None)
+    reference = chosen_runtimes(["onnxruntime", "torch"])
+    made = (a.runner for a in runners_for(path, kind, ["cpu"], runtimes=reference) if a.runner)
     return list(islice(made, limit))
 
 
