@@ -17,7 +17,7 @@ from typing import Any
 
 from exportcheck.comparison.reference import Progress, Tolerances, quiet_progress
 from exportcheck.graph_checks import inspect_artifact
-from exportcheck.results.comparison import Comparison, Tolerance
+from exportcheck.results.comparison import Comparison
 from exportcheck.results.repair import Action, ModeChangeReport, ProofStep, RepairResult
 from exportcheck.rules import DynamicDropoutMode, TrainingBatchNorm, TrainingDropout
 
@@ -179,29 +179,18 @@ def _comparisons(
     reference: str,
     run: str,
 ) -> list[Comparison]:
-    from exportcheck.numerics.metrics import measure
+    from exportcheck.repair.mode_changes import runner_comparisons
 
-    made = []
-    names = runner.output_names or [f"output {i}" for i in range(len(actual))]
-    for name, got, want in zip(names, actual, expected, strict=False):
-        tolerance: Tolerance = tolerances.for_output(name, want, got)
-        made.append(
-            Comparison(
-                subject="exportcheck fix",
-                artifact=None,
-                artifact_format=kind,
-                runtime=runner.runtime,
-                device=runner.device,
-                output=name,
-                metrics=measure(got, want, tolerance),
-                tolerance=tolerance,
-                provider=runner.provider,
-                optimization=runner.optimization,
-                reference=reference,
-                run=run,
-            )
-        )
-    return made
+    return runner_comparisons(
+        runner,
+        actual,
+        expected,
+        subject="exportcheck fix",
+        artifact_format=kind,
+        reference=reference,
+        run=run,
+        tolerance_for=tolerances.for_output,
+    )
 
 
 def _standalone_proof(

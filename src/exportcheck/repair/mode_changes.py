@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from exportcheck.comparison.runtimes import OPTIMIZATION_LEVELS, onnx_runner
@@ -25,7 +25,7 @@ from exportcheck.repair.onnx_rewrite import (
     repair_onnx,
 )
 from exportcheck.repair.sample_inputs import onnx_inputs
-from exportcheck.results.comparison import Comparison
+from exportcheck.results.comparison import Comparison, Tolerance
 from exportcheck.results.repair import Action, Effect, ModeChange, ModeChangeReport, NodeRepair
 
 _FUSING_PRODUCERS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
@@ -89,17 +89,32 @@ def mode_changes(after: str, before: str) -> tuple[ModeChange, ...]:
     return tuple(changes)
 
 
-def _measured(
-    runner: Any, actual: list[Any], expected: list[Any], reference: str, run: str
+def runner_comparisons(
+    runner: Any,
+    actual: list[Any],
+    expected: list[Any],
+    *,
+    subject: str,
+    artifact_format: str,
+    reference: str,
+    run: str,
+    tolerance_for: Callable[[str, Any, Any], Tolerance] | None = None,
 ) -> list[Comparison]:
+    """One Comparison per output of a runner's run against the expected values; the tolerance
+    is the coarser dtype's default unless `tolerance_for(name, expected, actual)` says."""
     made = []
-    for name, got, want in zip(runner.output_names, actual, expected, strict=False):
-        tolerance = coarser_tolerance(got.dtype, want.dtype)
+    names = runner.output_names or [f"output {i}" for i in range(len(actual))]
+    for name, got, want in zip(names, actual, expected, strict=False):
+        tolerance = (
+            tolerance_for(name, want, got)
+            if tolerance_for is not None
+            else coarser_tolerance(got.dtype, want.dtype)
+        )
         made.append(
             Comparison(
-                subject="compare",
+                subject=subject,
                 artifact=None,
-                artifact_format="onnx",
+                artifact_format=artifact_format,
                 runtime=runner.runtime,
                 device=runner.device,
                 output=name,
@@ -135,7 +150,15 @@ def _run_pair(first: str, second: str, inputs: tuple, reference: str, run: str) 
     for level in OPTIMIZATION_LEVELS:
         runner = onnx_runner(first, "cpu", level)
         expected = onnx_runner(second, "cpu", level).run(inputs)
-        made += _measured(runner, runner.run(inputs), expected, reference, run)
+        made += runner_comparisons(
+            runner,
+            runner.run(inputs),
+            expected,
+            subject="compare",
+            artifact_format="onnx",
+            reference=reference,
+            run=run,
+        )
     return made
 
 
