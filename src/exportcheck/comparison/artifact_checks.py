@@ -453,13 +453,7 @@ class RunnerAttempt:
     def configuration(self) -> str:
         """`openvino/CPU/cpu`, as the comparisons made in it name it."""
         if self.runner is not None:
-            parts = (
-                self.runner.runtime,
-                self.runner.provider and self.runner.provider.replace("ExecutionProvider", ""),
-                self.runner.device,
-                self.runner.optimization,
-            )
-            return "/".join(p for p in parts if p)
+            return runner_configuration(self.runner)
         if self.runtime.name == "onnxruntime":
             provider = "CUDA" if self.device == "cuda" else "CPU"
             return "/".join(p for p in (self.runtime.name, provider, self.device, self.option) if p)

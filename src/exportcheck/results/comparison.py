@@ -141,16 +141,19 @@ class Comparison:
         return f"{self.artifact_format}{batch}"
 
     @property
-    def runtime_label(self) -> str:
+    def configuration(self) -> str:
+        """`onnxruntime/CPU/cpu/disable_all`: the runtime configuration it ran in."""
         parts = [self.runtime]
         if self.provider:
             parts.append(self.provider.replace("ExecutionProvider", ""))
         parts.append(self.device)
         if self.optimization:
             parts.append(self.optimization)
-        if self.run != "compare":
-            parts.append(self.run)
         return "/".join(parts)
+
+    @property
+    def runtime_label(self) -> str:
+        return self.configuration if self.run == "compare" else f"{self.configuration}/{self.run}"
 
     def to_dict(self) -> dict[str, Any]:
         return {

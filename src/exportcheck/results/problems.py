@@ -408,13 +408,7 @@ def explaining_cause(
 def _runner_key(comparison: Comparison) -> tuple[str, str | None, str]:
     """The subject, artifact and runner label (`onnx on onnxruntime/CPU/cpu/disable_all`) a
     numerical finding names in `location.runtime`."""
-    parts = [comparison.runtime]
-    if comparison.provider:
-        parts.append(comparison.provider.replace("ExecutionProvider", ""))
-    parts.append(comparison.device)
-    if comparison.optimization:
-        parts.append(comparison.optimization)
-    label = f"{comparison.artifact_format} on " + "/".join(parts)
+    label = f"{comparison.artifact_format} on {comparison.configuration}"
     return (comparison.subject, comparison.artifact, label)
 
 

@@ -49,16 +49,6 @@ class RuntimeRun:
         }
 
 
-def configuration_of(comparison: Comparison) -> str:
-    parts = [comparison.runtime]
-    if comparison.provider:
-        parts.append(comparison.provider.replace("ExecutionProvider", ""))
-    parts.append(comparison.device)
-    if comparison.optimization:
-        parts.append(comparison.optimization)
-    return "/".join(parts)
-
-
 @dataclass(frozen=True)
 class MatrixCell:
     """A run and its verdict: matches, differs (with the largest difference), refuses,
@@ -109,7 +99,7 @@ def runtime_matrix(
             comparison.subject,
             comparison.artifact,
             comparison.artifact_format,
-            configuration_of(comparison),
+            comparison.configuration,
         )
         by_key.setdefault(key, []).append(comparison)
     cells = []
