@@ -3,6 +3,9 @@ at the same module."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 import exportcheck
@@ -26,3 +29,19 @@ def test_mode_rule_stays_the_cause_and_localization_agrees(name):
         assert problem.rule in MODE_RULES, problem.rule
         assert problem.module == finding.location.module
     assert not [p for p in report.problems if p.rule == "first-divergence"]
+
+
+def test_a_localized_report_with_infinite_relative_differences_writes_as_json(tmp_path):
+    """A training Dropout zeroes values the model keeps, and where the eval model's value is an
+    exact zero the relative difference is infinite: the JSON report still writes, and reads."""
+    from tests.cli.processes import exportcheck as run_cli
+
+    samples = Path(__file__).resolve().parents[2] / "sample_models"
+    done = run_cli(
+        "validate", f"{samples}/bad_functional_dropout.py:build", "--localize",
+        "--formats", "onnx-legacy", "--device", "cpu", "-q", "-o", "json=report.json",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert any(f["rule"] == "training-dropout" for f in report["findings"])

@@ -9,6 +9,7 @@ a visible escape (`printable`); JSON keeps the exact string (`dumps_valid`).
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -56,14 +57,32 @@ def printable(value: object) -> str:
 
 
 def dumps_valid(data: Any, **options: Any) -> str:
-    """`json.dumps(data, **options)` with every string (keys too) made valid Unicode first.
+    """`json.dumps(data, **options)` with every string (keys too) made valid Unicode first,
+    and, under `allow_nan=False`, every non-finite float written as a string.
 
-    Almost no report holds a surrogate, so the data is dumped as it is and walked only when
-    the dump shows one (a walk of a 100k-node report's strings costs more than the dump)."""
-    dumped = json.dumps(data, **options)
+    Almost no report holds a surrogate or an infinity, so the data is dumped as it is and
+    walked only when the dump shows one (a walk of a 100k-node report's strings costs more
+    than the dump)."""
+    try:
+        dumped = json.dumps(data, **options)
+    except ValueError:  # strict JSON has no inf or nan
+        data = finite_data(data)
+        dumped = json.dumps(data, **options)
     if _ESCAPED_SURROGATE.search(dumped) is None:
         return dumped
     return json.dumps(valid_data(data), **options)
+
+
+def finite_data(value: Any) -> Any:
+    """Data with every non-finite float as a string ("inf", "nan"): a relative difference
+    against an exact zero is infinite, and strict JSON has no such number."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: finite_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_data(v) for v in value]
+    return value
 
 
 def valid_data(value: Any) -> Any:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -42,20 +41,8 @@ def render_repair_text(result: RepairResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def json_ready(value: Any) -> Any:
-    """Data with every non-finite float as a string ("inf", "nan"): a relative difference
-    against an exact zero is infinite, and strict JSON has no such number."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
-    return value
-
-
 def render_repair_json(result: RepairResult) -> str:
-    return dumps_valid(json_ready(result.to_dict()), indent=2, allow_nan=False) + "\n"
+    return dumps_valid(result.to_dict(), indent=2, allow_nan=False) + "\n"
 
 
 def render_mode_changes_text(report: ModeChangeReport) -> str:
@@ -107,7 +94,7 @@ def _outputs(title: str, comparisons: Any) -> list[str]:
 
 
 def render_mode_changes_json(report: ModeChangeReport) -> str:
-    return dumps_valid(json_ready(report.to_dict()), indent=2, allow_nan=False) + "\n"
+    return dumps_valid(report.to_dict(), indent=2, allow_nan=False) + "\n"
 
 
 REPAIR_REPORTERS: dict[str, Callable[[RepairResult], str]] = {
