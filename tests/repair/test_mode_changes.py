@@ -87,6 +87,24 @@ def test_onnxscript_on_stdconv_keeps_the_intended_batch_statistics(tmp_path):
         assert code == 0 and data["ok"]
 
 
+def test_onnxslim_folding_weight_standardization_keeps_the_intended_statistics(tmp_path):
+    """onnxslim 0.1.98 does remove the legacy export's weight-standardizing BatchNormalizations:
+    it folds them, with the Reshape after them, into constant weights. That is sound (the
+    statistics are of the weights, not of the batch), and the outputs show it, so the change is
+    reported as kept, not broken."""
+    model = built(StdConvNet, training=False)
+    before = _export(model, (image(),), tmp_path / "std.onnx", dynamo=False)
+    after = tmp_path / "slim.onnx"
+    onnx.save(onnxslim.slim(onnx.load(str(before))), str(after))
+    assert not any(n.op_type == "BatchNormalization" for n in onnx.load(str(after)).graph.node)
+    code, data = _compare(after, before)
+    norms = [c for c in data["changes"] if c["op"] == "BatchNormalization"]
+    assert len(norms) == 2 and all(c["change"] == "disappeared" for c in norms)
+    assert all(c["effect"].startswith("kept intended batch statistics") for c in norms)
+    assert not any(c["breaks"] for c in data["changes"])
+    assert code == 0 and data["ok"]
+
+
 def test_a_fused_intended_batchnorm_is_reported_as_broken(tmp_path):
     """What compare says when an optimizer does fold away weight standardization: AFTER here is
     BEFORE with the intended BatchNormalization removed (its input passed through), the

@@ -5,6 +5,7 @@ repaired (eval semantics, intended batch statistics kept) and against BEFORE as 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -145,6 +146,23 @@ def _left_in_training(path: str) -> tuple[NodeRepair, ...]:
     return tuple(n for n in lines if n.action in (Action.CHANGED, Action.REFUSED))
 
 
+def _judged_by_outputs(
+    changes: tuple[ModeChange, ...], comparisons: Sequence[Comparison]
+) -> tuple[ModeChange, ...]:
+    """An intended batch norm that disappeared broke its statistics only if AFTER computes
+    something else: an optimizer may fold weight standardization (a fixed computation) into a
+    constant, or rewrite a decomposition, soundly. The outputs with both files' mode bugs
+    repaired (intended statistics kept) decide; without them the static verdict stands."""
+    if not comparisons or not all(c.passed for c in comparisons):
+        return changes
+    return tuple(
+        dataclasses.replace(change, effect=Effect.KEPT_INTENDED)
+        if change.effect is Effect.BROKE_INTENDED
+        else change
+        for change in changes
+    )
+
+
 def _run_pair(first: str, second: str, inputs: tuple, reference: str, run: str) -> list[Comparison]:
     made: list[Comparison] = []
     for level in OPTIMIZATION_LEVELS:
@@ -191,4 +209,11 @@ def compare_artifacts(
             "BEFORE, both with mode bugs repaired",
             "eval",
         )
-    return ModeChangeReport(after, before, changes, tuple(comparisons), tuple(raw), remaining)
+    return ModeChangeReport(
+        after,
+        before,
+        _judged_by_outputs(changes, comparisons),
+        tuple(comparisons),
+        tuple(raw),
+        remaining,
+    )

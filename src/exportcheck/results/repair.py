@@ -111,6 +111,7 @@ class Effect(str, enum.Enum):
 
     TOWARD_EVAL = "moved toward eval semantics"
     BROKE_INTENDED = "broke intended batch statistics"
+    KEPT_INTENDED = "kept intended batch statistics: AFTER computes what BEFORE does"
     BROKE_MC_DROPOUT = "removed run-time (MC) dropout"
     AWAY_FROM_EVAL = "moved away from eval semantics"
     NEUTRAL = "no change of mode"
