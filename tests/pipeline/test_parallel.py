@@ -155,6 +155,36 @@ def test_a_crashing_worker_costs_its_target_only(tmp_path, body, message, code):
     assert no_workers_left()
 
 
+PID_WRITER = """\
+import os, sys
+sys.path.insert(0, {samples!r})
+import cnn
+
+def build():
+    with open({record!r}, "a") as handle:
+        handle.write(f"{{os.getpid()}}\\n")
+    return cnn.build()
+"""
+
+
+def test_a_worker_takes_target_after_target_and_a_crash_starts_a_fresh_one(tmp_path):
+    record = tmp_path / "pids.txt"
+    writers = [
+        write_target(tmp_path, f"writer{i}", PID_WRITER.format(samples=SAMPLES, record=str(record)))
+        for i in range(3)
+    ]
+    crasher = write_target(tmp_path, "crasher", "import os\ndef build():\n    os._exit(7)\n")
+    options = {"command": "audit", "probes": False, "timeout": 120}
+    report = run_targets([writers[0], writers[1], crasher, writers[2]], jobs=1, **options)
+    assert report.subjects == (writers[0], writers[1], crasher, writers[2])
+    [problem] = report.errors
+    assert (problem.subject, problem.message) == (crasher, "worker crashed (exit code 7)")
+    first, second, after_crash = record.read_text().split()
+    assert first == second  # torch imported once for both
+    assert after_crash != first  # the crash ended that worker; a fresh one took the rest
+    assert no_workers_left()
+
+
 def test_a_hanging_target_times_out_quickly(tmp_path):
     sleeper = write_target(tmp_path, "sleeper", "import time\ndef build():\n    time.sleep(60)\n")
     started = time.monotonic()

@@ -1,4 +1,4 @@
-"""Runs many targets: a stable shard of them, each in its own worker process when asked.
+"""Runs many targets: a stable shard of them, in worker processes when asked.
 
 A worker leads its own process group, and ending a worker ends that group: the worker and what
 the user's code started in it. A process that leaves the group (`setsid()`, a daemon's double
@@ -111,8 +111,10 @@ def run_targets(
     **options: Any,
 ) -> Report:
     """Runs `command` ("validate" or "audit") on every target of the shard and merges the
-    reports in target order. With `jobs` > 1 or a `timeout`, each target runs in its own
-    spawned process, so a crash or a hang costs that target only.
+    reports in target order. With `jobs` > 1 or a `timeout`, targets run in up to `jobs`
+    spawned worker processes, each taking the next target when it is done with one, so torch
+    is imported once per worker. A crash, an escaped error or a hang ends that worker and costs
+    its target only; a fresh worker takes the targets left.
 
     `end_descendants` (Linux, workers only): while the workers run, this process is a child
     subreaper, and when they are done every process that came under it meanwhile, detached
@@ -165,15 +167,16 @@ def _run_in_process(
 
 def _worker(
     command: str,
-    spec: str,
     options: dict[str, Any],
     conn: Any,
     scratch: str,
     threads: int,
     parent: int,
 ) -> None:
-    """One target in a spawned process; sends ("started", None) once imported, ("progress",
-    step)..., then ("report", Report) or ("error", one line) to the parent."""
+    """A spawned process that runs targets one after another, as the parent sends them, until
+    it sends None. For each target it sends ("started", None), ("progress", step)..., then
+    ("report", Report); ("error", one line) when something escaped the command, and then it
+    ends. Torch is imported, and the exporters warm up, once per worker, not once per target."""
     _end_with_parent(parent)
     # The worker leads its own process group, so the parent can end it with whatever the
     # user's code started; the parent decides when that happens, Ctrl-C included.
@@ -189,11 +192,14 @@ def _worker(
 
         torch.set_num_threads(threads)
         run = _command(command)
-        conn.send(("started", None))
-        report = run([spec], progress=lambda step: conn.send(("progress", step)), **options)
-        conn.send(("report", report))
+        while (spec := conn.recv()) is not None:
+            conn.send(("started", None))
+            report = run([spec], progress=lambda step: conn.send(("progress", step)), **options)
+            conn.send(("report", report))
     except ForkedChildError:  # a copy the user's code forked: it must send nothing
         raise SystemExit(0) from None
+    except EOFError:  # the parent is gone or done
+        pass
     except BaseException as error:  # a worker reports what escaped instead of dying with it
         with contextlib.suppress(Exception):
             conn.send(("error", first_line(error)))
@@ -213,19 +219,27 @@ def _end_with_parent(parent: int) -> None:
 
 @dataclass
 class _Worker:
-    """A running target: its process, the reading end of its pipe, and what it sent so far."""
+    """A worker process, the parent's end of its pipe, and the target it runs now with what it
+    sent about that target so far."""
 
-    index: int
-    spec: str
     process: Any
     conn: Any
     scratch: str
     timeout: float | None
-    deadline: float | None
+    index: int = -1
+    spec: str = ""
+    deadline: float | None = None
     report: Report | None = None
     error: str | None = None
     eof: bool = False
     stopped: bool = False
+
+    def assign(self, index: int, spec: str) -> None:
+        """Sends the worker its next target. The target's time runs from now, and restarts
+        when the worker says it started (a new worker imports torch first)."""
+        self.index, self.spec, self.report, self.error = index, spec, None, None
+        self.deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        self.conn.send(spec)
 
 
 def _run_in_workers(
@@ -253,8 +267,9 @@ def _run_in_workers(
     try:
         while pending or running:
             while pending and len(running) < jobs:
-                index, spec = pending.pop()
-                running.append(_start(context, command, index, spec, options, threads, timeout))
+                worker = _start(context, command, len(running), options, threads, timeout)
+                running.append(worker)
+                worker.assign(*pending.pop())
             deadlines = [w.deadline for w in running if w.deadline is not None]
             wait(
                 [w.conn for w in running] + [w.process.sentinel for w in running],
@@ -266,14 +281,21 @@ def _run_in_workers(
                 if outcome is None:
                     continue
                 verb, report = outcome
-                if verb == "done":
-                    # A worker that sent its report is only shutting down: let it.
-                    worker.process.join(_GRACE_S)
-                _stop([worker])
-                running.remove(worker)
                 reports[worker.index] = report
                 finished += 1
                 notify(f"[{finished}/{total}] {verb} {worker.spec}")
+                if verb == "done" and pending:
+                    worker.assign(*pending.pop())
+                    continue
+                if verb == "done":
+                    # A worker told there is nothing left is only shutting down: let it.
+                    with contextlib.suppress(OSError):
+                        worker.conn.send(None)
+                    worker.process.join(_GRACE_S)
+                # Any other outcome ends the worker with its process group; a fresh one takes
+                # the targets left.
+                _stop([worker])
+                running.remove(worker)
     finally:
         _stop(running)
     return [r for r in reports if r is not None]
@@ -282,34 +304,33 @@ def _run_in_workers(
 def _start(
     context: Any,
     command: str,
-    index: int,
-    spec: str,
+    number: int,
     options: dict[str, Any],
     threads: int,
     timeout: float | None,
 ) -> _Worker:
     scratch = tempfile.mkdtemp(prefix="exportcheck-worker-")
-    reader, writer = context.Pipe(duplex=False)
+    mine, theirs = context.Pipe()
     process = context.Process(
         target=_worker,
-        args=(command, spec, options, writer, scratch, threads, os.getpid()),
-        name=f"exportcheck-worker-{index + 1}",
+        args=(command, options, theirs, scratch, threads, os.getpid()),
+        name=f"exportcheck-worker-{number + 1}",
     )
     try:
         process.start()
     except BaseException:
-        reader.close()
+        mine.close()
         shutil.rmtree(scratch, ignore_errors=True)
         raise
     finally:
-        # The parent keeps only the reading end, so a dead worker reads as end of file.
-        writer.close()
-    deadline = None if timeout is None else time.monotonic() + timeout
-    return _Worker(index, spec, process, reader, scratch, timeout, deadline)
+        # The parent keeps only its own end, so a dead worker reads as end of file.
+        theirs.close()
+    return _Worker(process, mine, scratch, timeout)
 
 
 def _outcome(worker: _Worker, fail_on: str, forward: Progress) -> tuple[str, Report] | None:
-    """("done" | "failed" | "crashed" | "timed out", report) once the worker is over; None while it runs."""
+    """("done" | "failed" | "crashed" | "timed out", report) once the worker's target is over;
+    None while it runs."""
     # Read the exit status before draining the pipe: a worker that sends its report and exits
     # in between must not look like a crash.
     exited = worker.process.exitcode is not None
@@ -332,7 +353,7 @@ def _outcome(worker: _Worker, fail_on: str, forward: Progress) -> tuple[str, Rep
 
 
 def _drain(worker: _Worker, forward: Progress) -> None:
-    """Reads what the worker has sent so far, forwarding its progress."""
+    """Reads what the worker has sent so far about its target, forwarding its progress."""
     while not worker.eof and worker.report is None and worker.error is None:
         try:
             if not worker.conn.poll():
