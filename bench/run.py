@@ -52,6 +52,9 @@ ONNX_ONLY = "exportcheck validate --formats onnx"
 ARCHIVE_SPEEDUP = 5.0  # inspect of a ResNet-50 .pt / .pt2 against torch's loader + node loop
 LOADER = "torch loader + node loop"
 REPORT_ARGS = ("--format", "json", "--output", "/dev/null", "--fail-on", "never")
+# The runtimes the floor and verify_onnx_program run: ONNX Runtime at its two levels, and torch
+# for the formats only torch runs. OpenVINO and tract have their own table (bench/runtimes.py).
+FLOOR_RUNTIMES = ("--runtimes", "onnxruntime,torch")
 
 
 def parse_sizes(text: str) -> list[tuple[str, int]]:
@@ -265,7 +268,14 @@ def validate_commands(name: str, folder: str) -> list[Command]:
         ),
         Command(
             "exportcheck validate",
-            exportcheck("validate", f"bench/models.py:{name}", "--device", "cpu", *REPORT_ARGS),
+            exportcheck(
+                "validate",
+                f"bench/models.py:{name}",
+                "--device",
+                "cpu",
+                *FLOOR_RUNTIMES,
+                *REPORT_ARGS,
+            ),
             ok_codes=(0, 1),
             timeout=TOOL_TIMEOUT_S,
             cwd=str(REPO),
@@ -280,6 +290,8 @@ def validate_commands(name: str, folder: str) -> list[Command]:
                 "onnx",
                 "--device",
                 "cpu",
+                "--runtimes",
+                "onnxruntime",
                 *REPORT_ARGS,
             ),
             ok_codes=(0, 1),
