@@ -163,3 +163,25 @@ def test_a_statistic_read_inside_a_function_body_refuses_the_switch_there(tmp_pa
     assert lines[("main", "bn")].action is Action.CHANGED
     in_function = lines[(f"function {LOCAL}::TrainNorm", "bn")]
     assert in_function.action is Action.REFUSED and "read by reader" in in_function.reason
+
+
+def test_removed_statistics_outputs_lose_their_value_info_and_nothing_else_does(tmp_path):
+    """Two switched batch norms in one graph; each unused statistic's value_info goes, the
+    others stay."""
+    second = helper.make_node(
+        "BatchNormalization",
+        ["y", "scale", "bias", "mean", "var"],
+        ["y2", "new_mean2", "new_var2"],
+        name="bn2",
+        training_mode=1,
+    )
+    model = _model(second)
+    model.graph.output.pop()  # y2 is not a graph output: its value_info is kept
+    kept = ["y", "y2", "new_var"]
+    model.graph.value_info.extend(
+        _value(name, [4]) for name in [*kept, "new_mean", "new_mean2", "new_var2"]
+    )
+    lines = _repair(model, tmp_path)
+    assert {lines[("main", n)].action for n in ("bn", "bn2")} == {Action.CHANGED}
+    fixed = onnx.load(str(tmp_path / "fixed.onnx"))
+    assert [v.name for v in fixed.graph.value_info] == kept

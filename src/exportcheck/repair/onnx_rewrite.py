@@ -38,10 +38,13 @@ Edit = Callable[[], None]
 
 @dataclass(frozen=True)
 class Decision:
-    """One node's diff line and, for a change, the edit that makes it."""
+    """One node's diff line and, for a change, the edit that makes it; `unused`: the scope's
+    graph and the outputs the edit removes, whose value_info entries go too (in one pass per
+    graph for all its edits: a pass per node would cost nodes x value_info)."""
 
     repair: NodeRepair
     edit: Edit | None = None
+    unused: tuple[Any, tuple[str, ...]] | None = None
 
 
 def _line(node: NodeView, action: Action, reason: str) -> NodeRepair:
@@ -136,7 +139,7 @@ def _plan_outputs(
 ) -> tuple[list[tuple[str, str]], str | None]:
     """(stored statistic, output) pairs to pass through, or why the extra outputs forbid the
     switch: something reads one, or one is a graph output with no eval-mode counterpart."""
-    outputs = _graph_outputs(graph)
+    outputs = reads.graph_outputs(node, graph)
     rewired: list[tuple[str, str]] = []
     stored = node.proto.output  # type: ignore[attr-defined]
     for position, value in enumerate(node.outputs):
@@ -175,7 +178,6 @@ def _switch_batchnorm(node: NodeView, why_training: str, reads: ScopeReads) -> D
         del proto.output[1:]
         for source, value in rewired:
             graph.node.append(_identity(source, value, text(proto.name)))
-        _drop_value_info(graph, removed)
 
     parts = [f"{why_training}; its mean and variance inputs are the stored running statistics"]
     if rewired:
@@ -189,6 +191,7 @@ def _switch_batchnorm(node: NodeView, why_training: str, reads: ScopeReads) -> D
     return Decision(
         _line(node, Action.CHANGED, "; ".join(parts) + ": now training_mode=0, one output"),
         switch,
+        (graph, tuple(removed)) if removed else None,
     )
 
 
@@ -199,7 +202,8 @@ def _graph_outputs(graph: Any) -> set[str]:
 
 
 class ScopeReads:
-    """Which statistics outputs of training-mode batch norms something reads, per scope.
+    """Which statistics outputs of training-mode batch norms something reads, per scope, and
+    each scope's outputs.
 
     The candidates (every BatchNormalization's outputs past Y) are gathered from the views
     first; then, on the first ask about a scope, one parse of that scope's bytes finds the
@@ -220,6 +224,14 @@ class ScopeReads:
                 extra = view.proto.output[1:]  # type: ignore[attr-defined]
                 self._candidates.setdefault(view.scope, set()).update(extra)
         self._read: dict[str, set[bytes]] = {}
+        self._outputs: dict[str, set[str]] = {}
+
+    def graph_outputs(self, node: NodeView, graph: Any) -> set[str]:
+        """The outputs of the node's scope (read once per scope, not once per batch norm)."""
+        outputs = self._outputs.get(node.scope)
+        if outputs is None:
+            outputs = self._outputs[node.scope] = _graph_outputs(graph)
+        return outputs
 
     def is_read(self, node: NodeView, graph: Any, stored_name: Any) -> bool:
         """`stored_name` as protobuf hands it over (str, or bytes where not UTF-8)."""
@@ -244,9 +256,21 @@ def _identity(source: str, value: str, owner: str) -> NodeProto:
     return node
 
 
-def _drop_value_info(graph: Any, names: Iterable[str]) -> None:
-    gone = set(names)
-    if not gone or isinstance(graph, FunctionProto):
+def apply(decisions: Iterable[Decision]) -> None:
+    """Makes every decided edit, then drops the value_info of the outputs they removed."""
+    unused: dict[int, tuple[Any, set[str]]] = {}
+    for decision in decisions:
+        if decision.edit is not None:
+            decision.edit()
+        if decision.unused is not None:
+            graph, names = decision.unused
+            unused.setdefault(id(graph), (graph, set()))[1].update(names)
+    for graph, names in unused.values():
+        _drop_value_info(graph, names)
+
+
+def _drop_value_info(graph: Any, gone: set[str]) -> None:
+    if isinstance(graph, FunctionProto):
         return
     kept = [v for v in graph.value_info if text(v.name) not in gone]
     if len(kept) != len(graph.value_info):
@@ -274,9 +298,7 @@ def repair_model(path: str, model: ModelProto, serialized: bytes) -> list[NodeRe
     # cyclic collector's passes over them only add time.
     with gc_paused():
         decisions = read_decisions(path, model, serialized)
-        for decision in decisions:
-            if decision.edit is not None:
-                decision.edit()
+        apply(decisions)
         lines = [d.repair for d in decisions]
         del decisions
     return lines
