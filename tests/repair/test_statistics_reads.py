@@ -14,6 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from exportcheck.repair import repair_artifact
 from exportcheck.results.repair import Action, NodeRepair
+from tests.repair.models import batchnorm_statistics
 
 OPSET = 17
 LOCAL = "test.local"
@@ -24,14 +25,7 @@ def _value(name: str, shape: list[int], elem: int = TensorProto.FLOAT) -> onnx.V
 
 
 def _statistics() -> list[onnx.TensorProto]:
-    rng = np.random.default_rng(0)
-    values = {
-        "scale": rng.uniform(0.5, 1.5, 4),
-        "bias": rng.uniform(-1, 1, 4),
-        "mean": rng.uniform(-1, 1, 4),
-        "var": rng.uniform(0.5, 2, 4),
-    }
-    return [numpy_helper.from_array(v.astype(np.float32), k) for k, v in values.items()]
+    return [numpy_helper.from_array(v, k) for k, v in batchnorm_statistics().items()]
 
 
 def _batchnorm() -> onnx.NodeProto:
