@@ -2,17 +2,18 @@
 reads, found without a Python step per node.
 
 The scope's bytes (the file's own for the main graph, else the scope's serialization) are
-parsed again into a skeleton of ONNX's messages that declares only what
-carries a read (a node's inputs, the subgraphs of its attributes) and declares each repeated
-message field as a single one. Protobuf merges the repeated occurrences of a single message
-field into one message and concatenates its repeated fields, so the parse (in C) gathers every
-input of every node of the scope into one list, and every subgraph at one depth into one
-skeleton graph. Reading them all through onnx's classes made a Python object per node and per
-input: 0.16 s on the 100k-node graph, against 0.03 s this way.
+parsed again into a skeleton of ONNX's messages that declares only what carries a read (a
+node's inputs, the subgraphs of its attributes) and declares each repeated message field as a
+single one. Protobuf merges the repeated occurrences of a single message field into one message
+and concatenates its repeated fields, so the parse (in C) gathers every input of every node of
+the scope into one list, and every subgraph at one depth into one skeleton graph. Reading them
+through onnx's classes made a Python object per node and per input: 0.16 s on the 100k-node
+graph, against 0.02 s this way.
 
-Wire numbers are onnx.proto's: ModelProto.graph 7, GraphProto.node 1, FunctionProto.node 7, NodeProto.input 1 and
-attribute 5, AttributeProto.g 6 and graphs 11. A field the skeleton does not declare is skipped
-as unknown, as onnx's own parse skips a field onnx.proto does not declare.
+Wire numbers are onnx.proto's: ModelProto.graph 7, GraphProto.node 1, FunctionProto.node 7,
+NodeProto.input 1 and attribute 5, AttributeProto.g 6 and graphs 11. A field the skeleton does
+not declare is skipped as unknown, as onnx's own parse skips a field onnx.proto does not
+declare; the nesting is onnx's own, so bytes that parsed as a model parse as a skeleton.
 """
 
 from __future__ import annotations
