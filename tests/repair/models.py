@@ -3,6 +3,7 @@ without timm), instance norm, a Dropout inside torch.cond."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -79,3 +80,15 @@ def built(cls: type[nn.Module], training: bool) -> nn.Module:
 
 def image(batch: int = 2) -> torch.Tensor:
     return torch.randn(batch, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+
+
+def batchnorm_statistics(channels: int = 4) -> dict[str, np.ndarray]:
+    """A batch norm's stored scale, bias, running mean and running variance, as float32."""
+    rng = np.random.default_rng(0)
+    values = {
+        "scale": rng.uniform(0.5, 1.5, channels),
+        "bias": rng.uniform(-1, 1, channels),
+        "mean": rng.uniform(-1, 1, channels),
+        "var": rng.uniform(0.5, 2, channels),
+    }
+    return {name: value.astype(np.float32) for name, value in values.items()}

@@ -23,6 +23,7 @@ from tests.repair.models import (
     DropoutInCond,
     InstanceNormNet,
     StdConvNet,
+    batchnorm_statistics,
     built,
     image,
 )
@@ -202,14 +203,8 @@ def test_mc_dropout_with_a_graph_input_mode_is_left_as_it_is(tmp_path):
 def _training_batchnorm(extra_consumer: bool) -> onnx.ModelProto:
     """BatchNormalization in training mode whose running-statistics outputs are graph outputs
     (torch.export's functionalized buffer update), or read by another node."""
-    rng = np.random.default_rng(0)
-    stats = {
-        "scale": rng.uniform(0.5, 1.5, 4),
-        "bias": rng.uniform(-1, 1, 4),
-        "mean": rng.uniform(-1, 1, 4),
-        "var": rng.uniform(0.5, 2, 4),
-    }
-    tensors = [onnx.numpy_helper.from_array(v.astype(np.float32), k) for k, v in stats.items()]
+    stats = batchnorm_statistics()
+    tensors = [onnx.numpy_helper.from_array(v, k) for k, v in stats.items()]
     nodes = [
         onnx.helper.make_node(
             "BatchNormalization",

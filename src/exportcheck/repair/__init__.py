@@ -18,31 +18,28 @@ from exportcheck.results.repair import NodeRepair, RepairResult
 
 
 def _rewrite_onnx(path: str, output: str) -> tuple[list[NodeRepair], str]:
+    from exportcheck.readers.onnx import load_model
     from exportcheck.readers.onnx.external_data import external_data_files
-    from exportcheck.repair.onnx_rewrite import repair_onnx
+    from exportcheck.readers.onnx.load import read_model_bytes
+    from exportcheck.repair.onnx_rewrite import repair_model
 
-    check_destination(
-        output, path, external_data_files(path) if _may_hold_external_data(path) else []
-    )
-    model, lines = repair_onnx(path)
-    serialized = model.SerializeToString()
+    serialized = read_model_bytes(path)
+    model = load_model(path, serialized)
+    # Every external reference is a `location` key, stored as plain bytes: a file without one
+    # names no side file, and its graphs need no walk to say so.
+    side_files = external_data_files(path, model) if b"location" in serialized else []
+    check_destination(output, path, side_files)
+    lines = repair_model(path, model, serialized)
+    del serialized
+    repaired = model.SerializeToString()
+    del model
 
     def write(temporary: str) -> None:
         with open(temporary, "wb") as handle:
-            handle.write(serialized)
+            handle.write(repaired)
 
     write_atomically(output, write)
     return lines, ""
-
-
-def _may_hold_external_data(path: str) -> bool:
-    """False only when the file cannot name external data: every reference is a
-    `location` key, stored as plain bytes (a scan of the file, far cheaper than a walk)."""
-    try:
-        with open(path, "rb") as handle:
-            return b"location" in handle.read()
-    except OSError:
-        return True
 
 
 def _rewrite_program(path: str, output: str) -> tuple[list[NodeRepair], str]:

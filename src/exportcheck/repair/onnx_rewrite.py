@@ -11,22 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from itertools import chain, compress
-from operator import attrgetter, not_
 from typing import Any
 
 from exportcheck.graph_checks.gc_pause import gc_paused
 from exportcheck.readers.onnx import load_model, read_onnx
-from exportcheck.readers.onnx.operators import PLAIN_OPERATORS
+from exportcheck.readers.onnx.load import read_model_bytes
 from exportcheck.readers.onnx.protos import (
-    GRAPH,
-    GRAPHS,
     FunctionProto,
     ModelProto,
     NodeProto,
     text,
 )
 from exportcheck.readers.view import Arg, NodeView
+from exportcheck.repair.names_read import names_read
 from exportcheck.results.repair import Action, NodeRepair
 from exportcheck.rules.training_batchnorm import intended_batch_statistics, training_message
 
@@ -34,8 +31,6 @@ MODE_OPS = frozenset({"Dropout", "BatchNormalization"})
 # BatchNormalization's outputs past Y: the updated running mean and variance (opset 14+, and
 # the first two of opset 9's four); opset 9's saved mean and variance have no eval counterpart.
 _RUNNING_OUTPUTS = {1: (3, "running mean"), 2: (4, "running variance")}
-_INPUTS, _OP_TYPE = attrgetter("input"), attrgetter("op_type")
-_IS_PLAIN = PLAIN_OPERATORS.__contains__
 _RUNTIME_CHOSEN = ("graph input", "function input", "input of scope")
 
 Edit = Callable[[], None]
@@ -43,10 +38,13 @@ Edit = Callable[[], None]
 
 @dataclass(frozen=True)
 class Decision:
-    """One node's diff line and, for a change, the edit that makes it."""
+    """One node's diff line and, for a change, the edit that makes it; `unused`: the scope's
+    graph and the outputs the edit removes, whose value_info entries go too (in one pass per
+    graph for all its edits: a pass per node would cost nodes x value_info)."""
 
     repair: NodeRepair
     edit: Edit | None = None
+    unused: tuple[Any, tuple[str, ...]] | None = None
 
 
 def _line(node: NodeView, action: Action, reason: str) -> NodeRepair:
@@ -141,7 +139,7 @@ def _plan_outputs(
 ) -> tuple[list[tuple[str, str]], str | None]:
     """(stored statistic, output) pairs to pass through, or why the extra outputs forbid the
     switch: something reads one, or one is a graph output with no eval-mode counterpart."""
-    outputs = _graph_outputs(graph)
+    outputs = reads.graph_outputs(node, graph)
     rewired: list[tuple[str, str]] = []
     stored = node.proto.output  # type: ignore[attr-defined]
     for position, value in enumerate(node.outputs):
@@ -180,7 +178,6 @@ def _switch_batchnorm(node: NodeView, why_training: str, reads: ScopeReads) -> D
         del proto.output[1:]
         for source, value in rewired:
             graph.node.append(_identity(source, value, text(proto.name)))
-        _drop_value_info(graph, removed)
 
     parts = [f"{why_training}; its mean and variance inputs are the stored running statistics"]
     if rewired:
@@ -194,6 +191,7 @@ def _switch_batchnorm(node: NodeView, why_training: str, reads: ScopeReads) -> D
     return Decision(
         _line(node, Action.CHANGED, "; ".join(parts) + ": now training_mode=0, one output"),
         switch,
+        (graph, tuple(removed)) if removed else None,
     )
 
 
@@ -204,49 +202,49 @@ def _graph_outputs(graph: Any) -> set[str]:
 
 
 class ScopeReads:
-    """Which statistics outputs of training-mode batch norms something reads, per scope.
+    """Which statistics outputs of training-mode batch norms something reads, per scope, and
+    each scope's outputs.
 
     The candidates (every BatchNormalization's outputs past Y) are gathered from the views
-    first; then one pass per scope, over its nodes and the subgraphs under them (which read
-    outer values by name), keeps the candidates found among the inputs: a membership test in C
-    for each input, where a consumer index would build a list per value in Python.
+    first; then, on the first ask about a scope, one parse of that scope's bytes finds the
+    candidates among the inputs of its nodes and of the subgraphs under them (which read outer
+    values by name): `names_read`.
     """
 
-    def __init__(self, views: Iterable[NodeView]) -> None:
+    def __init__(
+        self, views: Iterable[NodeView], model: ModelProto | None = None, serialized: bytes = b""
+    ) -> None:
+        """`model` and `serialized`, when given: the parsed model the views point into and the
+        bytes it was parsed from, read again for its main graph."""
+        self._main = model.graph if model is not None and serialized else None
+        self._serialized = serialized
         self._candidates: dict[str, set[Any]] = {}
         for view in views:
             if view.op == "BatchNormalization":
                 extra = view.proto.output[1:]  # type: ignore[attr-defined]
                 self._candidates.setdefault(view.scope, set()).update(extra)
-        self._read: dict[str, set[Any]] = {}
+        self._read: dict[str, set[bytes]] = {}
+        self._outputs: dict[str, set[str]] = {}
+
+    def graph_outputs(self, node: NodeView, graph: Any) -> set[str]:
+        """The outputs of the node's scope (read once per scope, not once per batch norm)."""
+        outputs = self._outputs.get(node.scope)
+        if outputs is None:
+            outputs = self._outputs[node.scope] = _graph_outputs(graph)
+        return outputs
 
     def is_read(self, node: NodeView, graph: Any, stored_name: Any) -> bool:
         """`stored_name` as protobuf hands it over (str, or bytes where not UTF-8)."""
         read = self._read.get(node.scope)
         if read is None:
-            read = self._read[node.scope] = _read_among(
-                graph, frozenset(self._candidates.get(node.scope, ()))
+            # Identity, not equality: anything else is serialized again, which is never wrong.
+            main = graph is self._main
+            read = self._read[node.scope] = names_read(
+                graph, self._candidates.get(node.scope, ()), self._serialized if main else None
             )
+        if isinstance(stored_name, str):
+            stored_name = stored_name.encode("utf-8")
         return stored_name in read
-
-
-def _read_among(graph: Any, candidates: frozenset[Any]) -> set[Any]:
-    found: set[Any] = set()
-    if not candidates:
-        return found
-    pending = [graph]
-    while pending:
-        members = pending.pop().node
-        found |= candidates.intersection(chain.from_iterable(map(_INPUTS, members)))
-        # As the reader walks: a standard operator without subgraphs holds none.
-        holders = compress(members, map(not_, map(_IS_PLAIN, map(_OP_TYPE, members))))
-        for holder in holders:
-            for attribute in holder.attribute:
-                if attribute.type == GRAPH:
-                    pending.append(attribute.g)
-                elif attribute.type == GRAPHS:
-                    pending.extend(attribute.graphs)
-    return found
 
 
 def _identity(source: str, value: str, owner: str) -> NodeProto:
@@ -258,9 +256,21 @@ def _identity(source: str, value: str, owner: str) -> NodeProto:
     return node
 
 
-def _drop_value_info(graph: Any, names: Iterable[str]) -> None:
-    gone = set(names)
-    if not gone or isinstance(graph, FunctionProto):
+def apply(decisions: Iterable[Decision]) -> None:
+    """Makes every decided edit, then drops the value_info of the outputs they removed."""
+    unused: dict[int, tuple[Any, set[str]]] = {}
+    for decision in decisions:
+        if decision.edit is not None:
+            decision.edit()
+        if decision.unused is not None:
+            graph, names = decision.unused
+            unused.setdefault(id(graph), (graph, set()))[1].update(names)
+    for graph, names in unused.values():
+        _drop_value_info(graph, names)
+
+
+def _drop_value_info(graph: Any, gone: set[str]) -> None:
+    if isinstance(graph, FunctionProto):
         return
     kept = [v for v in graph.value_info if text(v.name) not in gone]
     if len(kept) != len(graph.value_info):
@@ -272,24 +282,30 @@ def decide(node: NodeView, reads: ScopeReads | None = None) -> Decision:
     return decide_dropout(node) if node.op == "Dropout" else decide_batchnorm(node, reads)
 
 
-def read_decisions(path: str, model: ModelProto | None = None) -> list[Decision]:
+def read_decisions(
+    path: str, model: ModelProto | None = None, serialized: bytes = b""
+) -> list[Decision]:
     """Every Dropout and BatchNormalization that can run, decided; `model`, when given, is the
-    parse of `path` that the edits will change."""
+    parse of `path` that the edits will change, and `serialized` the bytes it was parsed from."""
     view = read_onnx(path, MODE_OPS, model=model)
-    reads = ScopeReads(view.nodes)
+    reads = ScopeReads(view.nodes, model, serialized)
     return [decide(node, reads) for node in view.nodes]
+
+
+def repair_model(path: str, model: ModelProto, serialized: bytes) -> list[NodeRepair]:
+    """Repairs `model` (parsed from `serialized`, the content of `path`) in place; the diff."""
+    # As inspect does: the walk allocates many objects that reference counting frees, and the
+    # cyclic collector's passes over them only add time.
+    with gc_paused():
+        decisions = read_decisions(path, model, serialized)
+        apply(decisions)
+        lines = [d.repair for d in decisions]
+        del decisions
+    return lines
 
 
 def repair_onnx(path: str) -> tuple[ModelProto, list[NodeRepair]]:
     """The repaired model (not written) and the diff."""
-    # As inspect does: the walk allocates many objects that reference counting frees, and the
-    # cyclic collector's passes over them only add time.
-    with gc_paused():
-        model = load_model(path)
-        decisions = read_decisions(path, model)
-        for decision in decisions:
-            if decision.edit is not None:
-                decision.edit()
-        lines = [d.repair for d in decisions]
-        del decisions
-    return model, lines
+    serialized = read_model_bytes(path)
+    model = load_model(path, serialized)
+    return model, repair_model(path, model, serialized)

@@ -13,6 +13,7 @@ from exportcheck.readers.onnx.protos import (
     SPARSE_TYPES,
     TENSOR,
     TENSORS,
+    ModelProto,
     TensorProto,
     text,
 )
@@ -54,13 +55,14 @@ def check_external_location(path: str, location: str, tensor_name: str) -> str:
     return resolved
 
 
-def external_data_files(path: str) -> list[str]:
+def external_data_files(path: str, model: ModelProto | None = None) -> list[str]:
     """Every side file an ONNX model names for its external data, from any graph, subgraph,
-    function or tensor attribute, joined to the model's folder (the graph is parsed, no weight
-    is read, no location is judged: reading the model refuses the unsafe ones)."""
+    function or tensor attribute, joined to the model's folder (the graph is parsed unless the
+    caller has, as `model`; no weight is read, no location is judged: reading the model refuses
+    the unsafe ones)."""
     from exportcheck.readers.onnx.load import load_model
 
-    model = load_model(path)
+    model = load_model(path) if model is None else model
     tensors: list[TensorProto] = []
     graphs = [model.graph]
     for function in model.functions:

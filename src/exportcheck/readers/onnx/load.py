@@ -17,17 +17,23 @@ from exportcheck.readers.onnx.protos import (
 )
 
 
-def load_model(path: str) -> ModelProto:
-    """Parses the protobuf (never the external weights) and rejects what is not an ONNX model."""
+def read_model_bytes(path: str) -> bytes:
+    """The file's content, or an UnreadableArtifactError naming why it cannot be read."""
     try:
-        size = os.path.getsize(path)
+        if os.path.getsize(path) == 0:
+            raise UnreadableArtifactError("empty file, not an ONNX model", subject=path)
+        with open(path, "rb") as handle:
+            return handle.read()
     except OSError as exc:
         raise UnreadableArtifactError(f"cannot read file ({exc.strerror})", subject=path) from None
-    if size == 0:
-        raise UnreadableArtifactError("empty file, not an ONNX model", subject=path)
+
+
+def load_model(path: str, serialized: bytes | None = None) -> ModelProto:
+    """Parses the protobuf (never the external weights) and rejects what is not an ONNX model;
+    `serialized`: the file's content where the caller has read it (`read_model_bytes`)."""
+    if serialized is None:
+        serialized = read_model_bytes(path)
     try:
-        with open(path, "rb") as handle:
-            serialized = handle.read()
         model = ModelProto()
         decoded = model.ParseFromString(serialized)
         if decoded is not None and decoded != len(serialized):
@@ -39,8 +45,6 @@ def load_model(path: str) -> ModelProto:
         raise UnreadableArtifactError(
             f"not a valid ONNX protobuf ({cause})", subject=path
         ) from None
-    except OSError as exc:
-        raise UnreadableArtifactError(f"cannot read file ({exc.strerror})", subject=path) from None
     if not model.HasField("graph") or model.ir_version <= 0 or not model.opset_import:
         raise UnreadableArtifactError(
             "parses as protobuf but is not an ONNX model (no graph, IR version or opset)",
