@@ -13,7 +13,13 @@ from typing import Any
 import numpy as np
 
 from exportcheck.localization.places import forward_line, module_from_stack, user_frame
-from exportcheck.localization.reference import ReferenceUnavailable, model_program, program_values
+from exportcheck.localization.reference import (
+    ReferenceUnavailable,
+    model_program,
+    printed_call,
+    program_values,
+    same_call,
+)
 from exportcheck.localization.trace import Localization, Place, Walk
 from exportcheck.numerics.metrics import to_numpy
 
@@ -124,56 +130,35 @@ def _lowerings(graph: Any) -> dict[str, list[Any]]:
 _TARGET = re.compile(r"target=torch\.ops\.([\w.]+)\]")
 
 
-_NODE_NAME = re.compile(r"%\w+")
-
-
-_SCALAR = re.compile(r"-?(?:\d+\.?\d*(?:e[-+]?\d+)?|inf|nan)")
-
-
-def _normal(text: str) -> str:
-    """What an FX node computes, as text: its operator and literal arguments, with the nodes
-    it reads left out (numbered differently from program to program) and a scalar argument
-    taken as any input (the exporter turns scalars into tensors to promote their type)."""
-    text = text.strip()
-    body = text[text.find("call_function[") :]
-    head, _, rest = body.partition("(args = (")
-    arguments, depth, current = [], 0, ""
-    for char in rest.split("), kwargs", 1)[0]:
-        if char in "[(":
-            depth += 1
-        elif char in "])":
-            depth -= 1
-        if char == "," and depth == 0:
-            arguments.append(current.strip())
-            current = ""
-        else:
-            current += char
-    arguments.append(current.strip())
-    shown = [
-        "%" if a.startswith("%") or _SCALAR.fullmatch(a) else _NODE_NAME.sub("%", a)
-        for a in arguments
-        if a
-    ]
-    return head + "(" + ", ".join(shown) + ")"
+# torch.export names a lifted parameter, buffer or constant `p_`, `b_` or `c_` and the
+# attribute path; the model program's module reads the same tensor by get_attr without prefix.
+_LIFTED = ("p_", "b_", "c_")
 
 
 def aligned_nodes(module: Any, graph: Any) -> dict[str, Any]:
     """FX nodes of the model's program that are the node the exporter recorded under the same
-    name (`fx_node`): same operator and literal arguments. A program decomposed a little
-    differently numbers its nodes differently, and a name alone would pair values that have
-    nothing to do with each other."""
+    name (`fx_node`): same operator, same literal arguments, reading nodes of the same names.
+    A program decomposed a little differently numbers its nodes differently from some point
+    on: there a name with its operator alone pairs values that have nothing to do with each
+    other (`view_10` of the keys with `view_10` of the values)."""
     recorded = {}
     for node in graph.node:
         text = _metadata(node).get(_FX_NODE, "")
         if text.startswith("%"):
-            recorded[text[1:].split(" ", 1)[0]] = _normal(text)
-    aligned: dict[str, Any] = {}
-    for node in module.graph.nodes:
-        if node.op in ("placeholder", "get_attr"):
-            aligned[node.name] = node
-        elif node.op == "call_function" and recorded.get(node.name) == _normal(node.format_node()):
-            aligned[node.name] = node
-    return aligned
+            recorded[text[1:].split(" ", 1)[0]] = printed_call(text)
+    lifted = {
+        prefix + node.name: node.name
+        for node in module.graph.nodes
+        if node.op == "get_attr"
+        for prefix in _LIFTED
+    }
+    return {
+        node.name: node
+        for node in module.graph.nodes
+        if node.op == "call_function"
+        and node.name in recorded
+        and same_call(recorded[node.name], printed_call(node.format_node()), lifted)
+    }
 
 
 def _kept_operators(graph: Any) -> set[str]:
@@ -228,11 +213,7 @@ def trace_dynamo_onnx(model: Any, onnx_model: Any, inputs: Sequence[Any], fmt: s
     program = model_program(model, inputs, kept=_kept_operators(onnx_model.graph))
     module = program.module()
     named = {n.name for n in module.graph.nodes if n.op == "call_function"}
-    fx_nodes = {
-        name: n
-        for name, n in aligned_nodes(module, onnx_model.graph).items()
-        if n.op == "call_function"
-    }
+    fx_nodes = aligned_nodes(module, onnx_model.graph)
     lowerings = _lowerings(onnx_model.graph)
     steps = [s for s in _steps(onnx_model.graph)]
     wanted = [s.value for s in steps if s.value in fx_nodes]
@@ -314,7 +295,8 @@ def _within(scope: str, module: str) -> bool:
 
 
 def module_outputs(model: Any, inputs: Sequence[Any]) -> dict[str, list[np.ndarray]]:
-    """Each submodule's output at its first call in the eval-mode model, by forward hooks."""
+    """Each submodule's output at its first call in the eval-mode model, by forward hooks; a
+    module that outputs a nested tensor (a fast path) has no dense value and is left out."""
     import torch
 
     from exportcheck.numerics.metrics import flatten
@@ -323,8 +305,9 @@ def module_outputs(model: Any, inputs: Sequence[Any]) -> dict[str, list[np.ndarr
 
     def hook(name: str) -> Any:
         def record(_module: Any, _args: Any, output: Any) -> None:
-            if name not in outputs:
-                outputs[name] = [to_numpy(t) for t in flatten(output)]
+            tensors = flatten(output)
+            if name not in outputs and not any(t.is_nested for t in tensors):
+                outputs[name] = [to_numpy(t) for t in tensors]
 
         return record
 
