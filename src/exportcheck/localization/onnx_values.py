@@ -7,7 +7,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,7 @@ from exportcheck.localization.reference import (
 )
 from exportcheck.localization.trace import Localization, Place, Walk
 from exportcheck.numerics.metrics import to_numpy
+from exportcheck.readers.onnx.module_paths import scoped_module
 
 LABEL = "onnxruntime/CPU/cpu/disable_all"
 MEMORY_BUDGET = 256 * 2**20
@@ -284,55 +285,91 @@ def _fetcher(
     return Fetcher(onnx_model, wanted, sizes, feed)
 
 
-def _scope(node_name: str) -> str:
-    """`blk.conv` for the legacy exporter's `/blk/conv/Conv`; `` for `/Conv`."""
-    parts = node_name.strip("/").split("/")
-    return ".".join(parts[:-1])
-
-
 def _within(scope: str, module: str) -> bool:
     return module == "" or scope == module or scope.startswith(module + ".")
 
 
-def module_outputs(model: Any, inputs: Sequence[Any]) -> dict[str, list[np.ndarray]]:
-    """Each submodule's output at its first call in the eval-mode model, by forward hooks; a
-    module that outputs a nested tensor (a fast path) has no dense value and is left out."""
+@dataclass
+class ModuleRun:
+    """The eval-mode model's modules as forward hooks saw them: each one's output at its first
+    call, the modules each one's output went into, and those that handed their input on
+    unchanged (Dropout in eval mode, Identity)."""
+
+    outputs: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    feeds: dict[str, set[str]] = field(default_factory=dict)
+    unchanged: set[str] = field(default_factory=set)
+
+
+def module_outputs(model: Any, inputs: Sequence[Any]) -> ModuleRun:
+    """Each submodule's output at its first call in the eval-mode model, by forward hooks, on
+    the path an exporter traces: with the fused attention fast path off, so that the layers
+    inside nn.TransformerEncoderLayer run (and are paired) as the graph has them. A module
+    that still outputs a nested tensor has no dense value and is left out."""
     import torch
 
     from exportcheck.numerics.metrics import flatten
 
-    outputs: dict[str, list[np.ndarray]] = {}
+    run = ModuleRun()
+    made_by: dict[int, list[str]] = {}
+    alive: list[Any] = []  # so that no tensor's id is reused while ids name producers
 
     def hook(name: str) -> Any:
-        def record(_module: Any, _args: Any, output: Any) -> None:
-            tensors = flatten(output)
-            if name not in outputs and not any(t.is_nested for t in tensors):
-                outputs[name] = [to_numpy(t) for t in tensors]
+        def record(_module: Any, args: Any, kwargs: Any, output: Any) -> None:
+            received, tensors = flatten((args, kwargs)), flatten(output)
+            for tensor in received:
+                for producer in made_by.get(id(tensor), ()):
+                    run.feeds.setdefault(producer, set()).add(name)
+            for tensor in tensors:
+                made_by.setdefault(id(tensor), []).append(name)
+            alive.extend(tensors)
+            if name in run.outputs or any(t.is_nested for t in (*received, *tensors)):
+                return
+            run.outputs[name] = [to_numpy(t) for t in tensors]
+            if (
+                len(received) == len(tensors) == 1
+                and received[0].shape == tensors[0].shape
+                and torch.equal(received[0], tensors[0])
+            ):
+                run.unchanged.add(name)
 
         return record
 
-    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules()]
+    handles = [m.register_forward_hook(hook(n), with_kwargs=True) for n, m in model.named_modules()]
+    fast_path = torch.backends.mha.get_fastpath_enabled()
     try:
+        torch.backends.mha.set_fastpath_enabled(False)
         with torch.no_grad():
             model(*inputs)
     finally:
+        torch.backends.mha.set_fastpath_enabled(fast_path)
         for handle in handles:
             handle.remove()
-    return outputs
+    return run
+
+
+FOLDED = "a module's output the exporter folded the next module into (BatchNorm into Conv)"
 
 
 def _boundaries(
-    steps: Sequence[Step], outputs: dict[str, list[np.ndarray]], graph_outputs: set[str]
-) -> dict[str, tuple[str, int]]:
+    steps: Sequence[Step], run: ModuleRun, graph_outputs: set[str], scope_of: dict[str, str]
+) -> tuple[dict[str, tuple[str, int]], set[str]]:
     """ONNX value -> (module, output index): the values leaving a module's scope, where there
-    are as many as the module has outputs."""
-    scope_of = {s.value: _scope(s.node.name) for s in steps}
+    are as many as the module has outputs; and the values left unpaired because a module the
+    output went into in the model left no node of its own in the graph (folded into this one,
+    as the legacy exporter folds BatchNorm into the Conv before it)."""
     consumers: dict[str, set[str]] = {}
     for step in steps:
         for used in step.inputs:
-            consumers.setdefault(used, set()).add(_scope(step.node.name))
+            consumers.setdefault(used, set()).add(scope_of[step.value])
+    scopes = set(scope_of.values())
+    absorbed = {
+        name
+        for name in run.outputs
+        if name not in run.unchanged and not any(_within(scope, name) for scope in scopes)
+    }
     boundary: dict[str, tuple[str, int]] = {}
-    for name, values in outputs.items():
+    folded: set[str] = set()
+    for name, values in run.outputs.items():
         leaving = [
             s.value
             for s in steps
@@ -342,17 +379,21 @@ def _boundaries(
                 or any(not _within(c, name) for c in consumers.get(s.value, ()))
             )
         ]
-        if len(leaving) == len(values):
-            for index, value in enumerate(leaving):
-                boundary.setdefault(value, (name, index))
-    return boundary
+        if len(leaving) != len(values):
+            continue
+        if run.feeds.get(name, set()) & absorbed:
+            folded.update(leaving)
+            continue
+        for index, value in enumerate(leaving):
+            boundary.setdefault(value, (name, index))
+    return boundary, folded - set(boundary)
 
 
 def _module_places(steps: Sequence[Step], model: Any) -> dict[str, Place]:
     own: dict[str, list[Any]] = {}
     for step in steps:
         if step.node.op_type not in _NOT_VALUES:
-            own.setdefault(_scope(step.node.name), []).append(step.node)
+            own.setdefault(scoped_module(step.node.name), []).append(step.node)
     places = {}
     for name, module in model.named_modules():
         nodes = own.get(name, [])
@@ -390,7 +431,7 @@ def _inside(
     own = [
         s
         for s in steps
-        if _scope(s.node.name) == place.module and s.node.op_type not in _NOT_VALUES
+        if scoped_module(s.node.name) == place.module and s.node.op_type not in _NOT_VALUES
     ]
     try:
         program = model_program(model, inputs)
@@ -443,9 +484,12 @@ def _inside(
 def trace_scoped_onnx(model: Any, onnx_model: Any, inputs: Sequence[Any], fmt: str) -> Localization:
     """The legacy exporter's graph, module by module: the values leaving each module's scope
     (its node names) against the module's output in the eval-mode model, by forward hooks."""
-    outputs = module_outputs(model, inputs)
+    run = module_outputs(model, inputs)
+    outputs = run.outputs
     steps = list(_steps(onnx_model.graph))
-    boundary = _boundaries(steps, outputs, {o.name for o in onnx_model.graph.output})
+    scope_of = {s.value: scoped_module(s.node.name) for s in steps}
+    graph_outputs = {o.name for o in onnx_model.graph.output}
+    boundary, folded = _boundaries(steps, run, graph_outputs, scope_of)
     wanted = [s.value for s in steps if s.value in boundary]
     sizes = {v: outputs[boundary[v][0]][boundary[v][1]].nbytes for v in wanted}
     fetcher = _fetcher(onnx_model, wanted, sizes, inputs)
@@ -458,7 +502,8 @@ def trace_scoped_onnx(model: Any, onnx_model: Any, inputs: Sequence[Any], fmt: s
             continue
         candidates += 1
         if step.value not in boundary:
-            walk.skip(step.value, step.inputs, "a value inside a module")
+            reason = FOLDED if step.value in folded else "a value inside a module"
+            walk.skip(step.value, step.inputs, reason)
             continue
         name, index = boundary[step.value]
         walk.add(
