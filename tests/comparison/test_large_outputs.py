@@ -14,6 +14,7 @@ from exportcheck.comparison.artifact_checks import attribution
 from exportcheck.comparison.reference import ModelRun, Tolerances, quiet_progress
 from exportcheck.comparison.runtimes import pytorch_runner
 from exportcheck.numerics.metrics import measure
+from exportcheck.reporters import render
 from exportcheck.results.comparison import Tolerance
 from tests.localization.cases import quiet
 
@@ -80,6 +81,9 @@ def test_a_training_mode_export_of_large_logits_fails_with_the_relative_figure(t
     assert f"relative {worst.metrics.relative:.2g}" in mismatch.message
     assert worst.metrics.relative > 1e-3  # a mode bug, far above rounding
     assert worst.to_dict()["metrics"]["magnitude"] == worst.metrics.magnitude
+    text = render(report, "text", width=None, verbose=True)
+    assert f"outputs differ by up to {worst.metrics.max_abs:.3g} (relative " in text
+    assert f"max abs {worst.metrics.max_abs:.3g} (relative " in text  # each comparison line
 
 
 def test_comparison_tolerance_scales_with_the_magnitude_but_never_the_command_line():

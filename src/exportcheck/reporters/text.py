@@ -102,12 +102,12 @@ def evidence_summary(problem: Problem) -> str:
     runtimes = len(problem.runtimes)
     if runtimes:
         parts.append(f"{runtimes} runtime{'s' if runtimes != 1 else ''}")
-    worst, repeat = problem.worst("compare"), problem.worst("repeat")
+    worst, repeat = problem.worst_text("compare"), problem.worst_text("repeat")
     numbers = []
     if worst is not None:
-        numbers.append(f"outputs differ by up to {_number(worst)}")
+        numbers.append(f"outputs differ by up to {worst}")
     if repeat is not None:
-        numbers.append(f"two runs by up to {_number(repeat)}")
+        numbers.append(f"two runs by up to {repeat}")
     text = ", ".join(parts + numbers)
     others = [
         rule for rule in dict.fromkeys(f.rule for f in problem.evidence) if rule != problem.rule
