@@ -14,6 +14,7 @@ import numpy as np
 
 from exportcheck.localization.places import forward_line, module_from_stack, user_frame
 from exportcheck.localization.reference import (
+    NODE_NAME,
     ReferenceUnavailable,
     model_program,
     printed_call,
@@ -141,34 +142,66 @@ def aligned_nodes(module: Any, graph: Any) -> dict[str, Any]:
     name (`fx_node`): same operator, same literal arguments, reading nodes of the same names.
     A program decomposed a little differently numbers its nodes differently from some point
     on: there a name with its operator alone pairs values that have nothing to do with each
-    other (`view_10` of the keys with `view_10` of the values)."""
+    other (`view_10` of the keys with `view_10` of the values).
+
+    An output of a multi-output operator (`getitem`, BatchNorm's result) is paired where the
+    ONNX node making the value of that name records the operator it reads, paired, and makes
+    the value at the same position: the exporter's optimizer folds BatchNorm into the Conv
+    before it and the Conv's output keeps BatchNorm's record and the getitem's name."""
+    import operator
+
     recorded = {}
+    made_by: dict[str, tuple[str, int]] = {}
     for node in graph.node:
         text = _metadata(node).get(_FX_NODE, "")
         if text.startswith("%"):
-            recorded[text[1:].split(" ", 1)[0]] = printed_call(text)
+            name = text[1:].split(" ", 1)[0]
+            recorded[name] = printed_call(text)
+            made_by.update((value, (name, position)) for position, value in enumerate(node.output))
     lifted = {
         prefix + node.name: node.name
         for node in module.graph.nodes
         if node.op == "get_attr"
         for prefix in _LIFTED
     }
-    return {
-        node.name: node
-        for node in module.graph.nodes
-        if node.op == "call_function"
-        and node.name in recorded
-        and same_call(recorded[node.name], printed_call(node.format_node()), lifted)
-    }
+    aligned: dict[str, Any] = {}
+    for node in module.graph.nodes:
+        if node.op != "call_function":
+            continue
+        if node.name in recorded:
+            if same_call(recorded[node.name], printed_call(node.format_node()), lifted):
+                aligned[node.name] = node
+        elif node.target is operator.getitem and node.name in made_by:
+            source, position = node.args
+            if getattr(source, "name", None) in aligned and made_by[node.name] == (
+                source.name,
+                position,
+            ):
+                aligned[node.name] = node
+    return aligned
 
 
 def _kept_operators(graph: Any) -> set[str]:
-    """The operators the exporter translated whole (`aten.conv2d.default`), from `fx_node`."""
-    kept = set()
+    """The operators the exporter translated whole (`aten.conv2d.default`), from `fx_node`;
+    and those of nodes the recorded ones read but that left no record of their own (a Conv
+    the optimizer folded BatchNorm into), by FX's naming a node after its operator. A wrong
+    guess only decomposes the model's program differently: pairing still needs same_call."""
+    import torch
+
+    kept, recorded, read = set(), set(), set()
     for node in graph.node:
-        match = _TARGET.search(_metadata(node).get(_FX_NODE, ""))
+        text = _metadata(node).get(_FX_NODE, "")
+        match = _TARGET.search(text)
         if match:
             kept.add(match[1])
+        if text.startswith("%"):
+            _, arguments = printed_call(text)
+            recorded.add(text[1:].split(" ", 1)[0])
+            read.update(name[1:] for a in arguments for name in NODE_NAME.findall(a))
+    for name in read - recorded:
+        op_name = re.sub(r"_\d+$", "", name)
+        if hasattr(getattr(torch.ops.aten, op_name, None), "default"):
+            kept.add(f"aten.{op_name}.default")
     return kept
 
 

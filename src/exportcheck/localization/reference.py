@@ -104,7 +104,7 @@ def placeholder_names(program: Any) -> list[str]:
     return [spec.arg.name for spec in signature.input_specs if spec.kind.name == "USER_INPUT"]
 
 
-_NODE_NAME = re.compile(r"%\w+")
+NODE_NAME = re.compile(r"%\w+")
 _SCALAR = re.compile(r"-?(?:\d+\.?\d*(?:e[-+]?\d+)?|inf|nan)")
 Call = tuple[str, tuple[str, ...]]
 
@@ -144,7 +144,7 @@ def same_call(recorded: Call, reference: Call, renamed: dict[str, str] | None = 
         and all(
             _SCALAR.fullmatch(a)
             or _SCALAR.fullmatch(b)
-            or _NODE_NAME.sub(lambda m: "%" + names.get(m[0][1:], m[0][1:]), a) == b
+            or NODE_NAME.sub(lambda m: "%" + names.get(m[0][1:], m[0][1:]), a) == b
             for a, b in zip(arguments, reference_arguments)
         )
     )

@@ -1,7 +1,10 @@
-"""The legacy exporter's node names spell nested modules by their full path (`/stages/stages.0/
-stages.0.0/conv1/Conv` is `stages.0.0.conv1`): every module's output is paired, except where
-the exporter folded the next module into it (BatchNorm into the Conv before it), which is
-counted as such rather than blamed."""
+"""Exports that fold BatchNorm into the Conv before it, paired soundly.
+
+Legacy: node names spell nested modules by their full path (`/stages/stages.0/stages.0.0/conv1/
+Conv` is `stages.0.0.conv1`); every module's output is paired, except where the exporter folded
+the next module into it, which is counted as such rather than blamed.
+Dynamo: the optimizer's fused Conv keeps BatchNorm's record and the name of its result
+(`getitem`), and the conv2d it read has no record left."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from torch import nn
 
 from exportcheck.localization import localize
 from exportcheck.localization.onnx_values import FOLDED
-from tests.localization.cases import export_legacy
+from tests.localization.cases import export_dynamo, export_legacy
 
 
 class Block(nn.Module):
@@ -59,3 +62,14 @@ def test_nested_modules_are_paired_and_folded_ones_counted(tmp_path):
     assert not paired & {"stem.0", "stages.0.0.conv1", "stages.1.0.conv1"}
     assert trace.unmatched[FOLDED] >= 4
     assert trace.matched + sum(trace.unmatched.values()) == trace.candidates
+
+
+def test_a_dynamo_conv_with_batchnorm_folded_in_is_paired_as_the_batchnorm(tmp_path):
+    model = _warmed()
+    inputs = (torch.randn(2, 3, 8, 8),)
+    path = str(tmp_path / "staged.onnx")
+    export_dynamo(model, inputs, path)
+    trace = localize(model, path, "onnx", inputs, "onnx")
+    assert trace.root is None, trace.root
+    assert trace.matched == trace.candidates, trace.unmatched
+    assert "getitem" in {p.value for p in trace.points}
