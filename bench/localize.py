@@ -7,6 +7,7 @@ exported with torch's dynamo ONNX exporter:
 - `localize` on the same artifact (one ORT session at ORT_DISABLE_ALL, the model's program run
   node by node);
 - torch's `verify_onnx_program(compare_intermediates=True)`: localization must be >= 10x faster;
+- `localize` on the legacy exporter's graph of the same model, with its share of values paired;
 - peak RSS of a process that only compares against one that compares and then localizes, on
   the transformer, beside the bytes of all its intermediate values: localization must add less
   than those (it compares as it goes).
@@ -79,6 +80,21 @@ def localization(model, inputs, path: str) -> tuple[float, object]:
     return time.perf_counter() - start, trace
 
 
+def legacy_localization(model, inputs, stem: str) -> tuple[float, object]:
+    """`localize` on the legacy exporter's graph of the same model: how many of its values
+    the scoped node names pair (the rest counted by reason)."""
+    import torch
+
+    from exportcheck.localization import localize
+
+    path = f"{stem}.legacy.onnx"
+    with _quiet():
+        torch.onnx.export(model, inputs, path, dynamo=False)
+    start = time.perf_counter()
+    trace = localize(model, path, "onnx", inputs, "onnx-legacy")
+    return time.perf_counter() - start, trace
+
+
 def verification(program) -> float:
     from torch.onnx.verification import verify_onnx_program
 
@@ -144,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
                 "localize_over_comparison": round(localized / compared, 2),
                 "matched": f"{trace.matched}/{trace.candidates}",
             }
+            legacy_s, legacy = legacy_localization(model, inputs, os.path.join(folder, name))
+            row["legacy_localize_s"] = round(legacy_s, 3)
+            row["legacy_matched"] = f"{legacy.matched}/{legacy.candidates}"
+            row["legacy_unmatched"] = dict(legacy.unmatched)
             ok = localized <= COMPARISON_LIMIT * compared
             row["comparison_verdict"] = verdict(ok)
             failed |= not ok

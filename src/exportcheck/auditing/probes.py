@@ -122,12 +122,15 @@ def _outputs_differ(
 def _pairs(
     first: list[Any], second: list[Any], sizes: tuple[int, int] | None
 ) -> list[tuple[Any, Any]]:
-    """Tensor pairs to compare; with `sizes`, only sample 0 of tensors batched at those sizes."""
+    """Tensor pairs to compare; with `sizes`, only sample 0 of tensors batched at those sizes.
+    Nested tensors (TransformerEncoder's fast path between its layers) have no shape to pair
+    by: they are passed over, and the padded tensors around them decide."""
+    strided = [(a, b) for a, b in zip(first, second) if not (a.is_nested or b.is_nested)]
     if not sizes:
-        return list(zip(first, second))
+        return strided
     return [
         (a[:1], b[:1])
-        for a, b in zip(first, second)
+        for a, b in strided
         if a.dim() > 0
         and b.dim() > 0
         and a.shape[0] == sizes[0]
@@ -193,6 +196,11 @@ def companions(inputs: Sequence[Any], count: int, seed: int) -> tuple[Any, ...]:
                 values.mean()
             )
             made.append(sample.to(device=x.device, dtype=x.dtype))
+        elif x.dtype == torch.bool and x.dim() > 0 and x.shape[0] > 0:
+            # A boolean input is a mask: random bits make a padding mask no real batch has
+            # (not left-aligned), which sends nn.TransformerEncoder off its nested-tensor fast
+            # path, and the padded positions it leaves undefined then differ by batch.
+            made.append(x[torch.arange(count, device=x.device) % x.shape[0]].clone())
         else:
             low, high = int(x.min()), int(x.max()) + 1
             made.append(

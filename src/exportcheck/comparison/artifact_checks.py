@@ -38,8 +38,8 @@ from exportcheck.localization.findings import (
     needs_localization,
 )
 from exportcheck.numerics.devices import tf32
-from exportcheck.numerics.metrics import measure
-from exportcheck.results.comparison import Comparison
+from exportcheck.numerics.metrics import measure, relative_text
+from exportcheck.results.comparison import Comparison, relative_figure
 from exportcheck.results.findings import Finding
 from exportcheck.results.problems import CONSEQUENCE_STAGE, explaining_cause
 from exportcheck.results.report import Skipped
@@ -133,11 +133,10 @@ def check_runner(
     outcome.comparisons += compared + repeat
     unstable = [c for c in repeat if not c.passed]
     if unstable:
-        worst = max((c.metrics.max_abs or 0.0) for c in unstable)
         outcome.findings.append(
             measured_finding(
                 RuntimeNondeterminism,
-                f"{label}: two runs of the same input differ by up to {worst:.3g} in "
+                f"{label}: two runs of the same input differ by up to {_largest(unstable)} in "
                 f"{', '.join(c.output for c in unstable)}",
                 ctx.subject,
                 artifact,
@@ -161,16 +160,27 @@ def check_runner(
         )
     outcome.runs.append(replace(run, sizes=tuple(sizes)))
     if failing:
-        worst = max(
-            (c.metrics.max_abs if c.metrics.max_abs is not None else float("inf")) for c in failing
-        )
         outputs = ", ".join(sorted({_where(c) for c in failing}))
-        message = f"{label} differs from the eval-mode model in {outputs} (max abs {worst:.3g})"
+        message = (
+            f"{label} differs from the eval-mode model in {outputs} (max abs {_largest(failing)})"
+        )
         message += attribution(ctx, runner, first, unstable=bool(unstable))
         outcome.findings.append(
             measured_finding(OutputMismatch, message, ctx.subject, artifact, label)
         )
     return outcome
+
+
+def _largest(comparisons: Sequence[Comparison]) -> str:
+    """`352, relative 1.2e-06 to the magnitude 3e+08`: the largest absolute difference among
+    the comparisons, with its figure relative to the magnitude of its reference output."""
+    worst = max(
+        comparisons,
+        key=lambda c: c.metrics.max_abs if c.metrics.max_abs is not None else float("inf"),
+    )
+    difference = worst.metrics.max_abs if worst.metrics.max_abs is not None else float("inf")
+    figure = relative_figure(difference, worst.metrics.magnitude or 0.0)
+    return f"{difference:.3g}, {figure}" if figure else f"{difference:.3g}"
 
 
 def _where(comparison: Comparison) -> str:
@@ -316,14 +326,16 @@ def _batch_statistics(
         tolerance = ctx.tolerances.for_output(f"output_{index}", alone)
         metrics = measure(joined[:size], alone, tolerance)
         if metrics.mismatched:
-            changed.append(metrics.max_abs or 0.0)
+            changed.append(metrics)
     if not changed:
         return []
+    worst = max(changed, key=lambda m: m.max_abs or 0.0)
     return [
         measured_finding(
             RuntimeBatchStatistics,
             f"{label} computes batch statistics: the example samples' outputs change by up to "
-            f"{max(changed):.3g} when one more sample joins their batch",
+            f"{relative_text(worst.max_abs or 0.0, worst.magnitude or 0.0)} when one more sample "
+            "joins their batch",
             ctx.subject,
             artifact,
             label,
@@ -398,15 +410,12 @@ def _check_dimension(
     outcome.comparisons += compared
     failing = [c for c in compared if not c.passed]
     if failing and example_matches:
-        worst = max(
-            (c.metrics.max_abs if c.metrics.max_abs is not None else float("inf")) for c in failing
-        )
         outputs = ", ".join(sorted({c.output for c in failing}))
         outcome.findings.append(
             measured_finding(
                 SpecialisedDimension,
                 f"{label} declares dimension {name!r} dynamic but differs at {name}={size} in "
-                f"{outputs} (max abs {worst:.3g}; it matches at {name}={variant.example})",
+                f"{outputs} (max abs {_largest(failing)}; it matches at {name}={variant.example})",
                 ctx.subject,
                 artifact,
                 label,
@@ -422,17 +431,24 @@ def attribution(ctx: ModelRun, runner: Runner, actual: list[np.ndarray], *, unst
         return "; its outputs change from run to run: a training-mode Dropout or random op runs"
     try:
         train_like = ctx.reference(runner.device, ctx.inputs, mode="batch-statistics")
+        expected = ctx.reference(runner.device, ctx.inputs)
     except InputError:
         return ""
-    if len(train_like) == len(actual) and all(
+    # Where the two modes compute the same, matching one is no evidence against the other (the
+    # mismatch was at another batch size or dimension).
+    if _agree(expected, train_like, ctx) or not _agree(actual, train_like, ctx):
+        return ""
+    return (
+        "; it matches the model in training mode with Dropout off instead: exported in "
+        "training mode (BatchNorm on batch statistics, or a layer's training branch)"
+    )
+
+
+def _agree(actual: Sequence[np.ndarray], expected: Sequence[np.ndarray], ctx: ModelRun) -> bool:
+    return len(actual) == len(expected) and all(
         a.shape == e.shape and measure(a, e, ctx.tolerances.for_output("", e)).mismatched == 0
-        for a, e in zip(actual, train_like)
-    ):
-        return (
-            "; it matches the model in training mode with Dropout off instead: exported in "
-            "training mode (BatchNorm on batch statistics, or a layer's training branch)"
-        )
-    return ""
+        for a, e in zip(actual, expected)
+    )
 
 
 @dataclass

@@ -18,7 +18,13 @@ from exportcheck.auditing.probes import batch_size, run_probes, seeded_forward
 from exportcheck.comparison.runtimes import Runner, pytorch_runner
 from exportcheck.errors import ModelRunError, first_line
 from exportcheck.numerics.devices import tf32
-from exportcheck.numerics.metrics import coarser_tolerance, measure, to_numpy
+from exportcheck.numerics.metrics import (
+    coarser_tolerance,
+    measure,
+    scale_share,
+    scaled_tolerance,
+    to_numpy,
+)
 from exportcheck.results.comparison import (
     Comparison,
     NotRejudgeable,
@@ -54,7 +60,9 @@ class Noise:
 class Tolerances:
     """How each output is judged, first match wins: a per-output tolerance from the config;
     `--rtol/--atol` (the unset one from the dtype default); else the artifact dtype's default,
-    widened to NOISE_MULTIPLE times the model's measured rounding noise where that is larger."""
+    with atol raised to the rounding share of the output's magnitude (`scaled_tolerance`, as the
+    probes judge) and widened to NOISE_MULTIPLE times the model's measured rounding noise where
+    either is larger."""
 
     rtol: float | None = None
     atol: float | None = None
@@ -74,13 +82,18 @@ class Tolerances:
     ) -> Tolerance:
         if name in self.per_output:
             return self.per_output[name]
-        base = coarser_tolerance(expected.dtype if actual is None else actual.dtype, expected.dtype)
+        dtypes = (expected.dtype if actual is None else actual.dtype, expected.dtype)
+        default = coarser_tolerance(*dtypes)
         if self.overridden:
             return Tolerance(
-                rtol=base.rtol if self.rtol is None else self.rtol,
-                atol=base.atol if self.atol is None else self.atol,
+                rtol=default.rtol if self.rtol is None else self.rtol,
+                atol=default.atol if self.atol is None else self.atol,
                 source="command line",
             )
+        # Judged relative to the output's magnitude, as the probes judge: rounding through the
+        # network grows with the largest value, so an element near zero beside logits of 1e8
+        # carries a difference of ~100 that no elementwise rtol allows.
+        base = scaled_tolerance(default, expected, max(dtypes, key=scale_share))
         if noise is None:
             return base
         if noise.value is None:

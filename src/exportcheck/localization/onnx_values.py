@@ -7,15 +7,23 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from exportcheck.localization.places import forward_line, module_from_stack, user_frame
-from exportcheck.localization.reference import ReferenceUnavailable, model_program, program_values
+from exportcheck.localization.reference import (
+    NODE_NAME,
+    ReferenceUnavailable,
+    model_program,
+    printed_call,
+    program_values,
+    same_call,
+)
 from exportcheck.localization.trace import Localization, Place, Walk
 from exportcheck.numerics.metrics import to_numpy
+from exportcheck.readers.onnx.module_paths import scoped_module
 
 LABEL = "onnxruntime/CPU/cpu/disable_all"
 MEMORY_BUDGET = 256 * 2**20
@@ -124,65 +132,76 @@ def _lowerings(graph: Any) -> dict[str, list[Any]]:
 _TARGET = re.compile(r"target=torch\.ops\.([\w.]+)\]")
 
 
-_NODE_NAME = re.compile(r"%\w+")
-
-
-_SCALAR = re.compile(r"-?(?:\d+\.?\d*(?:e[-+]?\d+)?|inf|nan)")
-
-
-def _normal(text: str) -> str:
-    """What an FX node computes, as text: its operator and literal arguments, with the nodes
-    it reads left out (numbered differently from program to program) and a scalar argument
-    taken as any input (the exporter turns scalars into tensors to promote their type)."""
-    text = text.strip()
-    body = text[text.find("call_function[") :]
-    head, _, rest = body.partition("(args = (")
-    arguments, depth, current = [], 0, ""
-    for char in rest.split("), kwargs", 1)[0]:
-        if char in "[(":
-            depth += 1
-        elif char in "])":
-            depth -= 1
-        if char == "," and depth == 0:
-            arguments.append(current.strip())
-            current = ""
-        else:
-            current += char
-    arguments.append(current.strip())
-    shown = [
-        "%" if a.startswith("%") or _SCALAR.fullmatch(a) else _NODE_NAME.sub("%", a)
-        for a in arguments
-        if a
-    ]
-    return head + "(" + ", ".join(shown) + ")"
+# torch.export names a lifted parameter, buffer or constant `p_`, `b_` or `c_` and the
+# attribute path; the model program's module reads the same tensor by get_attr without prefix.
+_LIFTED = ("p_", "b_", "c_")
 
 
 def aligned_nodes(module: Any, graph: Any) -> dict[str, Any]:
     """FX nodes of the model's program that are the node the exporter recorded under the same
-    name (`fx_node`): same operator and literal arguments. A program decomposed a little
-    differently numbers its nodes differently, and a name alone would pair values that have
-    nothing to do with each other."""
+    name (`fx_node`): same operator, same literal arguments, reading nodes of the same names.
+    A program decomposed a little differently numbers its nodes differently from some point
+    on: there a name with its operator alone pairs values that have nothing to do with each
+    other (`view_10` of the keys with `view_10` of the values).
+
+    An output of a multi-output operator (`getitem`, BatchNorm's result) is paired where the
+    ONNX node making the value of that name records the operator it reads, paired, and makes
+    the value at the same position: the exporter's optimizer folds BatchNorm into the Conv
+    before it and the Conv's output keeps BatchNorm's record and the getitem's name."""
+    import operator
+
     recorded = {}
+    made_by: dict[str, tuple[str, int]] = {}
     for node in graph.node:
         text = _metadata(node).get(_FX_NODE, "")
         if text.startswith("%"):
-            recorded[text[1:].split(" ", 1)[0]] = _normal(text)
+            name = text[1:].split(" ", 1)[0]
+            recorded[name] = printed_call(text)
+            made_by.update((value, (name, position)) for position, value in enumerate(node.output))
+    lifted = {
+        prefix + node.name: node.name
+        for node in module.graph.nodes
+        if node.op == "get_attr"
+        for prefix in _LIFTED
+    }
     aligned: dict[str, Any] = {}
     for node in module.graph.nodes:
-        if node.op in ("placeholder", "get_attr"):
-            aligned[node.name] = node
-        elif node.op == "call_function" and recorded.get(node.name) == _normal(node.format_node()):
-            aligned[node.name] = node
+        if node.op != "call_function":
+            continue
+        if node.name in recorded:
+            if same_call(recorded[node.name], printed_call(node.format_node()), lifted):
+                aligned[node.name] = node
+        elif node.target is operator.getitem and node.name in made_by:
+            source, position = node.args
+            if getattr(source, "name", None) in aligned and made_by[node.name] == (
+                source.name,
+                position,
+            ):
+                aligned[node.name] = node
     return aligned
 
 
 def _kept_operators(graph: Any) -> set[str]:
-    """The operators the exporter translated whole (`aten.conv2d.default`), from `fx_node`."""
-    kept = set()
+    """The operators the exporter translated whole (`aten.conv2d.default`), from `fx_node`;
+    and those of nodes the recorded ones read but that left no record of their own (a Conv
+    the optimizer folded BatchNorm into), by FX's naming a node after its operator. A wrong
+    guess only decomposes the model's program differently: pairing still needs same_call."""
+    import torch
+
+    kept, recorded, read = set(), set(), set()
     for node in graph.node:
-        match = _TARGET.search(_metadata(node).get(_FX_NODE, ""))
+        text = _metadata(node).get(_FX_NODE, "")
+        match = _TARGET.search(text)
         if match:
             kept.add(match[1])
+        if text.startswith("%"):
+            _, arguments = printed_call(text)
+            recorded.add(text[1:].split(" ", 1)[0])
+            read.update(name[1:] for a in arguments for name in NODE_NAME.findall(a))
+    for name in read - recorded:
+        op_name = re.sub(r"_\d+$", "", name)
+        if hasattr(getattr(torch.ops.aten, op_name, None), "default"):
+            kept.add(f"aten.{op_name}.default")
     return kept
 
 
@@ -228,11 +247,7 @@ def trace_dynamo_onnx(model: Any, onnx_model: Any, inputs: Sequence[Any], fmt: s
     program = model_program(model, inputs, kept=_kept_operators(onnx_model.graph))
     module = program.module()
     named = {n.name for n in module.graph.nodes if n.op == "call_function"}
-    fx_nodes = {
-        name: n
-        for name, n in aligned_nodes(module, onnx_model.graph).items()
-        if n.op == "call_function"
-    }
+    fx_nodes = aligned_nodes(module, onnx_model.graph)
     lowerings = _lowerings(onnx_model.graph)
     steps = [s for s in _steps(onnx_model.graph)]
     wanted = [s.value for s in steps if s.value in fx_nodes]
@@ -303,53 +318,91 @@ def _fetcher(
     return Fetcher(onnx_model, wanted, sizes, feed)
 
 
-def _scope(node_name: str) -> str:
-    """`blk.conv` for the legacy exporter's `/blk/conv/Conv`; `` for `/Conv`."""
-    parts = node_name.strip("/").split("/")
-    return ".".join(parts[:-1])
-
-
 def _within(scope: str, module: str) -> bool:
     return module == "" or scope == module or scope.startswith(module + ".")
 
 
-def module_outputs(model: Any, inputs: Sequence[Any]) -> dict[str, list[np.ndarray]]:
-    """Each submodule's output at its first call in the eval-mode model, by forward hooks."""
+@dataclass
+class ModuleRun:
+    """The eval-mode model's modules as forward hooks saw them: each one's output at its first
+    call, the modules each one's output went into, and those that handed their input on
+    unchanged (Dropout in eval mode, Identity)."""
+
+    outputs: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    feeds: dict[str, set[str]] = field(default_factory=dict)
+    unchanged: set[str] = field(default_factory=set)
+
+
+def module_outputs(model: Any, inputs: Sequence[Any]) -> ModuleRun:
+    """Each submodule's output at its first call in the eval-mode model, by forward hooks, on
+    the path an exporter traces: with the fused attention fast path off, so that the layers
+    inside nn.TransformerEncoderLayer run (and are paired) as the graph has them. A module
+    that still outputs a nested tensor has no dense value and is left out."""
     import torch
 
     from exportcheck.numerics.metrics import flatten
 
-    outputs: dict[str, list[np.ndarray]] = {}
+    run = ModuleRun()
+    made_by: dict[int, list[str]] = {}
+    alive: list[Any] = []  # so that no tensor's id is reused while ids name producers
 
     def hook(name: str) -> Any:
-        def record(_module: Any, _args: Any, output: Any) -> None:
-            if name not in outputs:
-                outputs[name] = [to_numpy(t) for t in flatten(output)]
+        def record(_module: Any, args: Any, kwargs: Any, output: Any) -> None:
+            received, tensors = flatten((args, kwargs)), flatten(output)
+            for tensor in received:
+                for producer in made_by.get(id(tensor), ()):
+                    run.feeds.setdefault(producer, set()).add(name)
+            for tensor in tensors:
+                made_by.setdefault(id(tensor), []).append(name)
+            alive.extend(tensors)
+            if name in run.outputs or any(t.is_nested for t in (*received, *tensors)):
+                return
+            run.outputs[name] = [to_numpy(t) for t in tensors]
+            if (
+                len(received) == len(tensors) == 1
+                and received[0].shape == tensors[0].shape
+                and torch.equal(received[0], tensors[0])
+            ):
+                run.unchanged.add(name)
 
         return record
 
-    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules()]
+    handles = [m.register_forward_hook(hook(n), with_kwargs=True) for n, m in model.named_modules()]
+    fast_path = torch.backends.mha.get_fastpath_enabled()
     try:
+        torch.backends.mha.set_fastpath_enabled(False)
         with torch.no_grad():
             model(*inputs)
     finally:
+        torch.backends.mha.set_fastpath_enabled(fast_path)
         for handle in handles:
             handle.remove()
-    return outputs
+    return run
+
+
+FOLDED = "a module's output the exporter folded the next module into (BatchNorm into Conv)"
 
 
 def _boundaries(
-    steps: Sequence[Step], outputs: dict[str, list[np.ndarray]], graph_outputs: set[str]
-) -> dict[str, tuple[str, int]]:
+    steps: Sequence[Step], run: ModuleRun, graph_outputs: set[str], scope_of: dict[str, str]
+) -> tuple[dict[str, tuple[str, int]], set[str]]:
     """ONNX value -> (module, output index): the values leaving a module's scope, where there
-    are as many as the module has outputs."""
-    scope_of = {s.value: _scope(s.node.name) for s in steps}
+    are as many as the module has outputs; and the values left unpaired because a module the
+    output went into in the model left no node of its own in the graph (folded into this one,
+    as the legacy exporter folds BatchNorm into the Conv before it)."""
     consumers: dict[str, set[str]] = {}
     for step in steps:
         for used in step.inputs:
-            consumers.setdefault(used, set()).add(_scope(step.node.name))
+            consumers.setdefault(used, set()).add(scope_of[step.value])
+    scopes = set(scope_of.values())
+    absorbed = {
+        name
+        for name in run.outputs
+        if name not in run.unchanged and not any(_within(scope, name) for scope in scopes)
+    }
     boundary: dict[str, tuple[str, int]] = {}
-    for name, values in outputs.items():
+    folded: set[str] = set()
+    for name, values in run.outputs.items():
         leaving = [
             s.value
             for s in steps
@@ -359,17 +412,21 @@ def _boundaries(
                 or any(not _within(c, name) for c in consumers.get(s.value, ()))
             )
         ]
-        if len(leaving) == len(values):
-            for index, value in enumerate(leaving):
-                boundary.setdefault(value, (name, index))
-    return boundary
+        if len(leaving) != len(values):
+            continue
+        if run.feeds.get(name, set()) & absorbed:
+            folded.update(leaving)
+            continue
+        for index, value in enumerate(leaving):
+            boundary.setdefault(value, (name, index))
+    return boundary, folded - set(boundary)
 
 
 def _module_places(steps: Sequence[Step], model: Any) -> dict[str, Place]:
     own: dict[str, list[Any]] = {}
     for step in steps:
         if step.node.op_type not in _NOT_VALUES:
-            own.setdefault(_scope(step.node.name), []).append(step.node)
+            own.setdefault(scoped_module(step.node.name), []).append(step.node)
     places = {}
     for name, module in model.named_modules():
         nodes = own.get(name, [])
@@ -407,7 +464,7 @@ def _inside(
     own = [
         s
         for s in steps
-        if _scope(s.node.name) == place.module and s.node.op_type not in _NOT_VALUES
+        if scoped_module(s.node.name) == place.module and s.node.op_type not in _NOT_VALUES
     ]
     try:
         program = model_program(model, inputs)
@@ -460,9 +517,12 @@ def _inside(
 def trace_scoped_onnx(model: Any, onnx_model: Any, inputs: Sequence[Any], fmt: str) -> Localization:
     """The legacy exporter's graph, module by module: the values leaving each module's scope
     (its node names) against the module's output in the eval-mode model, by forward hooks."""
-    outputs = module_outputs(model, inputs)
+    run = module_outputs(model, inputs)
+    outputs = run.outputs
     steps = list(_steps(onnx_model.graph))
-    boundary = _boundaries(steps, outputs, {o.name for o in onnx_model.graph.output})
+    scope_of = {s.value: scoped_module(s.node.name) for s in steps}
+    graph_outputs = {o.name for o in onnx_model.graph.output}
+    boundary, folded = _boundaries(steps, run, graph_outputs, scope_of)
     wanted = [s.value for s in steps if s.value in boundary]
     sizes = {v: outputs[boundary[v][0]][boundary[v][1]].nbytes for v in wanted}
     fetcher = _fetcher(onnx_model, wanted, sizes, inputs)
@@ -475,7 +535,8 @@ def trace_scoped_onnx(model: Any, onnx_model: Any, inputs: Sequence[Any], fmt: s
             continue
         candidates += 1
         if step.value not in boundary:
-            walk.skip(step.value, step.inputs, "a value inside a module")
+            reason = FOLDED if step.value in folded else "a value inside a module"
+            walk.skip(step.value, step.inputs, reason)
             continue
         name, index = boundary[step.value]
         walk.add(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 import warnings
 from collections.abc import Collection, Iterator, Sequence
 from typing import Any
@@ -101,3 +102,49 @@ def placeholder_names(program: Any) -> list[str]:
     """The user-input placeholders of an ExportedProgram, in order."""
     signature = program.graph_signature
     return [spec.arg.name for spec in signature.input_specs if spec.kind.name == "USER_INPUT"]
+
+
+NODE_NAME = re.compile(r"%\w+")
+_SCALAR = re.compile(r"-?(?:\d+\.?\d*(?:e[-+]?\d+)?|inf|nan)")
+Call = tuple[str, tuple[str, ...]]
+
+
+def printed_call(text: str) -> Call:
+    """An FX node's operator and its arguments as text, from its printed form
+    (`node.format_node()`, or the `fx_node` the dynamo exporter records)."""
+    text = text.strip()
+    body = text[text.find("call_function[") :]
+    head, _, rest = body.partition("(args = (")
+    arguments, depth, current = [], 0, ""
+    for char in rest.split("), kwargs", 1)[0]:
+        if char in "[(":
+            depth += 1
+        elif char in "])":
+            depth -= 1
+        if char == "," and depth == 0:
+            arguments.append(current.strip())
+            current = ""
+        else:
+            current += char
+    arguments.append(current.strip())
+    return head, tuple(a for a in arguments if a)
+
+
+def same_call(recorded: Call, reference: Call, renamed: dict[str, str] | None = None) -> bool:
+    """Whether two FX nodes compute the same thing: the same operator and literal arguments,
+    reading nodes of the same names (`renamed` maps a recorded name to the model program's).
+    A scalar stands for any input: the exporter turns scalars into tensors to promote their
+    type. Programs numbered differently from some point on pair a name with another value
+    (`view_10` of the keys with `view_10` of the values): the nodes read tell them apart."""
+    (head, arguments), (reference_head, reference_arguments) = recorded, reference
+    names = renamed or {}
+    return (
+        head == reference_head
+        and len(arguments) == len(reference_arguments)
+        and all(
+            _SCALAR.fullmatch(a)
+            or _SCALAR.fullmatch(b)
+            or NODE_NAME.sub(lambda m: "%" + names.get(m[0][1:], m[0][1:]), a) == b
+            for a, b in zip(arguments, reference_arguments)
+        )
+    )

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from exportcheck.results.comparison import OutputMetrics, Tolerance
+from exportcheck.results.comparison import OutputMetrics, Tolerance, relative_figure
 
 # torch.testing.assert_close's defaults (torch/testing/_comparison.py), by dtype name; integer
 # and bool outputs are compared exactly. Kept here so a dtype is judged the same whether it
@@ -134,6 +134,7 @@ def measure(actual: Any, expected: Any, tolerance: Tolerance) -> OutputMetrics:
         dtype=dtype_name(a.dtype),
         expected_dtype=dtype_name(e.dtype),
         counted_at=(tolerance.rtol, tolerance.atol),
+        magnitude=magnitude(e),
     )
     af = a.astype(np.float64) if a.dtype.kind != "c" else a.astype(np.complex128)
     ef = e.astype(np.float64) if e.dtype.kind != "c" else e.astype(np.complex128)
@@ -206,7 +207,7 @@ def scale_share(dtype: Any) -> float:
 def magnitude(values: Any) -> float:
     """The largest finite |value| (0 for none): the scale a difference is judged against."""
     a = np.asarray(values)
-    if a.size == 0 or a.dtype.kind not in "fc":
+    if a.size == 0 or (a.dtype.kind not in "fc" and dtype_name(a.dtype) != "bfloat16"):
         return 0.0
     finite = np.abs(a.astype(np.complex128 if a.dtype.kind == "c" else np.float64))
     finite = finite[np.isfinite(finite)]
@@ -232,6 +233,5 @@ def scaled_tolerance(base: Tolerance, expected: Any, dtype: Any = None) -> Toler
 def relative_text(difference: float, scale: float) -> str:
     """`120 (relative 1.6e-06 to the magnitude 7.5e+07)`: an absolute difference with its
     relative figure."""
-    if not scale or not np.isfinite(difference):
-        return f"{difference:.3g}"
-    return f"{difference:.3g} (relative {difference / scale:.2g} to the magnitude {scale:.3g})"
+    figure = relative_figure(difference, scale)
+    return f"{difference:.3g} ({figure})" if figure else f"{difference:.3g}"

@@ -126,14 +126,18 @@ def _argument(argument: Any) -> Arg:
         return Arg.const(None, source="constant")
     if kind == "as_tensor":
         return Arg.dynamic(f"node {value.get('name') if isinstance(value, dict) else value}")
-    if kind in ("as_int", "as_float", "as_bool", "as_string", "as_scalar_type"):
+    if kind == "as_float":
+        return Arg.const(program_schema.json_float(value), source="constant")
+    if kind in ("as_int", "as_bool", "as_string", "as_scalar_type"):
         return Arg.const(value, source="constant")
+    if kind == "as_floats" and isinstance(value, list):
+        return Arg.const(tuple(map(program_schema.json_float, value)), source="constant")
     if kind in ("as_ints", "as_floats", "as_bools", "as_strings"):
         return Arg.const(tuple(value) if isinstance(value, list) else value, source="constant")
     if kind in ("as_sym_int", "as_sym_bool", "as_sym_float") and isinstance(value, dict):
         for constant in ("as_int", "as_bool", "as_float"):
             if constant in value:
-                return Arg.const(value[constant], source="constant")
+                return Arg.const(program_schema.json_float(value[constant]), source="constant")
         return Arg.dynamic(f"symbol {value.get('as_name')}")
     if kind == "as_graph":
         return Arg.dynamic(f"subgraph {value.get('name') if isinstance(value, dict) else ''}")

@@ -8,12 +8,17 @@ minor version, and union members it adds, pass unchecked (the reader ignores the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
+# JSON has no spelling for non-finite numbers: torch writes every float field that holds one as
+# exactly these strings (torch/_export/serde/serialize.py, _dataclass_to_dict), a masked fill
+# of -inf in attention for one. No other string stands for a number.
+NONFINITE_FLOATS = {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}
 
 
 @dataclass(frozen=True)
@@ -283,6 +288,8 @@ def _scalar_fits(kind: str, value: Any) -> bool:
     if kind == "int":
         return kind_of is int and INT64_MIN <= value <= INT64_MAX
     if kind == "float":
+        if kind_of is str:
+            return value in NONFINITE_FLOATS
         return kind_of is float or (kind_of is int and INT64_MIN <= value <= INT64_MAX)
     return True
 
@@ -376,3 +383,11 @@ def _expected(shape: Shape) -> str:
     if type(shape) is Nullable:
         return _expected(shape.shape)
     return "an object"
+
+
+def json_float(value: Any) -> Any:
+    """A float field's value, with torch's spelling of a non-finite number read back (a
+    checked document holds no other string where a float goes)."""
+    if type(value) is str:
+        return NONFINITE_FLOATS.get(value, value)
+    return value

@@ -207,16 +207,16 @@ def _message(problem: Problem) -> str:
     text = f"{module}{problem.cause.message}"
     if not problem.explained:
         text += " (no finding explains it)"
-    worst, repeat = problem.worst("compare"), problem.worst("repeat")
+    worst, repeat = problem.worst_text("compare"), problem.worst_text("repeat")
     facts = []
     if problem.artifacts:
         facts.append(f"{len(problem.artifacts)} artifact(s)")
     if problem.runtimes:
         facts.append(f"{len(problem.runtimes)} runtime(s)")
     if worst is not None:
-        facts.append(f"outputs differ by up to {worst:.3g}")
+        facts.append(f"outputs differ by up to {worst}")
     if repeat is not None:
-        facts.append(f"two runs by up to {repeat:.3g}")
+        facts.append(f"two runs by up to {repeat}")
     return text + (f". Evidence: {', '.join(facts)}." if facts else "")
 
 

@@ -13,7 +13,7 @@ import textwrap
 from collections.abc import Iterable
 
 from exportcheck.reporters.escaping import printable
-from exportcheck.results.comparison import Comparison
+from exportcheck.results.comparison import Comparison, relative_figure
 from exportcheck.results.findings import Finding, Severity
 from exportcheck.results.problems import CONSEQUENCE_STAGE, Problem, shown_path
 from exportcheck.results.report import Report, fail_threshold
@@ -102,12 +102,12 @@ def evidence_summary(problem: Problem) -> str:
     runtimes = len(problem.runtimes)
     if runtimes:
         parts.append(f"{runtimes} runtime{'s' if runtimes != 1 else ''}")
-    worst, repeat = problem.worst("compare"), problem.worst("repeat")
+    worst, repeat = problem.worst_text("compare"), problem.worst_text("repeat")
     numbers = []
     if worst is not None:
-        numbers.append(f"outputs differ by up to {_number(worst)}")
+        numbers.append(f"outputs differ by up to {worst}")
     if repeat is not None:
-        numbers.append(f"two runs by up to {_number(repeat)}")
+        numbers.append(f"two runs by up to {repeat}")
     text = ", ".join(parts + numbers)
     others = [
         rule for rule in dict.fromkeys(f.rule for f in problem.evidence) if rule != problem.rule
@@ -153,7 +153,9 @@ def comparison_line(comparison: Comparison) -> str:
     m, t = comparison.metrics, comparison.tolerance
     verdict = "ok" if comparison.passed else "FAIL"
     batch = f"@batch{comparison.batch_size}" if comparison.batch_size is not None else ""
-    detail = f"max abs {_number(m.max_abs)}, {m.mismatched}/{m.total} mismatched"
+    figure = relative_figure(m.max_abs, m.magnitude or 0.0) if m.max_abs else ""
+    relative = f" ({figure})" if figure else ""
+    detail = f"max abs {_number(m.max_abs)}{relative}, {m.mismatched}/{m.total} mismatched"
     if not m.shape_ok:
         detail += f", shape {m.shape} expected {m.expected_shape}"
     if m.nonfinite > m.expected_nonfinite:

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
+
+
+def relative_figure(difference: float, scale: float) -> str:
+    """`relative 1.6e-06 to the magnitude 7.5e+07`, or "" where there is no scale to divide by:
+    the one way a difference is read against the magnitude of the values compared."""
+    if not scale or not math.isfinite(difference) or not math.isfinite(scale):
+        return ""
+    return f"relative {difference / scale:.2g} to the magnitude {scale:.3g}"
 
 
 @dataclass(frozen=True)
@@ -32,7 +41,8 @@ class OutputMetrics:
     tolerance in `counted_at` (rtol, atol). `envelope` holds the (|expected|, |difference|)
     points that decide the verdict at every tolerance (see `judge`); None when the difference
     is not finite everywhere, when there were too many points to keep, or for metrics made by
-    hand.
+    hand. `magnitude` is the largest finite |expected|: the scale the difference is read against
+    (`relative`), unlike `max_rel`, which divides each element's difference by its own size.
     """
 
     shape: tuple[int, ...] | None
@@ -47,6 +57,14 @@ class OutputMetrics:
     expected_nonfinite: int = 0
     counted_at: tuple[float, float] | None = None
     envelope: tuple[tuple[float, float], ...] | None = None
+    magnitude: float | None = None
+
+    @property
+    def relative(self) -> float | None:
+        """max_abs as a share of the magnitude of the reference output; None without both."""
+        if self.max_abs is None or not self.magnitude:
+            return None
+        return self.max_abs / self.magnitude
 
     @property
     def shape_ok(self) -> bool:
@@ -73,6 +91,7 @@ class OutputMetrics:
             "expected_nonfinite": self.expected_nonfinite,
             "counted_at": list(self.counted_at) if self.counted_at is not None else None,
             "envelope": [list(p) for p in self.envelope] if self.envelope is not None else None,
+            "magnitude": self.magnitude,
         }
 
 

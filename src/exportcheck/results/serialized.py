@@ -162,6 +162,7 @@ def _metrics(data: Mapping[str, Any]) -> OutputMetrics:
         expected_nonfinite=int(data["expected_nonfinite"]),
         counted_at=_pair(data["counted_at"]),
         envelope=points,
+        magnitude=data.get("magnitude"),
     )
 
 

@@ -33,14 +33,20 @@ def module_path_of(node: NodeProto, node_name: str) -> str | None:
         modules = [n for n in names[1:-1] if n]
         return modules[-1] if modules else None
     if node_name.startswith("/"):
-        path = ""
-        for segment in node_name.strip("/").split("/")[:-1]:
-            if path and not segment.startswith(path + "."):
-                path = f"{path}.{segment}"
-            else:
-                path = segment
-        return path or None
+        return scoped_module(node_name) or None
     return None
+
+
+def scoped_module(node_name: str) -> str:
+    """The module path of a legacy exporter's node name: `/layer1/layer1.0/conv1/Conv` is
+    `layer1.0.conv1` (a segment is either the full path or the attribute under its parent)."""
+    path = ""
+    for segment in node_name.strip("/").split("/")[:-1]:
+        if path and not segment.startswith(path + "."):
+            path = f"{path}.{segment}"
+        else:
+            path = segment
+    return path
 
 
 _STACK_TRACE_KEY = "pkg.torch.onnx.stack_trace"
