@@ -16,6 +16,7 @@ from typing import Any
 from exportcheck.graph_checks.gc_pause import gc_paused
 from exportcheck.readers.onnx import load_model, read_onnx
 from exportcheck.readers.onnx.load import read_model_bytes
+from exportcheck.readers.onnx.op_types import main_graph_op_types
 from exportcheck.readers.onnx.protos import (
     FunctionProto,
     ModelProto,
@@ -287,7 +288,9 @@ def read_decisions(
 ) -> list[Decision]:
     """Every Dropout and BatchNormalization that can run, decided; `model`, when given, is the
     parse of `path` that the edits will change, and `serialized` the bytes it was parsed from."""
-    view = read_onnx(path, MODE_OPS, model=model)
+    # The proof inspects the written file with the full walk, so this one may take the hint.
+    hint = main_graph_op_types(serialized) if model is not None and serialized else None
+    view = read_onnx(path, MODE_OPS, model=model, main_op_types=hint)
     reads = ScopeReads(view.nodes, model, serialized)
     return [decide(node, reads) for node in view.nodes]
 

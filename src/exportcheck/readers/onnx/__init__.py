@@ -4,7 +4,9 @@ Modules, in the order a read uses them: `protos` (the protobuf classes), `load` 
 check the file), `external_data` (side-file location safety), `constants` (constant values),
 `scopes` (name resolution through nested graphs), `arguments` (a node's arguments by schema
 name), `module_paths` (the PyTorch module a node came from), `nodes` (a node as the uniform
-view, and the producer/consumer lookup of its scope), `walk` (the ArtifactView).
+view, and the producer/consumer lookup of its scope), `walk` (the ArtifactView); `skeletons`
+(a model's bytes parsed with only the fields a question needs) and `op_types` (the main graph's
+op types, a hint `exportcheck fix` gives its walk).
 """
 
 from __future__ import annotations

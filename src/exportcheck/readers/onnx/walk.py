@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import ChainMap
+from collections.abc import Iterator
 from typing import Any
 
 from exportcheck.readers.onnx.external_data import check_external_location, external_data_location
@@ -76,11 +77,59 @@ def _subgraph_scope(graph: GraphProto, parent: Scope | None, label: Label | None
     return Scope(graph, parent, parent.opsets, label=label)
 
 
-def read_onnx(path: str, wanted: frozenset[str], model: ModelProto | None = None) -> ArtifactView:
+class _Misaligned(Exception):
+    """The op-type hint disagrees with a node it names."""
+
+
+def _visited(
+    nodes: Any, hint: list[str] | None, roles: dict[Any, str], wanted_types: frozenset[str]
+) -> Iterator[tuple[int, NodeProto, Any, str]]:
+    """(position, node, op type, role) of every node whose role is not plain. With `hint` (the
+    nodes' op types in order) plain nodes are passed over without touching them, and every
+    node visited must have the op type the hint gives it."""
+    if hint is None:
+        for position, node in enumerate(nodes):
+            op_type = node.op_type
+            role = roles.get(op_type)
+            if role is None:
+                role = roles[op_type] = _role(op_type, wanted_types)
+            if role is not _PLAIN:
+                yield position, node, op_type, role
+        return
+    for position, op_type in enumerate(hint):
+        role = roles.get(op_type)
+        if role is None:
+            role = roles[op_type] = _role(op_type, wanted_types)
+        if role is not _PLAIN:
+            node = nodes[position]
+            if node.op_type != op_type:
+                raise _Misaligned
+            yield position, node, op_type, role
+
+
+def read_onnx(
+    path: str,
+    wanted: frozenset[str],
+    model: ModelProto | None = None,
+    main_op_types: list[str] | None = None,
+) -> ArtifactView:
     """Walks the main graph, every nested subgraph and every model-local function once; given
     `model` (parsed from `path` by the caller, as `exportcheck fix` does to edit it), its views
-    point into that model."""
+    point into that model. `main_op_types` (`op_types.main_graph_op_types`) lets the walk pass
+    over the main graph's plain nodes unread; only a caller whose result a full walk checks
+    again may give it, since a file can make the hint skip a node."""
     model = load_model(path) if model is None else model
+    if main_op_types is not None:
+        try:
+            return _walk(path, wanted, model, main_op_types)
+        except _Misaligned:
+            pass
+    return _walk(path, wanted, model, None)
+
+
+def _walk(
+    path: str, wanted: frozenset[str], model: ModelProto, main_op_types: list[str] | None
+) -> ArtifactView:
     opsets = opset_versions(model)
     wanted_types = frozenset(op.rsplit("::", 1)[-1] for op in wanted)
     notes: list[Note] = []
@@ -115,6 +164,7 @@ def read_onnx(path: str, wanted: frozenset[str], model: ModelProto | None = None
     # weight file): most If/Loop bodies need none. A dead branch (and all under it) is still
     # walked for its weight files, whose locations a runtime opens all the same, but the
     # rules never see its nodes: they cannot run in the deployed model.
+    main = roots[0]
     stack: list[_Pending] = [(root.graph, None, None, root, False) for root in reversed(roots)]
     function_type = FunctionProto
     roles: dict[str, str] = {}
@@ -128,13 +178,8 @@ def read_onnx(path: str, wanted: frozenset[str], model: ModelProto | None = None
         nodes = graph.node
         node_count += len(nodes)
         hits: list[tuple[int, NodeProto]] = []
-        for position, node in enumerate(nodes):
-            op_type = node.op_type
-            role = roles.get(op_type)
-            if role is None:
-                role = roles[op_type] = _role(op_type, wanted_types)
-            if role is _PLAIN:
-                continue
+        hint = main_op_types if scope is main and len(main_op_types or ()) == len(nodes) else None
+        for position, node, op_type, role in _visited(nodes, hint, roles, wanted_types):
             if role is _MATCH:
                 if not dead:
                     hits.append((position, node))
