@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 import exportcheck
@@ -43,5 +44,11 @@ def test_a_localized_report_with_infinite_relative_differences_writes_as_json(tm
         cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 1, done.stderr
-    report = json.loads((tmp_path / "report.json").read_text())
+    text = (tmp_path / "report.json").read_text()
+    report = json.loads(text)
     assert any(f["rule"] == "training-dropout" for f in report["findings"])
+    assert '"inf"' in text  # written as the schema's string for a non-finite measure
+    schema = json.loads(
+        (Path(exportcheck.__file__).parent / "schemas/report.schema.json").read_text()
+    )
+    jsonschema.Draft202012Validator(schema).validate(report)
