@@ -13,6 +13,7 @@ import torch
 from onnxscript.rewriter import rewrite
 
 from tests.cli.processes import exportcheck as run_cli
+from tests.conftest import build_sample
 from tests.repair.models import ConvBnDropout, DropoutInCond, StdConvNet, built, image
 
 
@@ -42,6 +43,22 @@ def test_onnxslim_erasing_training_dropouts_is_named_and_moves_toward_eval(
     assert code == 0 and data["ok"]
     # BEFORE as it is drops at random with the runtime's optimizations off
     assert not all(c["passed"] for c in data["raw_comparisons"])
+
+
+def test_a_before_with_external_data_is_proven_in_eval_semantics_and_left_untouched(tmp_path):
+    """torch.onnx.export's default for the sample transformer keeps its weights in a side
+    file. The repaired forms of both files are run from memory, their weights read from
+    beside each file: the proof runs, and nothing is written next to the user's files."""
+    model, inputs = build_sample("transformer")
+    before = _export(model.train(), inputs, tmp_path / "train.onnx", dynamo=True)
+    assert (tmp_path / "train.onnx.data").is_file()
+    after = tmp_path / "slim.onnx"
+    onnx.save(onnxslim.slim(onnx.load(str(before))), str(after))
+    listed = sorted(p.name for p in tmp_path.iterdir())
+    code, data = _compare(after, before)
+    assert data["comparisons"] and all(c["passed"] for c in data["comparisons"])
+    assert code == 0 and data["ok"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == listed
 
 
 def test_onnxslim_leaves_dropouts_inside_if_branches(tmp_path):

@@ -6,8 +6,6 @@ repaired (eval semantics, intended batch statistics kept) and against BEFORE as 
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,7 +14,6 @@ from exportcheck.errors import UnsupportedArtifactError
 from exportcheck.numerics.metrics import coarser_tolerance, measure
 from exportcheck.readers import detect_kind
 from exportcheck.readers.onnx import read_onnx
-from exportcheck.readers.onnx.external_data import external_data_files
 from exportcheck.readers.view import ArtifactKind, NodeView
 from exportcheck.repair.onnx_rewrite import (
     MODE_OPS,
@@ -130,12 +127,11 @@ def runner_comparisons(
     return made
 
 
-def _repaired_copy(path: str, folder: str, name: str) -> str:
+def _repaired_bytes(path: str) -> bytes:
+    """The file with its mode bugs repaired, serialized: never written, its external data
+    still read from beside the file."""
     model, _ = repair_onnx(path)
-    repaired = os.path.join(folder, name)
-    with open(repaired, "wb") as handle:
-        handle.write(model.SerializeToString())
-    return repaired
+    return model.SerializeToString()
 
 
 def _left_in_training(path: str) -> tuple[NodeRepair, ...]:
@@ -163,11 +159,20 @@ def _judged_by_outputs(
     )
 
 
-def _run_pair(first: str, second: str, inputs: tuple, reference: str, run: str) -> list[Comparison]:
+def _run_pair(
+    first: str,
+    second: str,
+    inputs: tuple,
+    reference: str,
+    run: str,
+    serialized: tuple[bytes | None, bytes | None] = (None, None),
+) -> list[Comparison]:
+    """`first` against `second` at every ORT level; `serialized` holds what to run in place of
+    each file's own bytes (its repaired form), its external data read from beside the file."""
     made: list[Comparison] = []
     for level in OPTIMIZATION_LEVELS:
-        runner = onnx_runner(first, "cpu", level)
-        expected = onnx_runner(second, "cpu", level).run(inputs)
+        runner = onnx_runner(first, "cpu", level, serialized=serialized[0])
+        expected = onnx_runner(second, "cpu", level, serialized=serialized[1]).run(inputs)
         made += runner_comparisons(
             runner,
             runner.run(inputs),
@@ -195,20 +200,14 @@ def compare_artifacts(
     remaining = _left_in_training(after)
     inputs = onnx_inputs(before, shapes)
     raw = _run_pair(after, before, inputs, "BEFORE", "raw")
-    if external_data_files(before) or external_data_files(after):
-        note = (
-            "external data: the repaired copies are not run (they would have to be written "
-            "beside the weights), so the outputs are not proven to keep eval semantics"
-        )
-        return ModeChangeReport(after, before, changes, (), tuple(raw), remaining, note)
-    with tempfile.TemporaryDirectory(prefix="exportcheck-compare-") as folder:
-        comparisons = _run_pair(
-            _repaired_copy(after, folder, "after-eval.onnx"),
-            _repaired_copy(before, folder, "before-eval.onnx"),
-            inputs,
-            "BEFORE, both with mode bugs repaired",
-            "eval",
-        )
+    comparisons = _run_pair(
+        after,
+        before,
+        inputs,
+        "BEFORE, both with mode bugs repaired",
+        "eval",
+        (_repaired_bytes(after), _repaired_bytes(before)),
+    )
     return ModeChangeReport(
         after,
         before,

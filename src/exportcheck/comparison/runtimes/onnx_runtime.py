@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -43,9 +44,13 @@ def check_onnx_external_data(path: str) -> None:
             )
 
 
-def onnx_runner(path: str, device: str, optimization: str) -> Runner:
+def onnx_runner(
+    path: str, device: str, optimization: str, *, serialized: bytes | None = None
+) -> Runner:
     """A session on the device's provider. ORT is the reference runtime for ONNX: a file it
-    cannot load is an unreadable input (exit 2), not a runtime's refusal."""
+    cannot load is an unreadable input (exit 2), not a runtime's refusal. `serialized`: a
+    model to run in place of the file's own bytes (a repaired form of it), never written; its
+    external data is read from beside `path`."""
     import onnxruntime as ort
 
     provider = "CUDAExecutionProvider" if device == "cuda" else "CPUExecutionProvider"
@@ -61,8 +66,15 @@ def onnx_runner(path: str, device: str, optimization: str) -> Runner:
     # ORT logs its own errors in colour on stderr as well as raising them; the exception's
     # message goes into the report, so the log stays silent (4: fatal only).
     options.log_severity_level = 4
+    if serialized is not None:
+        options.add_session_config_entry(
+            "session.model_external_initializers_file_folder_path",
+            os.path.dirname(os.path.abspath(path)),
+        )
     try:
-        session = ort.InferenceSession(path, sess_options=options, providers=[provider])
+        session = ort.InferenceSession(
+            path if serialized is None else serialized, sess_options=options, providers=[provider]
+        )
     except Exception as error:
         raise UnreadableArtifactError(
             f"onnxruntime cannot load the model: {ort_message(error)}", subject=path
