@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from exportcheck.auditing.probes import run_probes
-from exportcheck.numerics.metrics import default_tolerance, relative_text, scaled_tolerance
+from exportcheck.numerics.metrics import default_tolerance, scaled_tolerance
+from exportcheck.results.comparison import relative_text
 from tests.conftest import require_model_family
 
 

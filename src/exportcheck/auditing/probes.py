@@ -21,11 +21,10 @@ from exportcheck.numerics.metrics import (
     flatten,
     magnitude,
     measure,
-    relative_text,
     scaled_tolerance,
     to_numpy,
 )
-from exportcheck.results.comparison import Tolerance
+from exportcheck.results.comparison import Tolerance, relative_text
 from exportcheck.results.findings import Finding, Location
 from exportcheck.results.report import Skipped
 from exportcheck.rules import BatchDependentEval, NondeterministicEval, Rule

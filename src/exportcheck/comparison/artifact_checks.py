@@ -38,8 +38,8 @@ from exportcheck.localization.findings import (
     needs_localization,
 )
 from exportcheck.numerics.devices import tf32
-from exportcheck.numerics.metrics import measure, relative_text
-from exportcheck.results.comparison import Comparison, relative_figure
+from exportcheck.numerics.metrics import measure
+from exportcheck.results.comparison import Comparison, relative_figure, relative_text
 from exportcheck.results.findings import Finding
 from exportcheck.results.problems import CONSEQUENCE_STAGE, explaining_cause
 from exportcheck.results.report import Skipped

@@ -11,7 +11,7 @@ from typing import Any
 from exportcheck.errors import first_line
 from exportcheck.localization.ambiguity import Ambiguity, ambiguous_outputs, artifact_outputs
 from exportcheck.localization.trace import Localization, TracePoint
-from exportcheck.numerics.metrics import relative_text
+from exportcheck.results.comparison import relative_text
 from exportcheck.results.findings import Finding, Location, Severity
 from exportcheck.rules import FirstDivergence, OutputMismatch
 

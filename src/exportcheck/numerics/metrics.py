@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from exportcheck.results.comparison import OutputMetrics, Tolerance, relative_figure
+from exportcheck.results.comparison import OutputMetrics, Tolerance
 
 # torch.testing.assert_close's defaults (torch/testing/_comparison.py), by dtype name; integer
 # and bool outputs are compared exactly. Kept here so a dtype is judged the same whether it
@@ -228,10 +228,3 @@ def scaled_tolerance(base: Tolerance, expected: Any, dtype: Any = None) -> Toler
         source=f"{base.source}, atol raised to {share:.2g} of the largest magnitude {scale:.3g}",
         noise=base.noise,
     )
-
-
-def relative_text(difference: float, scale: float) -> str:
-    """`120 (relative 1.6e-06 to the magnitude 7.5e+07)`: an absolute difference with its
-    relative figure."""
-    figure = relative_figure(difference, scale)
-    return f"{difference:.3g} ({figure})" if figure else f"{difference:.3g}"

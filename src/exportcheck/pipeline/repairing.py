@@ -17,8 +17,7 @@ from typing import Any
 
 from exportcheck.comparison.reference import Progress, Tolerances, quiet_progress
 from exportcheck.graph_checks import inspect_artifact
-from exportcheck.numerics.metrics import relative_text
-from exportcheck.results.comparison import Comparison
+from exportcheck.results.comparison import Comparison, largest_difference
 from exportcheck.results.repair import Action, ModeChangeReport, ProofStep, RepairResult
 from exportcheck.rules import DynamicDropoutMode, TrainingBatchNorm, TrainingDropout
 
@@ -239,14 +238,6 @@ def _batch_companions(
     )
 
 
-def _worst_text(comparisons: list[Comparison]) -> str:
-    """The largest difference among the comparisons, with its relative figure."""
-    worst = max(comparisons, key=lambda c: c.metrics.max_abs or 0.0, default=None)
-    if worst is None or not worst.metrics.max_abs:
-        return "0"
-    return relative_text(worst.metrics.max_abs, worst.metrics.magnitude or 0.0)
-
-
 def _step(check: str, comparisons: list[Comparison], how: str) -> ProofStep:
     if not comparisons:
         return ProofStep(check, True, f"nothing to compare ({how}): no runner or no batch")
@@ -256,7 +247,7 @@ def _step(check: str, comparisons: list[Comparison], how: str) -> ProofStep:
         return ProofStep(
             check,
             False,
-            f"{how}: {len(failing)} output(s) differ, up to {_worst_text(failing)}",
+            f"{how}: {len(failing)} output(s) differ, up to {largest_difference(failing) or 0}",
             tuple(comparisons),
         )
     return ProofStep(check, True, f"{how}: equal on {', '.join(runtimes)}", tuple(comparisons))
@@ -281,7 +272,7 @@ def _difference_from_original(
     )
     worst = max((c.metrics.max_abs or 0.0 for c in compared), default=0.0)
     detail = (
-        f"the repaired artifact differs from the original by up to {_worst_text(compared)} "
+        f"the repaired artifact differs from the original by up to {largest_difference(compared) or 0} "
         f"({'identical' if worst == 0 else 'the original ran training-mode operations'})"
     )
     return ProofStep("difference from the original", True, detail, tuple(compared))

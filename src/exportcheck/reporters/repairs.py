@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from exportcheck.reporters.escaping import dumps_valid, printable
-from exportcheck.results.comparison import relative_figure
+from exportcheck.results.comparison import relative_text
 from exportcheck.results.repair import Action, ModeChangeReport, RepairResult
 
 REPAIR_FORMATS = ("text", "json")
@@ -89,9 +89,7 @@ def _outputs(title: str, comparisons: Any) -> list[str]:
     for c in comparisons:
         mark = "ok  " if c.passed else "DIFF"
         worst = c.metrics.max_abs
-        shown = "n/a" if worst is None else f"{worst:.3g}"
-        figure = relative_figure(worst, c.metrics.magnitude or 0.0) if worst else ""
-        shown += f" ({figure})" if figure else ""
+        shown = "n/a" if worst is None else relative_text(worst, c.metrics.magnitude or 0.0)
         lines.append(f"  {mark} {printable(c.output)} on {c.runtime_label}: max abs {shown}")
     return lines
 

@@ -13,7 +13,7 @@ import textwrap
 from collections.abc import Iterable
 
 from exportcheck.reporters.escaping import printable
-from exportcheck.results.comparison import Comparison, relative_figure
+from exportcheck.results.comparison import Comparison, relative_text
 from exportcheck.results.findings import Finding, Severity
 from exportcheck.results.problems import CONSEQUENCE_STAGE, Problem, shown_path
 from exportcheck.results.report import Report, fail_threshold
@@ -89,10 +89,6 @@ def problem_place(problem: Problem, root: str | None, cwd: str | None = None) ->
     return problem.subject if path is None else shown_path(path, root, cwd)
 
 
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3g}"
-
-
 def evidence_summary(problem: Problem) -> str:
     """One line: how many artifacts and runtimes, the worst differences, the other rules."""
     parts = []
@@ -153,9 +149,8 @@ def comparison_line(comparison: Comparison) -> str:
     m, t = comparison.metrics, comparison.tolerance
     verdict = "ok" if comparison.passed else "FAIL"
     batch = f"@batch{comparison.batch_size}" if comparison.batch_size is not None else ""
-    figure = relative_figure(m.max_abs, m.magnitude or 0.0) if m.max_abs else ""
-    relative = f" ({figure})" if figure else ""
-    detail = f"max abs {_number(m.max_abs)}{relative}, {m.mismatched}/{m.total} mismatched"
+    shown = "-" if m.max_abs is None else relative_text(m.max_abs, m.magnitude or 0.0)
+    detail = f"max abs {shown}, {m.mismatched}/{m.total} mismatched"
     if not m.shape_ok:
         detail += f", shape {m.shape} expected {m.expected_shape}"
     if m.nonfinite > m.expected_nonfinite:

@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
 
 def relative_figure(difference: float, scale: float) -> str:
-    """`relative 1.6e-06 to the magnitude 7.5e+07`, or "" where there is no scale to divide by:
-    the one way a difference is read against the magnitude of the values compared."""
-    if not scale or not math.isfinite(difference) or not math.isfinite(scale):
+    """`relative 1.6e-06 to the magnitude 7.5e+07`, or "" where there is no difference or no
+    scale to divide by: the one way a difference is read against the magnitude of the values
+    compared."""
+    if not difference or not scale or not math.isfinite(difference) or not math.isfinite(scale):
         return ""
     return f"relative {difference / scale:.2g} to the magnitude {scale:.3g}"
+
+
+def relative_text(difference: float, scale: float) -> str:
+    """`120 (relative 1.6e-06 to the magnitude 7.5e+07)`: an absolute difference with its
+    relative figure."""
+    figure = relative_figure(difference, scale)
+    return f"{difference:.3g} ({figure})" if figure else f"{difference:.3g}"
+
+
+def largest_difference(comparisons: Iterable[Comparison]) -> str | None:
+    """The largest max abs among the comparisons, with its figure relative to the magnitude of
+    that comparison's reference output; None when none was measured."""
+    measured = [c.metrics for c in comparisons if c.metrics.max_abs is not None]
+    if not measured:
+        return None
+    largest = max(measured, key=lambda m: m.max_abs or 0.0)
+    return relative_text(largest.max_abs or 0.0, largest.magnitude or 0.0)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from exportcheck.results.comparison import Comparison, relative_figure
+from exportcheck.results.comparison import Comparison, largest_difference
 from exportcheck.results.findings import Finding, Severity, Suppression
 
 CONSEQUENCE_STAGE = "compare"
@@ -146,13 +146,7 @@ class Problem:
     def worst_text(self, run: str = "compare") -> str | None:
         """`worst`, with its figure relative to the magnitude of that comparison's reference
         output: `120 (relative 1.6e-06 to the magnitude 7.5e+07)`."""
-        measured = [c for c in self.comparisons if c.run == run and c.metrics.max_abs is not None]
-        if not measured:
-            return None
-        largest = max(measured, key=lambda c: c.metrics.max_abs or 0.0).metrics
-        difference = largest.max_abs or 0.0
-        figure = relative_figure(difference, largest.magnitude or 0.0)
-        return f"{difference:.3g} ({figure})" if figure else f"{difference:.3g}"
+        return largest_difference(c for c in self.comparisons if c.run == run)
 
     def fingerprint(self, root: str | None, cwd: str | None = None) -> str:
         """Stable across runs, machines, working folders and temporary folders: rule, subject
