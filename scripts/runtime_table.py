@@ -52,6 +52,17 @@ FOOTER = """
 - *uses batch statistics*: a sample's output changes when another joins its batch.
 - *refuses*: the runtime's own words, on one line.
 - A cell names the formats it holds for when the formats disagree.
+- *crashes*: the runtime's own process died on the artifact (a segfault, an abort).
+
+OpenVINO and tract are native code that an unusual or hostile artifact can crash. They run in
+a process of their own (`python -m exportcheck.comparison.runtimes`, one per runtime), which
+exportcheck starts while it audits and exports the model, and which starts compiling each
+artifact as soon as the static pass has cleared it, while ONNX Runtime runs it. When that
+process dies, the artifact gets a `runtime-refusal` (EC304) finding that says so ("OpenVINO
+crashes on this artifact (...): OpenVINO crashed (killed by SIGSEGV)"), with the signal and
+the process's last line of output; the other runtimes' verdicts stand, and the next artifact
+gets a fresh process. Only arrays and JSON pass between the processes, never a pickle.
+ONNX Runtime, the reference runtime, and torch run in exportcheck's own process.
 """
 
 

@@ -36,7 +36,7 @@ def subject_of(name: str) -> str:
 def test_the_registry_names_each_runtime_once_and_each_module_is_listed():
     names = [r.name for r in RUNTIMES]
     assert len(names) == len(set(names)) == 4
-    modules = {type(r).__module__.rsplit(".", 1)[-1] for r in RUNTIMES}
+    modules = {type(getattr(r, "inner", r)).__module__.rsplit(".", 1)[-1] for r in RUNTIMES}
     package = Path(registry.__file__).parent
     found = {p.stem for p in package.glob("*_runtime.py")}
     assert modules == found

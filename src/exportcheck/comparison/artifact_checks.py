@@ -6,8 +6,9 @@ dimension; numerical findings take the module of the cause that explains them.""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -21,6 +22,7 @@ from exportcheck.comparison.runtimes import (
     Runner,
     RunnerUnavailable,
     Runtime,
+    RuntimeCrashed,
     RuntimeRefused,
     pytorch_runner,
 )
@@ -204,16 +206,17 @@ def _record_run_failure(
     does not run on a device it was not exported on (skipped), or a failure of the artifact."""
     if isinstance(error, RuntimeRefused):
         title = next((r.title for r in RUNTIMES if r.name == runner.runtime), runner.runtime)
+        crashed = isinstance(error, RuntimeCrashed)
         outcome.findings.append(
             measured_finding(
                 RuntimeRefusal,
-                f"{title} refuses this artifact ({label}): {error}",
+                _refusal_message(title, label, str(error), crashed=crashed),
                 ctx.subject,
                 artifact,
                 label,
             )
         )
-        return replace(run, status=REFUSED, detail=str(error))
+        return replace(run, status=CRASHED if crashed else REFUSED, detail=str(error))
     if runner.device != "cpu" and runner.runtime == "torch":
         # Tracing and torch.export bake the export device into constants (LSTM initial
         # states, views): an artifact exported on the CPU is not expected to run there.
@@ -237,6 +240,14 @@ def _record_run_failure(
         )
     )
     return replace(run, status=CRASHED, detail=first_line(error))
+
+
+def _refusal_message(title: str, label: str, reason: str, *, crashed: bool) -> str:
+    """`OpenVINO refuses this artifact (onnx on openvino/CPU/cpu): ...`, or `crashes on` it
+    when the runtime's own process died."""
+    if crashed:
+        return f"{title} crashes on this artifact ({label}): {reason}"
+    return f"{title} refuses this artifact ({label}): {reason}"
 
 
 def _nonfinite_findings(
@@ -464,6 +475,8 @@ class RunnerAttempt:
     unavailable: str | None = None
     refused: str | None = None
     crashed: str | None = None
+    runtime_crashed: bool = False
+    """`refused` is the runtime's own process dying, not a reason it gave."""
 
     @property
     def configuration(self) -> str:
@@ -489,19 +502,36 @@ def runners_for(
         for runtime in runtimes:
             if kind not in runtime.kinds or not runtime.installed():
                 continue
-            for option in runtime.options(kind, device):
-                attempt = RunnerAttempt(runtime, device, option, runtime.label(device, option))
-                try:
-                    attempt.runner = runtime.load(path, kind, device, option, loaded)
-                except RunnerUnavailable as why:
-                    attempt.unavailable = str(why)
-                except RuntimeRefused as why:
-                    attempt.refused = str(why)
-                except InputError:
-                    raise
-                except Exception as error:
-                    attempt.crashed = first_line(error)
-                yield attempt
+            try:
+                options = runtime.options(kind, device)
+            except Exception as error:  # its process died listing them: its first load did
+                yield _attempt(runtime, device, None, functools.partial(_raise, error))
+                continue
+            for option in options:
+                load = functools.partial(runtime.load, path, kind, device, option, loaded)
+                yield _attempt(runtime, device, option, load)
+
+
+def _raise(error: Exception) -> Runner:
+    raise error
+
+
+def _attempt(
+    runtime: Runtime, device: str, option: str | None, load: Callable[[], Runner]
+) -> RunnerAttempt:
+    attempt = RunnerAttempt(runtime, device, option, runtime.label(device, option))
+    try:
+        attempt.runner = load()
+    except RunnerUnavailable as why:
+        attempt.unavailable = str(why)
+    except RuntimeRefused as why:
+        attempt.refused = str(why)
+        attempt.runtime_crashed = isinstance(why, RuntimeCrashed)
+    except InputError:
+        raise
+    except Exception as error:
+        attempt.crashed = first_line(error)
+    return attempt
 
 
 def _artifact_kind(fmt: str) -> str:
@@ -573,38 +603,47 @@ def inspect_and_compare_artifact(
             )
         )
         return outcome
-    loaded = load_torch_artifact(path, kind) if kind != "onnx" else None
-    dimension_variants, passed_over = _dimension_variants(ctx, path, kind, loaded, fmt)
-    outcome.skipped += passed_over
-    for attempt in runners_for(path, kind, devices, loaded, runtimes):
-        runner = attempt.runner
-        run = RuntimeRun(
-            ctx.subject,
-            artifact_label,
-            fmt,
-            attempt.runtime.name,
-            attempt.configuration,
-            RAN,
-            version=_described(attempt.runtime),
-        )
-        if runner is None:
-            outcome.runs.append(_without_runner(outcome, ctx, attempt, run, artifact_label, fmt))
-            continue
-        ctx.progress(f"{ctx.subject}: compare {fmt} on {attempt.label}")
-        with tf32(ctx.allow_tf32) if runner.device == "cuda" else contextlib.nullcontext():
-            part = check_runner(
-                ctx,
-                runner,
-                artifact=artifact_label,
-                artifact_format=fmt,
-                dynamic_batch=dynamic_batch,
-                dimension_variants=dimension_variants,
+    installed = [r for r in runtimes if kind in r.kinds and r.installed()]
+    for runtime in installed:
+        runtime.prefetch(path, kind, devices)
+    try:
+        loaded = load_torch_artifact(path, kind) if kind != "onnx" else None
+        dimension_variants, passed_over = _dimension_variants(ctx, path, kind, loaded, fmt)
+        outcome.skipped += passed_over
+        for attempt in runners_for(path, kind, devices, loaded, runtimes):
+            runner = attempt.runner
+            run = RuntimeRun(
+                ctx.subject,
+                artifact_label,
+                fmt,
+                attempt.runtime.name,
+                attempt.configuration,
+                RAN,
+                version=_described(attempt.runtime),
             )
-        outcome.comparisons += part.comparisons
-        outcome.findings += part.findings
-        outcome.skipped += part.skipped
-        outcome.runs += [replace(r, version=run.version) for r in part.runs]
-        del runner
+            if runner is None:
+                outcome.runs.append(
+                    _without_runner(outcome, ctx, attempt, run, artifact_label, fmt)
+                )
+                continue
+            ctx.progress(f"{ctx.subject}: compare {fmt} on {attempt.label}")
+            with tf32(ctx.allow_tf32) if runner.device == "cuda" else contextlib.nullcontext():
+                part = check_runner(
+                    ctx,
+                    runner,
+                    artifact=artifact_label,
+                    artifact_format=fmt,
+                    dynamic_batch=dynamic_batch,
+                    dimension_variants=dimension_variants,
+                )
+            outcome.comparisons += part.comparisons
+            outcome.findings += part.findings
+            outcome.skipped += part.skipped
+            outcome.runs += [replace(r, version=run.version) for r in part.runs]
+            del runner
+    finally:
+        for runtime in installed:
+            runtime.forget(path)
     if localize or needs_localization(outcome.findings, outcome.comparisons):
         ctx.progress(f"{ctx.subject}: localize {fmt}")
         # It runs the model with hooks on: not while an export traces it on the other thread.
@@ -637,16 +676,17 @@ def _without_runner(
     label = f"{fmt} on {attempt.configuration}"
     title = attempt.runtime.title
     if attempt.refused is not None:
+        crashed = attempt.runtime_crashed
         outcome.findings.append(
             measured_finding(
                 RuntimeRefusal,
-                f"{title} refuses this artifact ({label}): {attempt.refused}",
+                _refusal_message(title, label, attempt.refused, crashed=crashed),
                 ctx.subject,
                 artifact,
                 label,
             )
         )
-        return replace(run, status=REFUSED, detail=attempt.refused)
+        return replace(run, status=CRASHED if crashed else REFUSED, detail=attempt.refused)
     if attempt.crashed is not None:
         outcome.skipped.append(
             Skipped(

@@ -41,10 +41,10 @@ def flatten(value: Any) -> list[Any]:
 def to_numpy(tensor: Any) -> np.ndarray:
     """A CPU numpy copy that keeps the dtype: bfloat16 stays bfloat16 (ml_dtypes, onnx's own
     dependency), so a tolerance is chosen from the dtype the artifact produced."""
-    import torch
-
     if isinstance(tensor, np.ndarray):
         return tensor
+    import torch
+
     tensor = tensor.detach().cpu()
     if tensor.dtype == torch.bfloat16:
         import ml_dtypes

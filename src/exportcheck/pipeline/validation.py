@@ -107,13 +107,16 @@ def check_run_flags(
 def runtime_choice(
     names: Sequence[str] | None, subject: str
 ) -> tuple[tuple[Runtime, ...], list[Skipped]]:
-    """The installed runtimes among those chosen (None: all), and a skipped step, with the
-    extra to install, for each that is not installed."""
+    """The installed runtimes among those chosen (None: all), each warming up (a runtime in a
+    process of its own starts it now, while the model is audited and exported), and a skipped
+    step, with the extra to install, for each that is not installed."""
     try:
         chosen = chosen_runtimes(names)
     except KeyError as error:
         raise InputSpecError(str(error.args[0]), subject="--runtimes") from None
     installed = tuple(r for r in chosen if r.installed())
+    for runtime in installed:
+        runtime.warm_up()
     skipped = [
         Skipped(subject, f"{r.name} runtime", r.install_hint())
         for r in chosen

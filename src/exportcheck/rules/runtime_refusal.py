@@ -3,7 +3,9 @@
 What it finds
     An artifact that OpenVINO, tract or another optional runtime refuses, with the runtime's
     own reason on one line: OpenVINO's "Training mode is not supported for Dropout op", tract's
-    "Dropout in training mode with a non-zero ratio is not supported". When a mode problem of
+    "Dropout in training mode with a non-zero ratio is not supported". A runtime whose own
+    process dies on the artifact (OpenVINO and tract run in one of their own) crashes on it,
+    and the finding gives the signal and the process's last words. When a mode problem of
     the same model explains the refusal, the finding is evidence under that problem and says
     which one ("a consequence of EC101 at head.py:32").
 

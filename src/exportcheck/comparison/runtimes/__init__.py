@@ -1,11 +1,20 @@
 """The runtimes artifacts are run on: one module each behind the `Runtime` interface (load, run,
-describe, refuse), listed in one tuple. Adding a runtime is its module and a line here."""
+describe, refuse), listed in one tuple. Adding a runtime is its module and a line here; a
+runtime of native code that an artifact could crash is listed `IsolatedRuntime(...)`, to run
+in a process of its own."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from exportcheck.comparison.runtimes.base import Runner, RunnerUnavailable, Runtime, RuntimeRefused
+from exportcheck.comparison.runtimes.base import (
+    Runner,
+    RunnerUnavailable,
+    Runtime,
+    RuntimeCrashed,
+    RuntimeRefused,
+)
+from exportcheck.comparison.runtimes.host import IsolatedRuntime
 from exportcheck.comparison.runtimes.onnx_runtime import (
     OPTIMIZATION_LEVELS,
     OnnxRuntime,
@@ -17,7 +26,12 @@ from exportcheck.comparison.runtimes.openvino_runtime import OpenVino
 from exportcheck.comparison.runtimes.torch_runtime import TorchRuntime, pytorch_runner, torch_runner
 from exportcheck.comparison.runtimes.tract_runtime import Tract
 
-RUNTIMES: tuple[Runtime, ...] = (OnnxRuntime(), OpenVino(), Tract(), TorchRuntime())
+RUNTIMES: tuple[Runtime, ...] = (
+    OnnxRuntime(),
+    IsolatedRuntime(OpenVino()),
+    IsolatedRuntime(Tract()),
+    TorchRuntime(),
+)
 
 RUNTIME_NAMES: tuple[str, ...] = tuple(r.name for r in RUNTIMES)
 
@@ -56,6 +70,7 @@ __all__ = [
     "Runner",
     "RunnerUnavailable",
     "Runtime",
+    "RuntimeCrashed",
     "RuntimeRefused",
     "check_onnx_external_data",
     "chosen_runtimes",

@@ -19,6 +19,11 @@ class RuntimeRefused(Exception):
     on one line."""
 
 
+class RuntimeCrashed(RuntimeRefused):
+    """The runtime's process died on the artifact (a segfault, an abort): the message says how,
+    with its last words. exportcheck goes on; the runtime gets a fresh process."""
+
+
 @dataclass
 class Runner:
     """Something that maps input tensors to a list of numpy outputs, with a label."""
@@ -67,6 +72,17 @@ class Runtime:
         """A runner for the artifact; RunnerUnavailable when the device is not there,
         RuntimeRefused when the runtime will not take the artifact."""
         raise NotImplementedError
+
+    def warm_up(self) -> None:
+        """Starts what a first load would wait for (a runtime's own process and its import)
+        while the model is still being exported; nothing for a runtime loaded in-process."""
+
+    def prefetch(self, path: str, kind: str, devices: Sequence[str]) -> None:
+        """Starts loading an artifact the static pass has cleared, for the `load` calls that
+        follow; nothing for a runtime that loads only when asked."""
+
+    def forget(self, path: str) -> None:
+        """Drops whatever `prefetch` started for this artifact and nobody loaded."""
 
     def describe(self) -> str:
         """Its name and installed version."""

@@ -1,0 +1,152 @@
+"""Runtimes in a process of their own: a runtime that dies on an artifact is that runtime's
+verdict on it, exportcheck goes on, and the next artifact gets a fresh process; what passes
+between the processes is arrays and JSON, never a pickle."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import struct
+
+import numpy as np
+import pytest
+
+from exportcheck.comparison.artifact_checks import inspect_and_compare_artifact
+from exportcheck.comparison.reference import ModelRun, Tolerances, quiet_progress
+from exportcheck.comparison.runtimes import RuntimeCrashed, get_runtime, host
+from exportcheck.results.runtimes import CRASHED, RAN
+from tests.conftest import build_sample
+
+openvino_installed = pytest.mark.skipif(
+    not get_runtime("openvino").installed(),
+    reason="openvino is not installed (pip install 'exportcheck[openvino]')",
+)
+
+
+def _kill_host(name: str, how: signal.Signals) -> None:
+    process = host._HOSTS[name].process
+    os.kill(process.pid, how)
+    process.wait(timeout=30)
+
+
+@openvino_installed
+def test_a_host_that_dies_fails_what_it_was_given_and_the_next_load_starts_a_fresh_one(
+    sample_exports,
+):
+    import torch
+
+    path = sample_exports[("cnn", "eval", "onnx-legacy")]
+    openvino = get_runtime("openvino")
+    inputs = build_sample("cnn")[1]
+    runner = openvino.load(path, "onnx", "cpu", "CPU", None)
+    first = runner.run(inputs)
+    before = host._HOSTS["openvino"].process.pid
+    assert before != os.getpid()
+
+    _kill_host("openvino", signal.SIGSEGV)
+    with pytest.raises(RuntimeCrashed, match=r"^OpenVINO crashed \(killed by SIGSEGV"):
+        runner.run(inputs)
+
+    again = openvino.load(path, "onnx", "cpu", "CPU", None)
+    assert host._HOSTS["openvino"].process.pid != before
+    np.testing.assert_array_equal(again.run(inputs)[0], first[0])
+    assert torch.is_tensor(inputs[0])  # the caller's inputs are passed, not consumed
+
+
+@openvino_installed
+def test_a_runtime_crashing_on_an_artifact_is_its_verdict_beside_the_others(sample_exports):
+    path = sample_exports[("cnn", "eval", "onnx")]
+    model, inputs = build_sample("cnn")
+    ctx = ModelRun(model.eval(), inputs, "cnn", Tolerances(), False, quiet_progress)
+    openvino = get_runtime("openvino")
+    runtimes = (get_runtime("onnxruntime"), openvino)
+    openvino.prefetch(path, "onnx", ["cpu"])  # what the check sends, then the process dies
+    _kill_host("openvino", signal.SIGKILL)
+
+    outcome = inspect_and_compare_artifact(
+        ctx, path, "onnx", ["cpu"], dynamic_batch=True, artifact_label=path, runtimes=runtimes
+    )
+
+    statuses = {run.configuration: run.status for run in outcome.runs}
+    assert statuses == {
+        "onnxruntime/CPU/cpu/disable_all": RAN,
+        "onnxruntime/CPU/cpu/default": RAN,
+        "openvino/CPU/cpu": CRASHED,
+    }
+    crash = next(f for f in outcome.findings if f.rule == "runtime-refusal")
+    assert crash.message.startswith("OpenVINO crashes on this artifact (onnx on openvino/CPU/cpu)")
+    assert "killed by SIGKILL" in crash.message
+    assert all(c.passed for c in outcome.comparisons)
+
+    again = inspect_and_compare_artifact(
+        ctx, path, "onnx", ["cpu"], dynamic_batch=True, artifact_label=path, runtimes=runtimes
+    )
+    assert {run.status for run in again.runs} == {RAN}
+    assert not again.findings
+
+
+def test_arrays_pass_with_their_dtype_and_shape():
+    import ml_dtypes
+
+    arrays = [
+        np.arange(6, dtype=np.float32).reshape(2, 3),
+        np.array([True, False]),
+        np.arange(4, dtype=np.int64).reshape(2, 1, 2)[:, :, ::-1],
+        np.ones((2, 2), dtype=ml_dtypes.bfloat16),
+        np.zeros((0, 3), dtype=np.float16),
+    ]
+    stream = io.BytesIO()
+    host.write_message(stream, {"op": "run", "id": 7}, arrays)
+    stream.seek(0)
+    header, back = host.read_message(stream)
+    assert header == {"op": "run", "id": 7}
+    for sent, received in zip(arrays, back):
+        assert received.dtype == sent.dtype and received.shape == sent.shape
+        np.testing.assert_array_equal(received.astype(np.float64), sent.astype(np.float64))
+
+
+@pytest.mark.parametrize("dtype", ["object", "O", "V8", "<U3", "datetime64[s]"])
+def test_an_answer_never_unpickles_or_builds_arbitrary_dtypes(dtype):
+    header = json.dumps({"id": 1, "arrays": [[dtype, [1]]]}).encode()
+    frame = (
+        struct.pack("<I", len(header)) + header + struct.pack("<Q", 8) + b"\x80\x04N." + b"\0" * 4
+    )
+    with pytest.raises((ValueError, TypeError)):
+        host.read_message(io.BytesIO(frame))
+    with pytest.raises(ValueError):
+        host.write_message(io.BytesIO(), {}, [np.array([object()], dtype=object)])
+
+
+def test_a_truncated_answer_is_the_end_of_the_host():
+    stream = io.BytesIO()
+    host.write_message(stream, {"id": 1}, [np.ones(4, np.float32)])
+    with pytest.raises(EOFError):
+        host.read_message(io.BytesIO(stream.getvalue()[:-3]))
+
+
+@openvino_installed
+def test_a_host_that_dies_before_any_artifact_reached_it_blames_none(
+    sample_exports,
+):
+    path = sample_exports[("cnn", "eval", "onnx-legacy")]
+    model, inputs = build_sample("cnn")
+    ctx = ModelRun(model.eval(), inputs, "cnn", Tolerances(), False, quiet_progress)
+    openvino = get_runtime("openvino")
+    host.close_hosts()
+    openvino._options.clear()
+    openvino.warm_up()
+    _kill_host("openvino", signal.SIGKILL)
+
+    outcome = inspect_and_compare_artifact(
+        ctx,
+        path,
+        "onnx-legacy",
+        ["cpu"],
+        dynamic_batch=True,
+        artifact_label=path,
+        runtimes=(openvino,),
+    )
+    assert [run.status for run in outcome.runs] == [RAN]
+    assert not outcome.findings
