@@ -18,10 +18,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from exportcheck.results.comparison import Comparison, largest_difference
 from exportcheck.results.findings import Finding, Severity, Suppression
+
+if TYPE_CHECKING:  # a report without comparisons (a static inspection) need not load them
+    from exportcheck.results.comparison import Comparison
 
 CONSEQUENCE_STAGE = "compare"
 """The stage of the findings that measure an artifact: consequences, not causes."""
@@ -146,6 +148,8 @@ class Problem:
     def worst_text(self, run: str = "compare") -> str | None:
         """`worst`, with its figure relative to the magnitude of that comparison's reference
         output: `120 (relative 1.6e-06 to the magnitude 7.5e+07)`."""
+        from exportcheck.results.comparison import largest_difference
+
         return largest_difference(c for c in self.comparisons if c.run == run)
 
     def fingerprint(self, root: str | None, cwd: str | None = None) -> str:

@@ -7,13 +7,15 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exportcheck.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK
 from exportcheck.results.catalogue import RuleDescriptor
 from exportcheck.results.findings import Finding, Severity
 from exportcheck.results.problems import Problem, group_problems, repository_root
-from exportcheck.results.runtimes import MatrixCell, RuntimeRun, runtime_matrix
+
+if TYPE_CHECKING:  # a static inspection runs on no runtime and need not load the matrix
+    from exportcheck.results.runtimes import MatrixCell, RuntimeRun
 
 FAIL_ON_CHOICES = ("error", "warning", "info", "never")
 
@@ -111,6 +113,10 @@ class Report:
     @property
     def runtime_matrix(self) -> tuple[MatrixCell, ...]:
         """Each artifact on each runtime, with its verdict (derived from the comparisons)."""
+        if not self.runtime_runs:
+            return ()
+        from exportcheck.results.runtimes import runtime_matrix
+
         return runtime_matrix(self.runtime_runs, self.comparisons, self.findings)
 
     @property
