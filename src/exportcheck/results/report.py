@@ -76,7 +76,7 @@ class Report:
         """The findings grouped by root cause (derived, like a comparison's verdict)."""
         return group_problems(self.findings, self.comparisons)
 
-    @property
+    @cached_property
     def active_problems(self) -> tuple[Problem, ...]:
         return tuple(p for p in self.problems if p.suppressed is None)
 
@@ -123,7 +123,7 @@ class Report:
     def every_comparison_skipped(self) -> bool:
         return bool(self.uncompared) and not self.comparisons
 
-    @property
+    @cached_property
     def active_findings(self) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.suppressed is None)
 
