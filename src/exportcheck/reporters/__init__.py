@@ -8,9 +8,10 @@ formats, and the others' imports (xml.etree, the rule catalogue) are not free.
 from __future__ import annotations
 
 import importlib
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from exportcheck.results.report import Report
+if TYPE_CHECKING:  # `exportcheck rules` imports this package and needs no report
+    from exportcheck.results.report import Report
 
 DEFAULT_WIDTH = 100
 """What the text report wraps to when the caller knows no terminal width."""

@@ -14,7 +14,6 @@ import errno
 import os
 import re
 import stat
-import tempfile
 from collections.abc import Iterable
 
 from exportcheck.errors import OutputError
@@ -107,6 +106,8 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> None:
     folder = os.path.dirname(real)
     if not os.path.isdir(folder):
         raise OutputError("output folder does not exist", subject=target)
+    import tempfile  # only a report written to a file needs it: not stdout, not a device
+
     try:
         fd, temporary = tempfile.mkstemp(prefix=".exportcheck-", suffix=".tmp", dir=folder)
     except OSError as exc:

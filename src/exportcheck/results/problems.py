@@ -18,10 +18,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from exportcheck.results.comparison import Comparison, largest_difference
 from exportcheck.results.findings import Finding, Severity, Suppression
+
+if TYPE_CHECKING:  # a report without comparisons (a static inspection) need not load them
+    from exportcheck.results.comparison import Comparison
 
 CONSEQUENCE_STAGE = "compare"
 """The stage of the findings that measure an artifact: consequences, not causes."""
@@ -146,6 +148,8 @@ class Problem:
     def worst_text(self, run: str = "compare") -> str | None:
         """`worst`, with its figure relative to the magnitude of that comparison's reference
         output: `120 (relative 1.6e-06 to the magnitude 7.5e+07)`."""
+        from exportcheck.results.comparison import largest_difference
+
         return largest_difference(c for c in self.comparisons if c.run == run)
 
     def fingerprint(self, root: str | None, cwd: str | None = None) -> str:
@@ -219,6 +223,15 @@ def repository_root(start: str | None = None) -> str:
         folder = parent
 
 
+_is_absolute_root = lru_cache(maxsize=64)(os.path.isabs)
+
+
+def _absolute(root: str | None) -> str | None:
+    """The root as the cached functions below take it: a relative one read from the working
+    folder now. Every path a report shows asks, with the same root: its answer is cached."""
+    return os.path.abspath(root) if root and not _is_absolute_root(root) else root
+
+
 def shown_path(path: str, root: str | None, cwd: str | None = None) -> str:
     """A path as a report shows it: never absolute, with forward slashes.
 
@@ -232,9 +245,7 @@ def shown_path(path: str, root: str | None, cwd: str | None = None) -> str:
       since the folders above it (a home directory, a runner's workspace) tell a reader
       nothing the name does not, and may tell more than the team wants published.
     """
-    if root and not os.path.isabs(root):
-        root = os.path.abspath(root)
-    return _shown_path(path, root, cwd)
+    return _shown_path(path, _absolute(root), cwd)
 
 
 @lru_cache(maxsize=4096)
@@ -258,7 +269,13 @@ def _shown_path(path: str, root: str | None, cwd: str | None) -> str:
 def shown_artifact(name: str, root: str | None, cwd: str | None = None) -> str:
     """An artifact as a report shows it: a path given absolutely as `shown_path` shows it;
     other names are labels (`onnx: tagger.onnx (temporary)`) and stay as they are."""
-    return shown_path(name, root, cwd) if _is_absolute(name) else name
+    return _shown_artifact(name, _absolute(root), cwd)
+
+
+@lru_cache(maxsize=4096)
+def _shown_artifact(name: str, root: str | None, cwd: str | None) -> str:
+    # Every finding of a file names its artifact: 42k times in a 1M-node graph's report.
+    return _shown_path(name, root, cwd) if _is_absolute(name) else name
 
 
 def library_relative(path: str) -> str | None:
@@ -317,6 +334,12 @@ def stable_subject(subject: str, root: str | None, cwd: str | None = None) -> st
     """A subject as it reads on every machine and from every working folder: the file of a
     `file.py:build` target or an artifact as `stable_path`; a `package.module:build` target as
     it is (it names no file)."""
+    return _stable_subject(subject, _absolute(root), cwd)
+
+
+@lru_cache(maxsize=4096)
+def _stable_subject(subject: str, root: str | None, cwd: str | None) -> str:
+    # Every problem's fingerprint reads its subject, and a report has few subjects.
     file_target = _FILE_TARGET.match(subject)
     if file_target is not None:
         return f"{stable_path(file_target['file'], root, cwd)}:{file_target['attr']}"
@@ -502,7 +525,10 @@ def _problem(
     findings: Sequence[Finding], comparisons: Sequence[Comparison], group: _Group, explained: bool
 ) -> Problem:
     if len(group.indices) == 1:
-        ordered = [(group.indices[0], findings[group.indices[0]])]
+        index = group.indices[0]
+        if not group.comparisons:  # most problems: 42k of them in a 1M-node graph's report
+            return Problem(findings[index], (), (), (index,), (), explained)
+        ordered = [(index, findings[index])]
     else:
         ordered = sorted(((i, findings[i]) for i in group.indices), key=_cause_order)
     if not explained:

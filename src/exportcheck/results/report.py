@@ -7,13 +7,15 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exportcheck.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK
 from exportcheck.results.catalogue import RuleDescriptor
 from exportcheck.results.findings import Finding, Severity
 from exportcheck.results.problems import Problem, group_problems, repository_root
-from exportcheck.results.runtimes import MatrixCell, RuntimeRun, runtime_matrix
+
+if TYPE_CHECKING:  # a static inspection runs on no runtime and need not load the matrix
+    from exportcheck.results.runtimes import MatrixCell, RuntimeRun
 
 FAIL_ON_CHOICES = ("error", "warning", "info", "never")
 
@@ -74,7 +76,7 @@ class Report:
         """The findings grouped by root cause (derived, like a comparison's verdict)."""
         return group_problems(self.findings, self.comparisons)
 
-    @property
+    @cached_property
     def active_problems(self) -> tuple[Problem, ...]:
         return tuple(p for p in self.problems if p.suppressed is None)
 
@@ -111,13 +113,17 @@ class Report:
     @property
     def runtime_matrix(self) -> tuple[MatrixCell, ...]:
         """Each artifact on each runtime, with its verdict (derived from the comparisons)."""
+        if not self.runtime_runs:
+            return ()
+        from exportcheck.results.runtimes import runtime_matrix
+
         return runtime_matrix(self.runtime_runs, self.comparisons, self.findings)
 
     @property
     def every_comparison_skipped(self) -> bool:
         return bool(self.uncompared) and not self.comparisons
 
-    @property
+    @cached_property
     def active_findings(self) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.suppressed is None)
 

@@ -84,8 +84,10 @@ class Rule:
                 node.op,
                 node.module or hit.module,
                 hit.module_type,
-                source_file=node.source_file,
-                source_line=node.source_line,
+                None,  # runtime
+                None,  # output
+                node.source_file,
+                node.source_line,
             )
         return cls.finding(hit.message, subject, location, hit.severity)
 

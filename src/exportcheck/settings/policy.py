@@ -10,12 +10,15 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from exportcheck.results.comparison import Comparison
 from exportcheck.results.findings import Finding, Suppression
 from exportcheck.results.problems import group_problems
 from exportcheck.results.report import Report
 from exportcheck.settings.config import IgnoreEntry, Settings
+
+if TYPE_CHECKING:
+    from exportcheck.results.comparison import Comparison
 
 
 def _matches(pattern: str | None, value: str | None) -> bool:
