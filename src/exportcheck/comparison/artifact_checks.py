@@ -6,9 +6,8 @@ dimension; numerical findings take the module of the cause that explains them.""
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -505,31 +504,29 @@ def runners_for(
             try:
                 options = runtime.options(kind, device)
             except Exception as error:  # its process died listing them: its first load did
-                yield _attempt(runtime, device, None, functools.partial(_raise, error))
+                yield _failed(
+                    RunnerAttempt(runtime, device, None, runtime.label(device, None)), error
+                )
                 continue
             for option in options:
-                load = functools.partial(runtime.load, path, kind, device, option, loaded)
-                yield _attempt(runtime, device, option, load)
+                attempt = RunnerAttempt(runtime, device, option, runtime.label(device, option))
+                try:
+                    attempt.runner = runtime.load(path, kind, device, option, loaded)
+                except Exception as error:
+                    _failed(attempt, error)
+                yield attempt
 
 
-def _raise(error: Exception) -> Runner:
-    raise error
-
-
-def _attempt(
-    runtime: Runtime, device: str, option: str | None, load: Callable[[], Runner]
-) -> RunnerAttempt:
-    attempt = RunnerAttempt(runtime, device, option, runtime.label(device, option))
-    try:
-        attempt.runner = load()
-    except RunnerUnavailable as why:
-        attempt.unavailable = str(why)
-    except RuntimeRefused as why:
-        attempt.refused = str(why)
-        attempt.runtime_crashed = isinstance(why, RuntimeCrashed)
-    except InputError:
-        raise
-    except Exception as error:
+def _failed(attempt: RunnerAttempt, error: Exception) -> RunnerAttempt:
+    """The attempt, with why it got no runner; an input error is raised on."""
+    if isinstance(error, InputError):
+        raise error
+    if isinstance(error, RunnerUnavailable):
+        attempt.unavailable = str(error)
+    elif isinstance(error, RuntimeRefused):
+        attempt.refused = str(error)
+        attempt.runtime_crashed = isinstance(error, RuntimeCrashed)
+    else:
         attempt.crashed = first_line(error)
     return attempt
 

@@ -84,10 +84,8 @@ class Rule:
                 node.op,
                 node.module or hit.module,
                 hit.module_type,
-                None,  # runtime
-                None,  # output
-                node.source_file,
-                node.source_line,
+                source_file=node.source_file,
+                source_line=node.source_line,
             )
         return cls.finding(hit.message, subject, location, hit.severity)
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
+import functools
+import itertools
 import json
 import os
 import signal
@@ -27,7 +29,7 @@ import subprocess
 import sys
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any, BinaryIO
 
@@ -67,23 +69,23 @@ def _dtype(name: str) -> np.dtype:
     return dtype
 
 
-def _dtype_name(array: np.ndarray) -> str:
-    name = array.dtype.name
-    if name not in _EXTENDED_DTYPES:
-        _dtype(name)
-    return name
-
-
-def write_message(stream: BinaryIO, header: dict[str, Any], arrays: Sequence[Any] = ()) -> None:
-    """One message: the header (with each array's dtype and shape), then each array's bytes."""
+def encode_message(header: dict[str, Any], arrays: Sequence[Any] = ()) -> bytes:
+    """One message: the header (with each array's dtype and shape), then each array's bytes;
+    ValueError for an array of a dtype no message carries."""
     plain = [np.ascontiguousarray(a) for a in arrays]
-    header = {**header, "arrays": [[_dtype_name(a), list(a.shape)] for a in plain]}
+    for array in plain:
+        _dtype(array.dtype.name)
+    header = {**header, "arrays": [[a.dtype.name, list(a.shape)] for a in plain]}
     encoded = json.dumps(header).encode()
     parts = [_HEADER.pack(len(encoded)), encoded]
     for array in plain:
         data = array.tobytes()
         parts += [_ARRAY.pack(len(data)), data]
-    stream.write(b"".join(parts))
+    return b"".join(parts)
+
+
+def write_message(stream: BinaryIO, header: dict[str, Any], arrays: Sequence[Any] = ()) -> None:
+    stream.write(encode_message(header, arrays))
     stream.flush()
 
 
@@ -140,7 +142,6 @@ class _Host:
         )
         self.stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
         self.dead: str | None = None
-        self.next_id = 0
         threading.Thread(target=self._answers, name=f"{runtime.name}-host", daemon=True).start()
         threading.Thread(target=self._errors, name=f"{runtime.name}-stderr", daemon=True).start()
 
@@ -149,28 +150,22 @@ class _Host:
     ) -> Future[tuple[dict[str, Any], list[np.ndarray]]]:
         """Sends one request; the future holds its answer. The answers are read on a thread of
         their own, so a large answer never waits on a large request (or the reverse)."""
+        message = encode_message(header, arrays)
         future: Future[tuple[dict[str, Any], list[np.ndarray]]] = Future()
         with self.write_lock:
             with self.pending_lock:
                 if self.dead is not None:
                     future.set_exception(RuntimeCrashed(self.dead))
                     return future
-                self.next_id += 1
                 if answered:
                     self.pending.append(future)
                 else:
                     future.set_result(({}, []))
-            try:
-                assert self.process.stdin is not None
-                write_message(self.process.stdin, {**header, "id": self.next_id}, arrays)
-            except (OSError, ValueError) as error:
-                if isinstance(error, ValueError):  # an input no message can hold
-                    with self.pending_lock:
-                        if future in self.pending:
-                            self.pending.remove(future)
-                    if not future.done():
-                        future.set_exception(error)
-                # else: the host is gone, and the answers' thread fails what waits on it
+            assert self.process.stdin is not None
+            # A host that is gone: the answers' thread fails what waits on it.
+            with contextlib.suppress(OSError, ValueError):  # ValueError: its input was closed
+                self.process.stdin.write(message)
+                self.process.stdin.flush()
         return future
 
     def _answers(self) -> None:
@@ -316,8 +311,7 @@ class IsolatedRuntime(Runtime):
             stale = [key for key in self._prefetched if key[0] == path]
             sent = [self._prefetched.pop(key) for key in stale]
         for host, future in sent:
-            with contextlib.suppress(Exception):
-                _HostedModel(host, future).close()
+            future.add_done_callback(functools.partial(_drop_loaded, host))
 
     def _send_load(
         self, path: str, kind: str, device: str, option: str | None
@@ -338,8 +332,7 @@ class IsolatedRuntime(Runtime):
             sent = self._prefetched.pop((path, kind, device, option), None)
         model = _HostedModel(*(sent or self._send_load(path, kind, device, option)))
         names, provider = model.open()
-        runner = Runner(self.name, device, provider, None, names, model)
-        return runner
+        return Runner(self.name, device, provider, None, names, model)
 
     def describe(self) -> str:
         if self._described is None:
@@ -364,15 +357,9 @@ class _HostedModel:
         """The output names and the device the runtime compiled for; the runtime's refusal
         or crash is raised."""
         value = _answer(self.loading)
-        self.handle = self.loading.result()[0]["id"]
+        self.handle = value["handle"]
         weakref.finalize(self, _drop, self.host, self.handle).atexit = False
         return list(value["outputs"]), value["provider"]
-
-    def close(self) -> None:
-        """Drops a load nobody opened."""
-        header, _ = self.loading.result()
-        if "error" not in header:
-            _drop(self.host, header["id"])
 
     def __call__(self, inputs: Sequence[Any]) -> list[np.ndarray]:
         from exportcheck.numerics.metrics import to_numpy
@@ -387,11 +374,19 @@ def _drop(host: _Host, handle: int) -> None:
         host.request({"op": "drop", "handle": handle}, answered=False)
 
 
+def _drop_loaded(host: _Host, loading: Future[Any]) -> None:
+    """Drops a load nobody opened, once it is done."""
+    with contextlib.suppress(Exception):  # refused, crashed: nothing was kept
+        value = _answer(loading)
+        _drop(host, value["handle"])
+
+
 def _serve(inputs: BinaryIO, outputs: BinaryIO) -> None:
     """The host's loop: one request at a time, answered in order, until its input ends."""
     from exportcheck.errors import first_line
 
     models: dict[int, Runner] = {}
+    handles = itertools.count(1)
     while True:
         try:
             header, arrays = read_message(inputs)
@@ -402,26 +397,29 @@ def _serve(inputs: BinaryIO, outputs: BinaryIO) -> None:
             continue
         values: list[np.ndarray] = []
         try:
-            answer, values = _handle(models, header, arrays)
+            answer, values = _handle(models, handles, header, arrays)
         except RuntimeRefused as why:
             answer = {"error": "refused", "message": str(why)}
         except RunnerUnavailable as why:
             answer = {"error": "unavailable", "message": str(why)}
         except Exception as error:
             answer = {"error": "failed", "message": first_line(error)}
-        answer["id"] = header["id"]
         try:
-            write_message(outputs, answer, values)
-        except ValueError as error:  # an output no array message can hold
-            write_message(
-                outputs, {"error": "failed", "message": first_line(error), "id": header["id"]}
-            )
+            message = encode_message(answer, values)
+        except ValueError as error:  # an output no message can carry
+            message = encode_message({"error": "failed", "message": first_line(error)})
+        outputs.write(message)
+        outputs.flush()
 
 
 def _handle(
-    models: dict[int, Runner], header: dict[str, Any], arrays: list[np.ndarray]
+    models: dict[int, Runner],
+    handles: Iterator[int],
+    header: dict[str, Any],
+    arrays: list[np.ndarray],
 ) -> tuple[dict[str, Any], list[np.ndarray]]:
-    """One request's answer: a header, and the arrays of a run."""
+    """One request's answer: a header, and the arrays of a run. A load's answer names the
+    handle its runs and its drop give."""
     from exportcheck.comparison.runtimes import get_runtime
 
     if header["op"] == "run":
@@ -432,8 +430,10 @@ def _handle(
         runner = runtime.load(
             header["path"], header["kind"], header["device"], header["option"], None
         )
-        models[header["id"]] = runner
-        return {"value": {"outputs": runner.output_names, "provider": runner.provider}}, []
+        handle = next(handles)
+        models[handle] = runner
+        value = {"handle": handle, "outputs": runner.output_names, "provider": runner.provider}
+        return {"value": value}, []
     if header["op"] == "options":
         return {"value": list(runtime.options(header["kind"], header["device"]))}, []
     return {"value": runtime.describe()}, []
