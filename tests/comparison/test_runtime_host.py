@@ -135,7 +135,6 @@ def test_a_host_that_dies_before_any_artifact_reached_it_blames_none(
     ctx = ModelRun(model.eval(), inputs, "cnn", Tolerances(), False, quiet_progress)
     openvino = get_runtime("openvino")
     host.close_hosts()
-    openvino._options.clear()
     openvino.warm_up()
     _kill_host("openvino", signal.SIGKILL)
 
@@ -150,3 +149,20 @@ def test_a_host_that_dies_before_any_artifact_reached_it_blames_none(
     )
     assert [run.status for run in outcome.runs] == [RAN]
     assert not outcome.findings
+
+
+@openvino_installed
+def test_warming_up_after_the_hosts_ended_starts_a_fresh_one_and_has_it_import_the_runtime():
+    openvino = get_runtime("openvino")
+    openvino.warm_up()
+    assert openvino.options("onnx", "cpu")[0] == "CPU"
+    ended = host._HOSTS["openvino"]
+    host.close_hosts()
+
+    openvino.warm_up()  # what the next validate does first, before any artifact exists
+
+    fresh = host._HOSTS["openvino"]
+    assert fresh is not ended and fresh.process.poll() is None
+    asked_of, answer = openvino._options[("onnx", "cpu")]
+    assert asked_of is fresh
+    assert answer.result(timeout=60)[0]["value"][0] == "CPU"

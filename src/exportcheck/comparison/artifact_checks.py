@@ -580,10 +580,38 @@ def inspect_and_compare_artifact(
     runtimes: Sequence[Runtime] = RUNTIMES,
     localize: bool = False,
 ) -> ArtifactOutcome:
-    """Static rules, then every runtime configuration, for one artifact file.
+    """Static rules, then every runtime configuration, for one artifact file."""
+    outcome, cleared = inspect_before_loading(
+        ctx, path, fmt, devices, artifact_label=artifact_label, runtimes=runtimes
+    )
+    if not cleared:
+        return outcome
+    return compare_inspected_artifact(
+        ctx,
+        path,
+        fmt,
+        devices,
+        outcome,
+        dynamic_batch=dynamic_batch,
+        artifact_label=artifact_label,
+        runtimes=runtimes,
+        localize=localize,
+    )
 
-    The file is loaded to run only after the static pass found nothing unsafe in it: a loader
-    executes what the archive holds."""
+
+def inspect_before_loading(
+    ctx: ModelRun,
+    path: str,
+    fmt: str,
+    devices: Sequence[str],
+    *,
+    artifact_label: str | None,
+    runtimes: Sequence[Runtime] = RUNTIMES,
+) -> tuple[ArtifactOutcome, bool]:
+    """The static rules' findings on one artifact file, and whether it may be loaded: only
+    when they found nothing unsafe in it, as a loader executes what the archive holds. Then
+    every runtime that runs it starts loading it (one in a process of its own compiles it
+    meanwhile); else the outcome says why it is not compared."""
     outcome = ArtifactOutcome()
     ctx.progress(f"{ctx.subject}: inspect {fmt}")
     kind = _artifact_kind(fmt)
@@ -599,10 +627,30 @@ def inspect_and_compare_artifact(
                 fmt,
             )
         )
-        return outcome
+        return outcome, False
+    for runtime in runtimes:
+        if kind in runtime.kinds and runtime.installed():
+            runtime.prefetch(path, kind, devices)
+    return outcome, True
+
+
+def compare_inspected_artifact(
+    ctx: ModelRun,
+    path: str,
+    fmt: str,
+    devices: Sequence[str],
+    inspected: ArtifactOutcome,
+    *,
+    dynamic_batch: bool,
+    artifact_label: str | None,
+    runtimes: Sequence[Runtime] = RUNTIMES,
+    localize: bool = False,
+) -> ArtifactOutcome:
+    """Every runtime configuration for an artifact the static rules cleared
+    (`inspect_before_loading`), added to their outcome."""
+    outcome = inspected
+    kind = _artifact_kind(fmt)
     installed = [r for r in runtimes if kind in r.kinds and r.installed()]
-    for runtime in installed:
-        runtime.prefetch(path, kind, devices)
     try:
         loaded = load_torch_artifact(path, kind) if kind != "onnx" else None
         dimension_variants, passed_over = _dimension_variants(ctx, path, kind, loaded, fmt)

@@ -4,9 +4,10 @@ inspected and run, on a second thread, when this process has more than one core 
 The exporters run one after another on the calling thread: they are mostly Python (one core
 under the GIL each, so two at once gain nothing) and share process-wide state (the legacy ONNX
 exporter's globals, torch.export swapping the model's parameters for fake tensors while it
-traces). What overlaps them is what never touches the user's model: reading an artifact,
-loading it and running it in ONNX Runtime or torch, which spend their time in C++ with the GIL
-released. Anything that does run the model (a reference for a new batch, the float64 noise,
+traces). What overlaps them is what never touches the user's model: loading an artifact and
+running it in ONNX Runtime or torch, which spend their time in C++ with the GIL released (its
+static pass runs between the exports, so that a runtime in a process of its own can compile
+it meanwhile). Anything that does run the model (a reference for a new batch, the float64 noise,
 the training-mode attribution) takes the model run's lock, which every export holds, and so
 waits for the export to end. torch's intra-op threads are divided while both run.
 """

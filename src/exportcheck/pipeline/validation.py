@@ -14,7 +14,12 @@ from typing import Any
 
 from exportcheck.auditing.modes import preserved
 from exportcheck.auditing.module_audit import audit_findings
-from exportcheck.comparison.artifact_checks import inspect_and_compare_artifact
+from exportcheck.comparison.artifact_checks import (
+    ArtifactOutcome,
+    compare_inspected_artifact,
+    inspect_and_compare_artifact,
+    inspect_before_loading,
+)
 from exportcheck.comparison.reference import (
     ModelRun,
     Progress,
@@ -187,8 +192,9 @@ def validate(
                 ctx.progress = relayed
                 exporter = Exporter(model, inputs)
                 stem = _safe_stem(subject)
-                # per format: why its export failed, or the index of its check in the queue
-                slots: dict[int, Skipped | int] = {}
+                # per format: why its export failed, the static pass's outcome on an artifact
+                # it did not clear, or the index of the artifact's check in the queue
+                slots: dict[int, Skipped | ArtifactOutcome | int] = {}
                 order = sorted(range(len(chosen)), key=lambda i: chosen[i] not in TRACED_FIRST)
                 for position, fmt in ((i, chosen[i]) for i in order):
                     path = os.path.join(folder, stem + SUFFIXES[fmt])
@@ -206,14 +212,28 @@ def validate(
                         if final_folder is not None
                         else f"{fmt}: {os.path.basename(path)} (temporary)"
                     )
+                    # Here, not in the queue: a runtime in a process of its own then compiles
+                    # the artifact while the next format exports and the last check runs.
+                    inspected, cleared = inspect_before_loading(
+                        ctx,
+                        exported.path,
+                        fmt,
+                        usable,
+                        artifact_label=label,
+                        runtimes=chosen_runtimes_,
+                    )
+                    if not cleared:
+                        slots[position] = inspected
+                        continue
                     slots[position] = len(checks.futures)
                     checks.submit(
                         functools.partial(
-                            inspect_and_compare_artifact,
+                            compare_inspected_artifact,
                             ctx,
                             exported.path,
                             fmt,
                             usable,
+                            inspected,
                             dynamic_batch=exported.dynamic_batch,
                             artifact_label=label,
                             runtimes=chosen_runtimes_,
@@ -225,10 +245,11 @@ def validate(
                     if isinstance(slot, Skipped):
                         skipped.append(slot)
                         continue
-                    findings += outcomes[slot].findings
-                    comparisons += outcomes[slot].comparisons
-                    skipped += outcomes[slot].skipped
-                    runs += outcomes[slot].runs
+                    outcome = slot if isinstance(slot, ArtifactOutcome) else outcomes[slot]
+                    findings += outcome.findings
+                    comparisons += outcome.comparisons
+                    skipped += outcome.skipped
+                    runs += outcome.runs
     except Exception as error:
         raise model_error(
             error, model, subject, _partial(subject, findings, comparisons, skipped, fail_on, runs)

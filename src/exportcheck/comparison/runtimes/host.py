@@ -267,7 +267,7 @@ class IsolatedRuntime(Runtime):
         self.extra = inner.extra  # type: ignore[misc]
         self.kinds = inner.kinds  # type: ignore[misc]
         self._described: str | None = None
-        self._options: dict[tuple[str, str], Future[Any]] = {}
+        self._options: dict[tuple[str, str], tuple[_Host, Future[Any]]] = {}
         self._prefetched: dict[tuple[str, str, str, str | None], tuple[_Host, Future[Any]]] = {}
         self._lock = threading.Lock()
 
@@ -279,20 +279,18 @@ class IsolatedRuntime(Runtime):
                 self._ask_options(kind, "cpu")
 
     def _ask_options(self, kind: str, device: str) -> Future[Any]:
+        """The options, asked of the live host: an answer from a host that has since ended
+        would hold, but asking again is what warms a new one up."""
         with self._lock:
-            if (kind, device) not in self._options:
+            host = _host(self)
+            asked = self._options.get((kind, device))
+            if asked is None or asked[0] is not host:
                 request = {"op": "options", "runtime": self.name, "kind": kind, "device": device}
-                self._options[(kind, device)] = _host(self).request(request)
-            return self._options[(kind, device)]
+                asked = self._options[(kind, device)] = (host, host.request(request))
+            return asked[1]
 
     def options(self, kind: str, device: str) -> Sequence[str | None]:
-        asked = self._ask_options(kind, device)
-        try:
-            return tuple(_answer(asked))
-        except RuntimeCrashed:
-            with self._lock:  # asked again next time, of a fresh host
-                self._options.pop((kind, device), None)
-            raise
+        return tuple(_answer(self._ask_options(kind, device)))
 
     def prefetch(self, path: str, kind: str, devices: Sequence[str]) -> None:
         for device in devices:
