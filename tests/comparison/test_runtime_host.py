@@ -166,3 +166,58 @@ def test_warming_up_after_the_hosts_ended_starts_a_fresh_one_and_has_it_import_t
     asked_of, answer = openvino._options[("onnx", "cpu")]
     assert asked_of is fresh
     assert answer.result(timeout=60)[0]["value"][0] == "CPU"
+
+
+@openvino_installed
+def test_a_host_is_seen_dead_even_while_something_else_holds_its_answers_open(sample_exports):
+    path = sample_exports[("cnn", "eval", "onnx-legacy")]
+    inputs = build_sample("cnn")[1]
+    runner = get_runtime("openvino").load(path, "onnx", "cpu", "CPU", None)
+    process = host._HOSTS["openvino"].process
+    # What a child the host forked would hold: the write end of the host's answers.
+    answers = [
+        os.open(f"/proc/{process.pid}/fd/{fd}", os.O_WRONLY)
+        for fd in os.listdir(f"/proc/{process.pid}/fd")
+        if os.readlink(f"/proc/{process.pid}/fd/{fd}") == os.readlink(f"/proc/{process.pid}/fd/1")
+    ]
+    try:
+        _kill_host("openvino", signal.SIGKILL)
+        with pytest.raises(RuntimeCrashed, match=r"killed by SIGKILL"):
+            runner.run(inputs)
+    finally:
+        for fd in answers:
+            os.close(fd)
+
+
+@openvino_installed
+def test_openvino_run_through_exportcheck_writes_nothing_under_home_and_sends_nothing(
+    sample_exports, tmp_path
+):
+    """`import openvino` alone writes ~/intel/openvino_ga_cid and ~/intel/stats and forks a
+    process that sends an event to Google Analytics."""
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    home.mkdir()
+    script = (
+        "import sys\n"
+        "from exportcheck.comparison.runtimes import get_runtime\n"
+        "from tests.conftest import build_sample\n"
+        "openvino = get_runtime('openvino')\n"
+        "runner = openvino.load(sys.argv[1], 'onnx', 'cpu', 'CPU', None)\n"
+        "print(openvino.describe(), runner.run(build_sample('cnn')[1])[0].shape)\n"
+    )
+    path = sample_exports[("cnn", "eval", "onnx-legacy")]
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run(
+        [sys.executable, "-c", script, path],
+        env={**os.environ, "HOME": str(home), "CI": ""},
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("OpenVINO ")
+    assert list(home.iterdir()) == []

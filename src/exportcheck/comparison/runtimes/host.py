@@ -30,7 +30,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -56,6 +56,10 @@ _EXTENDED_DTYPES = (
 )
 # The lines of a dead host's stderr kept to say why it died.
 _STDERR_LINES = 5
+# Loads and runs a host does at once: the next artifact compiles while the last one runs.
+_THREADS = 2
+# How long answers a dead host wrote are still read before what waits on them fails.
+_LAST_ANSWERS_S = 1.0
 
 
 def _dtype(name: str) -> np.dtype:
@@ -122,7 +126,8 @@ def _same_exportcheck() -> dict[str, str]:
 
 
 class _Host:
-    """One host process and the requests it has not answered yet, answered in order."""
+    """One host process and the requests it has not answered yet, by the id each carries: the
+    host answers a run as soon as it is done, before a load sent earlier."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.title = runtime.title
@@ -137,28 +142,32 @@ class _Host:
         )
         self.write_lock = threading.Lock()
         self.pending_lock = threading.Lock()
-        self.pending: collections.deque[Future[tuple[dict[str, Any], list[np.ndarray]]]] = (
-            collections.deque()
-        )
+        self.pending: dict[int, Future[tuple[dict[str, Any], list[np.ndarray]]]] = {}
+        self.ids = itertools.count(1)
         self.stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
         self.dead: str | None = None
-        threading.Thread(target=self._answers, name=f"{runtime.name}-host", daemon=True).start()
+        self.answers = threading.Thread(
+            target=self._answers, name=f"{runtime.name}-host", daemon=True
+        )
+        self.answers.start()
         threading.Thread(target=self._errors, name=f"{runtime.name}-stderr", daemon=True).start()
+        threading.Thread(target=self._watch, name=f"{runtime.name}-watch", daemon=True).start()
 
     def request(
         self, header: dict[str, Any], arrays: Sequence[Any] = (), *, answered: bool = True
     ) -> Future[tuple[dict[str, Any], list[np.ndarray]]]:
         """Sends one request; the future holds its answer. The answers are read on a thread of
         their own, so a large answer never waits on a large request (or the reverse)."""
-        message = encode_message(header, arrays)
+        ident = next(self.ids) if answered else None
+        message = encode_message({**header, "id": ident}, arrays)
         future: Future[tuple[dict[str, Any], list[np.ndarray]]] = Future()
         with self.write_lock:
             with self.pending_lock:
                 if self.dead is not None:
                     future.set_exception(RuntimeCrashed(self.dead))
                     return future
-                if answered:
-                    self.pending.append(future)
+                if ident is not None:
+                    self.pending[ident] = future
                 else:
                     future.set_result(({}, []))
             assert self.process.stdin is not None
@@ -176,13 +185,26 @@ class _Host:
             except (EOFError, OSError, ValueError):
                 break
             with self.pending_lock:
-                future = self.pending.popleft() if self.pending else None
+                future = self.pending.pop(answer[0].pop("id", None), None)
             if future is not None:
                 future.set_result(answer)
+        self._ended()
+
+    def _watch(self) -> None:
+        """The host's end, seen even while its answers stay open: a child it forked holds
+        them (a runtime's telemetry did)."""
+        self.process.wait()
+        self.answers.join(timeout=_LAST_ANSWERS_S)
+        self._ended()
+
+    def _ended(self) -> None:
+        """Fails what is still waiting, once, with why the host is gone."""
         reason = self._death()
         with self.pending_lock:
+            if self.dead is not None:
+                return
             self.dead = reason
-            waiting, self.pending = list(self.pending), collections.deque()
+            waiting, self.pending = list(self.pending.values()), {}
         for future in waiting:
             future.set_exception(RuntimeCrashed(reason))
 
@@ -380,32 +402,55 @@ def _drop_loaded(host: _Host, loading: Future[Any]) -> None:
 
 
 def _serve(inputs: BinaryIO, outputs: BinaryIO) -> None:
-    """The host's loop: one request at a time, answered in order, until its input ends."""
-    from exportcheck.errors import first_line
-
+    """The host's loop, until its input ends: requests are read in order, and loads and runs
+    go to a small pool, so that a run of one artifact does not wait for the next artifact's
+    compilation (which the parent sent first, as soon as the artifact was cleared)."""
     models: dict[int, Runner] = {}
     handles = itertools.count(1)
-    while True:
-        try:
-            header, arrays = read_message(inputs)
-        except EOFError:
-            return
-        if header["op"] == "drop":
-            models.pop(header["handle"], None)
-            continue
-        values: list[np.ndarray] = []
-        try:
-            answer, values = _handle(models, handles, header, arrays)
-        except RuntimeRefused as why:
-            answer = {"error": "refused", "message": str(why)}
-        except RunnerUnavailable as why:
-            answer = {"error": "unavailable", "message": str(why)}
-        except Exception as error:
-            answer = {"error": "failed", "message": first_line(error)}
-        try:
-            message = encode_message(answer, values)
-        except ValueError as error:  # an output no message can carry
-            message = encode_message({"error": "failed", "message": first_line(error)})
+    write_lock = threading.Lock()
+    with ThreadPoolExecutor(_THREADS, "exportcheck-host") as pool:
+        while True:
+            try:
+                header, arrays = read_message(inputs)
+            except EOFError:
+                return
+            if header["op"] == "drop":
+                models.pop(header["handle"], None)
+                continue
+            reply = functools.partial(_reply, outputs, write_lock, models, handles, header, arrays)
+            if header["op"] in ("load", "run"):
+                pool.submit(reply)
+            else:
+                reply()
+
+
+def _reply(
+    outputs: BinaryIO,
+    write_lock: threading.Lock,
+    models: dict[int, Runner],
+    handles: Iterator[int],
+    header: dict[str, Any],
+    arrays: list[np.ndarray],
+) -> None:
+    """Answers one request, under the id it came with."""
+    from exportcheck.errors import first_line
+
+    values: list[np.ndarray] = []
+    try:
+        answer, values = _handle(models, handles, header, arrays)
+    except RuntimeRefused as why:
+        answer = {"error": "refused", "message": str(why)}
+    except RunnerUnavailable as why:
+        answer = {"error": "unavailable", "message": str(why)}
+    except Exception as error:
+        answer = {"error": "failed", "message": first_line(error)}
+    try:
+        message = encode_message({**answer, "id": header["id"]}, values)
+    except ValueError as error:  # an output no message can carry
+        message = encode_message(
+            {"error": "failed", "message": first_line(error), "id": header["id"]}
+        )
+    with write_lock, contextlib.suppress(OSError):  # the parent is gone: nobody waits
         outputs.write(message)
         outputs.flush()
 

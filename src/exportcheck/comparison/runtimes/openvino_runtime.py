@@ -4,6 +4,7 @@ it has one)."""
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,11 +24,25 @@ _BOILERPLATE = (
 )
 
 
-@functools.lru_cache(maxsize=1)
-def _core() -> Any:
+def _openvino() -> Any:
+    """openvino, imported without its telemetry. On import, its model converter otherwise
+    writes a client id under the user's home (~/intel) and sends an event to Google Analytics
+    from a forked process (a fork that deadlocks in a process with other threads). Without
+    the `openvino_telemetry` module it uses the stub that OpenVINO ships for that case."""
+    if "openvino" not in sys.modules and "openvino_telemetry" not in sys.modules:
+        sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]  # ImportError
+        try:
+            import openvino
+        finally:
+            del sys.modules["openvino_telemetry"]
     import openvino
 
-    return openvino.Core()
+    return openvino
+
+
+@functools.lru_cache(maxsize=1)
+def _core() -> Any:
+    return _openvino().Core()
 
 
 class OpenVino(Runtime):
@@ -66,9 +81,7 @@ class OpenVino(Runtime):
         return Runner(self.name, device, target, None, names, call)
 
     def describe(self) -> str:
-        import openvino
-
-        return f"{self.title} {openvino.__version__.split('-')[0]}"
+        return f"{self.title} {_openvino().__version__.split('-')[0]}"
 
     def refuse(self, error: BaseException) -> str:
         """`Training mode is not supported for Dropout op (ONNX node <Node(Dropout): ...>)`:
