@@ -57,7 +57,10 @@ FOOTER = """
 OpenVINO and tract are native code that an unusual or hostile artifact can crash. They run in
 a process of their own (`python -m exportcheck.comparison.runtimes`, one per runtime), which
 exportcheck starts while it audits and exports the model, and which starts compiling each
-artifact as soon as the static pass has cleared it, while ONNX Runtime runs it. When that
+artifact as soon as the static pass has cleared it (between the exports), while the next
+format exports and ONNX Runtime runs the last one; it compiles one artifact while it runs
+another. OpenVINO is imported there without its telemetry, which would otherwise write under
+the user's home and send an event to Google Analytics (see security.md). When that
 process dies, the artifact gets a `runtime-refusal` (EC304) finding that says so ("OpenVINO
 crashes on this artifact (...): OpenVINO crashed (killed by SIGSEGV)"), with the signal and
 the process's last line of output; the other runtimes' verdicts stand, and the next artifact
