@@ -6,6 +6,7 @@ import datetime
 import os
 import platform
 import subprocess
+import time
 from importlib import metadata
 
 PACKAGES = ("exportcheck", "torch", "onnx", "onnxruntime", "onnx-ir", "onnxscript", "polygraphy")
@@ -64,6 +65,39 @@ def load_average() -> str:
         return "unknown"
 
 
+# A CPU is called slow in a slice that took this much longer than the machine's fastest slice.
+_SLOW_SLICE = 1.35
+
+
+def _slice() -> float:
+    start = time.perf_counter()
+    total = 0
+    for value in range(20_000):
+        total += value * value
+    return time.perf_counter() - start
+
+
+def cpu_steadiness(seconds: float = 3.0) -> str:
+    """How steady one core's speed is: the share of a fixed pure-Python slice of work (about
+    1 ms) that ran at least 1.35x slower than the fastest, over a few seconds. A shared virtual
+    machine's core can slow by half for a fraction of a second at a time (a neighbour on the
+    same physical core), which no load average shows, and which moves the ratio of two
+    commands of a few seconds each by more than some targets' margins."""
+    slices: list[float] = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        slices.append(_slice())
+    fastest = min(slices)
+    slow = sum(1 for taken in slices if taken >= _SLOW_SLICE * fastest) / len(slices)
+    ordered = sorted(slices)
+    median = ordered[len(ordered) // 2]
+    slowest = ordered[int(len(ordered) * 0.99)]
+    return (
+        f"{slow:.0%} of {len(slices)} slices slow; median {median / fastest:.2f}x, "
+        f"99th percentile {slowest / fastest:.2f}x the fastest"
+    )
+
+
 def describe(repo: str) -> dict[str, str]:
     """Facts for the report header; versions come from package metadata, nothing is imported."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -76,6 +110,7 @@ def describe(repo: str) -> dict[str, str]:
         "python": platform.python_version(),
         "commit": _commit(repo),
         "load average at start (1/5/15 min)": load_average(),
+        "CPU steadiness at start (3 s)": cpu_steadiness(),
     }
     facts.update({package: _version(package) for package in PACKAGES})
     return facts

@@ -176,7 +176,11 @@ def main(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO / "src"))
+    from machine import cpu_steadiness
+
     from exportcheck.comparison.runtimes import RUNTIMES
+
+    steadiness = {"start": cpu_steadiness()}
 
     installed = [r for r in RUNTIMES if r.installed() and "onnx" in r.kinds]
     optional = [r.name for r in installed if r.name != "onnxruntime"]
@@ -192,6 +196,7 @@ def main(argv: list[str]) -> int:
     imports = {r.name: import_seconds(r.package) for r in installed}
     validate_rounds = args.validate_rounds or args.rounds
     added = added_to_validate(targets, args.added or optional, validate_rounds)
+    steadiness["end"] = cpu_steadiness()
     base = statistics.median(times["onnxruntime"]) + imports["onnxruntime"]
     what = "the sample models" if not args.targets else ", ".join(args.targets)
     print(f"## Runtimes added to validate of {what} ({len(cases)} ONNX artifacts)\n")
@@ -199,6 +204,11 @@ def main(argv: list[str]) -> int:
         f"ONNX Runtime's comparison time: {base:.2f} s (import {imports['onnxruntime']:.2f} s, "
         f"comparisons {statistics.median(times['onnxruntime']):.2f} s, median of "
         f"{args.rounds} rounds).\n"
+    )
+    print(
+        "CPU steadiness (3 s of fixed 1 ms slices): "
+        + "; ".join(f"at {when}, {text}" for when, text in steadiness.items())
+        + ".\n"
     )
     print(
         "| runtime | work: import s | work: comparisons s | work x ONNX Runtime "
