@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
 
 import exportcheck
 from exportcheck.pipeline.overlap import (
+    TAIL_CHECKS,
     CheckQueue,
     ProgressRelay,
     overlap_threads,
@@ -54,6 +56,45 @@ def test_checks_come_back_in_order_and_raise_on_the_caller(threads):
         assert [f.result() for f in (queue.futures[0], queue.futures[2])] == ["first", "third"]
     finally:
         queue.close()
+
+
+def test_checks_run_one_at_a_time_beside_the_exports_and_two_at_once_after_them():
+    """Before results() (the exports still run) a queued check waits for the one running; once
+    the caller waits for the results, the next one starts beside it, a third waits for one of
+    the two to end, and they start in the order they were submitted."""
+    may_end = {index: threading.Event() for index in range(3)}
+    started = {index: threading.Event() for index in range(3)}
+    order: list[int] = []
+
+    def check(index: int) -> int:
+        order.append(index)
+        started[index].set()
+        assert may_end[index].wait(10)
+        return index
+
+    queue = CheckQueue(1, ProgressRelay(lambda step: None))
+    waiting = ThreadPoolExecutor(1)
+    try:
+        for index in range(3):
+            queue.submit(lambda index=index: check(index))
+        assert started[0].wait(10)
+        assert not started[1].wait(0.3)
+        results = waiting.submit(queue.results)
+        assert started[1].wait(10)
+        assert not started[2].wait(0.3)
+        may_end[1].set()
+        assert started[2].wait(10)
+        assert not results.done()
+        may_end[0].set()
+        may_end[2].set()
+        assert results.result(timeout=10) == [0, 1, 2]
+    finally:
+        for event in may_end.values():
+            event.set()
+        queue.close()
+        waiting.shutdown()
+    assert order == [0, 1, 2]
+    assert TAIL_CHECKS == 2
 
 
 def test_progress_from_the_checks_thread_waits_for_the_owner():

@@ -1,5 +1,6 @@
 """Exports and artifact checks overlapping: while the next format exports, the last artifact is
-inspected and run, on a second thread, when this process has more than one core to itself.
+run on a second thread, when this process has more than one core to itself; once the last format
+is exported, the checks still queued run two at a time.
 
 The exporters run one after another on the calling thread: they are mostly Python (one core
 under the GIL each, so two at once gain nothing) and share process-wide state (the legacy ONNX
@@ -26,6 +27,9 @@ Progress = Callable[[str], None]
 
 # How often a waiting caller passes on the progress the checks reported meanwhile.
 _FLUSH_S = 0.2
+# Checks run at once after the exports: the last artifacts' loads and runs, largely one core
+# each (a session's graph optimization, a TorchScript module's first profiled runs).
+TAIL_CHECKS = 2
 
 
 def usable_cores() -> int:
@@ -76,16 +80,48 @@ class ProgressRelay:
             self.progress(step)
 
 
+class _Admission:
+    """Lets checks start in the order they were submitted, at most `limit` at a time."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.running = 0
+        self.next = 0
+        self.changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def turn(self, index: int) -> Iterator[None]:
+        with self.changed:
+            self.changed.wait_for(lambda: self.next == index and self.running < self.limit)
+            self.next += 1
+            self.running += 1
+            self.changed.notify_all()
+        try:
+            yield
+        finally:
+            with self.changed:
+                self.running -= 1
+                self.changed.notify_all()
+
+    def widen(self, limit: int) -> None:
+        with self.changed:
+            self.limit = max(self.limit, limit)
+            self.changed.notify_all()
+
+
 class CheckQueue:
     """Artifact checks in submission order: on a second thread when `threads` is given, else
-    each at once on the caller's thread. `results()` returns them in order; an exception a check
-    raised is raised there, on the caller's thread."""
+    each at once on the caller's thread. Beside the exports one check runs at a time; once the
+    caller waits for the results, the exports are done, and the checks still to run go
+    `TAIL_CHECKS` at a time, on the cores the exports used. `results()` returns them in order;
+    an exception a check raised is raised there, on the caller's thread."""
 
     def __init__(self, threads: int | None, relay: ProgressRelay | None) -> None:
         self.threads = threads
         self.relay = relay
         self.futures: list[Future[Any]] = []
-        self.pool = ThreadPoolExecutor(1, "exportcheck-checks") if threads else None
+        self.pool = ThreadPoolExecutor(TAIL_CHECKS, "exportcheck-checks") if threads else None
+        self.admission = _Admission(1)
 
     def submit(self, check: Callable[[], Any]) -> None:
         if self.pool is None:
@@ -96,13 +132,18 @@ class CheckQueue:
                 done.set_exception(error)
             self.futures.append(done)
             return
-        self.futures.append(self.pool.submit(check))
+        self.futures.append(self.pool.submit(self._admitted, len(self.futures), check))
+
+    def _admitted(self, index: int, check: Callable[[], Any]) -> Any:
+        with self.admission.turn(index):
+            return check()
 
     def flush(self) -> None:
         if self.relay is not None:
             self.relay.flush()
 
     def results(self) -> list[Any]:
+        self.admission.widen(TAIL_CHECKS)
         pending = set(self.futures)
         while pending:
             _, pending = wait(pending, timeout=_FLUSH_S)
