@@ -173,3 +173,30 @@ def test_an_absurd_terminal_width_is_ignored(tmp_path, sample_exports):
     )
     assert done.returncode == 0, done.stderr
     assert os.linesep in done.stdout
+
+
+def test_validate_on_every_runtime_writes_nothing_under_the_users_home(tmp_path):
+    """ONNX Runtime 1.32's import writes a device id and an event store under
+    ~/.cache/Microsoft/DeveloperTools and starts a telemetry client; OpenVINO's writes under
+    ~/intel and sends an event. A validate on every installed runtime leaves the home as it was."""
+    import subprocess
+    import sys
+
+    from tests.cli.processes import ci_environment
+
+    home = tmp_path / "home"
+    home.mkdir()
+    target = write_target(tmp_path, "tiny", PLAIN_BUILD)
+    quiet = ("ORT_DISABLE_TELEMETRY", "XDG_CACHE_HOME", "CI")
+    env = {k: v for k, v in ci_environment().items() if k not in quiet}
+    done = subprocess.run(
+        [sys.executable, "-m", "exportcheck", "validate", f"{target}:build", *FAST],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**env, "HOME": str(home)},
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "onnxruntime" in done.stdout
+    assert [p.relative_to(home) for p in home.rglob("*")] == []

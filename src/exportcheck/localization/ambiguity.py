@@ -13,6 +13,7 @@ import numpy as np
 
 from exportcheck.localization.trace import difference
 from exportcheck.numerics.metrics import default_tolerance, flatten, scaled_tolerance, to_numpy
+from exportcheck.numerics.runtime_imports import onnxruntime
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,7 @@ def artifact_outputs(artifact: Any, kind: str, inputs: Sequence[Any]) -> list[np
     import torch
 
     if kind == "onnx":
-        import onnxruntime as ort
-
+        ort = onnxruntime()
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         options.log_severity_level = 4

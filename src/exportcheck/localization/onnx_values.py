@@ -23,6 +23,7 @@ from exportcheck.localization.reference import (
 )
 from exportcheck.localization.trace import Localization, Place, Walk
 from exportcheck.numerics.metrics import to_numpy
+from exportcheck.numerics.runtime_imports import onnxruntime
 from exportcheck.readers.onnx.module_paths import scoped_module
 
 LABEL = "onnxruntime/CPU/cpu/disable_all"
@@ -48,8 +49,7 @@ class Fetcher:
     """Fetches wanted values in execution order from one session, a share at a time."""
 
     def __init__(self, model: Any, wanted: Sequence[str], sizes: dict[str, int], feed: dict):
-        import onnxruntime as ort
-
+        ort = onnxruntime()
         copy = type(model)()
         copy.CopyFrom(model)
         present = {o.name for o in copy.graph.output}

@@ -164,9 +164,9 @@ def _seeded_run(runner: Any, inputs: tuple, seed: int) -> list[Any]:
 
     torch.manual_seed(seed)
     if runner.runtime == "onnxruntime":
-        import onnxruntime
+        from exportcheck.numerics.runtime_imports import onnxruntime
 
-        onnxruntime.set_seed(seed)
+        onnxruntime().set_seed(seed)
     return runner.run(inputs)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 from exportcheck.comparison.runtimes.base import Runner, RunnerUnavailable, Runtime
 from exportcheck.errors import MissingExternalDataError, UnreadableArtifactError
 from exportcheck.numerics.metrics import to_numpy
+from exportcheck.numerics.runtime_imports import onnxruntime
 
 OPTIMIZATION_LEVELS = {
     "disable_all": "ORT_DISABLE_ALL",
@@ -51,8 +52,7 @@ def onnx_runner(
     cannot load is an unreadable input (exit 2), not a runtime's refusal. `serialized`: a
     model to run in place of the file's own bytes (a repaired form of it), never written; its
     external data is read from beside `path`."""
-    import onnxruntime as ort
-
+    ort = onnxruntime()
     provider = "CUDAExecutionProvider" if device == "cuda" else "CPUExecutionProvider"
     if provider not in ort.get_available_providers():
         raise RunnerUnavailable(
@@ -109,9 +109,7 @@ class OnnxRuntime(Runtime):
         return onnx_runner(path, device, option or "default")
 
     def describe(self) -> str:
-        import onnxruntime
-
-        return f"{self.title} {onnxruntime.__version__}"
+        return f"{self.title} {onnxruntime().__version__}"
 
     def refuse(self, error: BaseException) -> str:
         return ort_message(error)
