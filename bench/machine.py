@@ -87,9 +87,9 @@ def cpu_steadiness(seconds: float = 3.0) -> str:
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         slices.append(_slice())
-    fastest = min(slices)
-    slow = sum(1 for taken in slices if taken >= _SLOW_SLICE * fastest) / len(slices)
     ordered = sorted(slices)
+    fastest = ordered[0]
+    slow = sum(1 for taken in slices if taken >= _SLOW_SLICE * fastest) / len(slices)
     median = ordered[len(ordered) // 2]
     slowest = ordered[int(len(ordered) * 0.99)]
     return (

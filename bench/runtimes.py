@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import cpu_steadiness
+
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "sample_models"
 # Only the ONNX artifacts reach OpenVINO and tract; the other formats' exports would only give
@@ -176,8 +178,6 @@ def main(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO / "src"))
-    from machine import cpu_steadiness
-
     from exportcheck.comparison.runtimes import RUNTIMES
 
     steadiness = {"start": cpu_steadiness()}

@@ -5,6 +5,8 @@ absurd numbers refused in one line."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -12,7 +14,14 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from tests.cli.processes import FAST, PLAIN_BUILD, TINY_MODEL, exportcheck, write_target
+from tests.cli.processes import (
+    FAST,
+    PLAIN_BUILD,
+    TINY_MODEL,
+    ci_environment,
+    exportcheck,
+    write_target,
+)
 
 
 def _bytecode(folder: Path) -> list[Path]:
@@ -179,11 +188,6 @@ def test_validate_on_every_runtime_writes_nothing_under_the_users_home(tmp_path)
     """ONNX Runtime 1.32's import writes a device id and an event store under
     ~/.cache/Microsoft/DeveloperTools and starts a telemetry client; OpenVINO's writes under
     ~/intel and sends an event. A validate on every installed runtime leaves the home as it was."""
-    import subprocess
-    import sys
-
-    from tests.cli.processes import ci_environment
-
     home = tmp_path / "home"
     home.mkdir()
     target = write_target(tmp_path, "tiny", PLAIN_BUILD)

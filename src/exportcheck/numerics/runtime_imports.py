@@ -18,3 +18,19 @@ def onnxruntime() -> Any:
     import onnxruntime as module
 
     return module
+
+
+def openvino() -> Any:
+    """openvino, imported without its telemetry. On import, its model converter otherwise
+    writes a client id under the user's home (~/intel) and sends an event to Google Analytics
+    from a forked process (a fork that deadlocks in a process with other threads). Without
+    the `openvino_telemetry` module it uses the stub that OpenVINO ships for that case."""
+    if "openvino" not in sys.modules and "openvino_telemetry" not in sys.modules:
+        sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]  # ImportError
+        try:
+            import openvino as module
+        finally:
+            del sys.modules["openvino_telemetry"]
+    import openvino as module
+
+    return module

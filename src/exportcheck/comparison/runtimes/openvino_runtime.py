@@ -4,7 +4,6 @@ it has one)."""
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,6 +11,7 @@ import numpy as np
 
 from exportcheck.comparison.runtimes.base import Runner, Runtime, RuntimeRefused
 from exportcheck.numerics.metrics import to_numpy
+from exportcheck.numerics.runtime_imports import openvino
 
 # The lines of an OpenVINO error that say where in OpenVINO it was raised, not why.
 _BOILERPLATE = (
@@ -24,25 +24,9 @@ _BOILERPLATE = (
 )
 
 
-def _openvino() -> Any:
-    """openvino, imported without its telemetry. On import, its model converter otherwise
-    writes a client id under the user's home (~/intel) and sends an event to Google Analytics
-    from a forked process (a fork that deadlocks in a process with other threads). Without
-    the `openvino_telemetry` module it uses the stub that OpenVINO ships for that case."""
-    if "openvino" not in sys.modules and "openvino_telemetry" not in sys.modules:
-        sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]  # ImportError
-        try:
-            import openvino
-        finally:
-            del sys.modules["openvino_telemetry"]
-    import openvino
-
-    return openvino
-
-
 @functools.lru_cache(maxsize=1)
 def _core() -> Any:
-    return _openvino().Core()
+    return openvino().Core()
 
 
 class OpenVino(Runtime):
@@ -81,7 +65,7 @@ class OpenVino(Runtime):
         return Runner(self.name, device, target, None, names, call)
 
     def describe(self) -> str:
-        return f"{self.title} {_openvino().__version__.split('-')[0]}"
+        return f"{self.title} {openvino().__version__.split('-')[0]}"
 
     def refuse(self, error: BaseException) -> str:
         """`Training mode is not supported for Dropout op (ONNX node <Node(Dropout): ...>)`:
