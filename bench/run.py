@@ -452,7 +452,8 @@ def profile_misses(results: Results, folder: str) -> list[tuple[str, str]]:
             profiles.append((f"`{label}` on {model.name}", text))
     if ZOO in missed and results.zoo:
         log(f"timing each target of the {ZOO} zoo under --jobs 2")
-        profiles.append((f"`validate {ZOO} --jobs 2`, per target", zoo_timeline()))
+        serial_s = results.zoo[0].seconds
+        profiles.append((f"`validate {ZOO} --jobs 2`, per target", zoo_timeline(serial_s)))
     missed_any = {t.subject for t in results.targets if t.verdict == "MISS"}
     for tool in results.startup[1:]:
         if tool.command.label in missed_any and tool.command.label.startswith("exportcheck"):
@@ -464,9 +465,9 @@ def profile_misses(results: Results, folder: str) -> list[tuple[str, str]]:
     return profiles
 
 
-def zoo_timeline() -> str:
+def zoo_timeline(serial_s: float | None) -> str:
     """The progress lines (seconds since start) of one `--jobs 2` zoo run: where each worker's
-    time goes, which a profile of the parent process cannot show."""
+    time goes, which a profile of the parent process cannot show; led by what its order cost."""
     import subprocess
 
     argv = [str(BIN / "exportcheck"), "validate", ZOO, "--jobs", "2", "--device", "cpu"]
@@ -474,7 +475,47 @@ def zoo_timeline() -> str:
         [*argv, *REPORT_ARGS], capture_output=True, text=True, cwd=str(REPO), timeout=TOOL_TIMEOUT_S
     )
     lines = [line for line in done.stderr.splitlines() if line.startswith("exportcheck:")]
-    return "\n".join(lines[-80:]) or f"no progress lines (exit {done.returncode})"
+    if not lines:
+        return f"no progress lines (exit {done.returncode})"
+    return "\n".join([*zoo_balance(lines, 2, serial_s), "", *lines[-80:]])
+
+
+_STARTED = re.compile(r"^exportcheck:\s+([\d.]+) s\s+\[\d+/\d+\] (\S+): build$")
+_DONE = re.compile(r"^exportcheck:\s+([\d.]+) s\s+\[\d+/\d+\] done (\S+)$")
+
+
+def zoo_balance(lines: list[str], workers: int, serial_s: float | None) -> list[str]:
+    """From a zoo run's progress lines: when the first target started (the workers' start-up),
+    each target's time in its worker (the first in each worker carries that worker's imports
+    and first exports), and the end if the same busy time had been split evenly: the most that
+    any dispatch order could gain, and the throughput over `--jobs 1` it would give."""
+    started: dict[str, float] = {}
+    spans: dict[str, float] = {}
+    end = 0.0
+    for line in lines:
+        if match := _STARTED.match(line):
+            started.setdefault(match.group(2), float(match.group(1)))
+        elif (match := _DONE.match(line)) and match.group(2) in started:
+            end = max(end, float(match.group(1)))
+            spans[match.group(2)] = float(match.group(1)) - started[match.group(2)]
+    if not spans:
+        return ["(no target both started and finished in the progress lines)"]
+    first = min(started.values())
+    busy = sum(spans.values())
+    even = first + busy / workers
+    out = [
+        f"first target started at {first:.1f} s; the run ended at {end:.1f} s",
+        "each target in its worker: "
+        + ", ".join(f"{os.path.basename(spec)} {s:.1f} s" for spec, s in spans.items()),
+        f"busy {busy:.1f} s in {workers} workers; split evenly they would end at {even:.1f} s, "
+        f"{end - even:.1f} s sooner (the workers' idle time at the end: the order's cost)",
+    ]
+    if serial_s:
+        out.append(
+            f"throughput over --jobs 1 ({serial_s:.1f} s): {serial_s / end:.2f}x in this run, "
+            f"at most {serial_s / even:.2f}x in any order"
+        )
+    return out
 
 
 def run(args: argparse.Namespace, command_line: str) -> Results:
