@@ -87,7 +87,7 @@ def failure_message(report: Report) -> str:
             f"{problem.rule}{module} {problem.cause.message}"
         )
         lines.append(f"    evidence: {evidence_summary(problem)}")
-        fix = fix_hint(report, problem.rule)
+        fix = fix_hint(report, problem.rule, problem.explained)
         lines += [f"    fix: {fix}"] if fix else []
     codes = dict.fromkeys(p.code for p in failing)
     lines += [f"see: {', '.join(f'exportcheck explain {c}' for c in codes)}"] if codes else []

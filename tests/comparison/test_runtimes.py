@@ -134,6 +134,30 @@ def test_clean_samples_pass_on_every_installed_runtime(demo_report):
                 assert cell.verdict == "refuses" and limit in cell.run.detail, (name, cell)
 
 
+@needs("tract")
+def test_a_refusal_nothing_explains_is_fixed_as_the_runtimes_limit_not_as_a_mode_problem(
+    demo_report,
+):
+    """tract refuses the clean LSTM (its own limit) and the functional dropout (EC101): each
+    problem's fix line speaks to its own case."""
+    from exportcheck.reporters.text import render_text
+
+    lstm = _problem(demo_report, "lstm", "runtime-refusal")
+    assert not lstm.explained
+    dropout = _problem(demo_report, "bad_functional_dropout", "training-dropout")
+    assert any(f.rule == "runtime-refusal" for f in dropout.evidence)
+    lines = render_text(demo_report, width=None).splitlines()
+
+    def fix_after(headline_part: str) -> str:
+        at = next(i for i, line in enumerate(lines) if headline_part in line)
+        return next(line for line in lines[at:] if line.startswith("    fix: "))
+
+    limit = fix_after("EC304 runtime-refusal tract refuses")
+    assert limit.startswith("    fix: The refusal is the runtime's own limit, not a mode problem")
+    assert "model.eval()" not in limit
+    assert "model.eval()" in fix_after("EC101 training-dropout")
+
+
 def test_the_matrix_is_one_row_per_artifact_with_the_worst_configuration(demo_report):
     cells = [
         c

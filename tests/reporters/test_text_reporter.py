@@ -6,6 +6,7 @@ import pytest
 
 from exportcheck.reporters import render
 from exportcheck.reporters.text import render_text
+from exportcheck.results.catalogue import UNEXPLAINED_FIX
 from exportcheck.results.findings import Location
 from exportcheck.results.report import Report
 from exportcheck.rules import TrainingDropout
@@ -25,10 +26,18 @@ def test_problem_block_reads_like_ruff() -> None:
     assert sum("training-dropout" in line for line in lines) == 1
 
 
-def test_unexplained_mismatch_says_so() -> None:
-    text = render_text(SAMPLES["grouped"])
-    assert "models/odd.py: error: EC301 output-mismatch" in text
-    assert "evidence: no finding explains it" in text
+def test_unexplained_mismatch_says_so_and_is_not_told_to_fix_a_cause_it_lacks() -> None:
+    lines = render_text(SAMPLES["grouped"], width=None).splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("models/odd.py: error: EC301"))
+    assert lines[at + 1] == (
+        "    evidence: no finding explains it; 1 artifact, 1 runtime, outputs differ by up to 0.01"
+    )
+    assert lines[at + 2] == (
+        "    fix: No mode problem accounts for the difference: if it is numerical noise of the "
+        "runtime, widen `--rtol/--atol` for that output, with a reason; otherwise the exporter "
+        "or the runtime computes the operation differently, which is worth reporting with the "
+        "artifact."
+    )
 
 
 def test_verdict_counts_failed_subjects_and_hints_explain() -> None:
@@ -115,6 +124,31 @@ def test_every_fix_line_is_a_whole_sentence(rule) -> None:
     assert fix and fix.endswith(".") and fix[0].isupper(), fix
     assert not fix.lower().endswith(ABBREVIATIONS), fix
     assert doc_section(rule.doc, "How to fix").startswith(fix)
+
+
+@pytest.mark.parametrize(
+    "rule", [r for r in RULES if UNEXPLAINED_FIX in r.doc], ids=lambda r: r.code
+)
+def test_every_unexplained_fix_line_is_a_whole_sentence_of_its_own(rule) -> None:
+    from exportcheck.reporters.text import ABBREVIATIONS, doc_section, fix_hint
+
+    report = Report(rules=RULES)
+    fix = fix_hint(report, rule.slug, explained=False)
+    assert fix and fix.endswith(".") and fix[0].isupper(), fix
+    assert not fix.lower().endswith(ABBREVIATIONS), fix
+    assert doc_section(rule.doc, UNEXPLAINED_FIX).startswith(fix)
+    assert fix != fix_hint(report, rule.slug)
+    assert rule.stage == "compare", "only a consequence can lack an explaining cause"
+
+
+def test_consequences_whose_fix_names_a_cause_say_what_to_do_without_one() -> None:
+    consequences = {r.slug for r in RULES if UNEXPLAINED_FIX in r.doc}
+    assert consequences == {
+        "output-mismatch",
+        "runtime-batch-statistics",
+        "runtime-nondeterminism",
+        "runtime-refusal",
+    }
 
 
 def test_fix_line_keeps_an_example_after_e_g() -> None:

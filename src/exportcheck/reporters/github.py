@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 from exportcheck.reporters.escaping import printable
 from exportcheck.reporters.sarif import reported_problems
-from exportcheck.reporters.text import evidence_summary, fix_hint, found_fix, subject_file
+from exportcheck.reporters.text import evidence_summary, problem_fix, subject_file
 from exportcheck.results.findings import Severity
 from exportcheck.results.problems import OUTSIDE, Problem, library_relative, shown_path
 from exportcheck.results.report import Report
@@ -74,7 +74,7 @@ def _place(problem: Problem, report: Report) -> tuple[str | None, int | None]:
 def _annotation(problem: Problem, report: Report) -> str:
     module = f"[{problem.module}] " if problem.module else ""
     lines = [f"{module}{problem.cause.message}", f"evidence: {evidence_summary(problem)}"]
-    fix = found_fix(problem) or fix_hint(report, problem.rule)
+    fix = problem_fix(problem, report)
     if fix:
         lines.append(f"fix: {fix}")
     lines.append(f"subject: {problem.subject}")

@@ -34,7 +34,7 @@ from urllib.parse import quote
 
 from exportcheck import __version__
 from exportcheck.reporters.escaping import dumps_valid, printable
-from exportcheck.results.catalogue import DOC_SECTIONS, RuleDescriptor
+from exportcheck.results.catalogue import DOC_SECTIONS, UNEXPLAINED_FIX, RuleDescriptor
 from exportcheck.results.findings import Location, Severity
 from exportcheck.results.problems import (
     OUTSIDE,
@@ -108,7 +108,7 @@ def _markdown(doc: str) -> str:
     """A rule docstring as Markdown: section titles in bold, their indented bodies dedented."""
     lines = []
     for line in doc.splitlines():
-        if line.strip() in DOC_SECTIONS and not line.startswith(" "):
+        if line.strip() in (*DOC_SECTIONS, UNEXPLAINED_FIX) and not line.startswith(" "):
             lines += [f"**{line.strip()}**", ""]
         else:
             lines.append(line[4:] if line.startswith("    ") else line)

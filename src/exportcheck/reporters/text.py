@@ -13,6 +13,7 @@ import textwrap
 from collections.abc import Iterable
 
 from exportcheck.reporters.escaping import printable
+from exportcheck.results.catalogue import UNEXPLAINED_FIX
 from exportcheck.results.comparison import Comparison, relative_text
 from exportcheck.results.findings import Finding, Severity
 from exportcheck.results.problems import CONSEQUENCE_STAGE, Problem, shown_path
@@ -44,18 +45,25 @@ def doc_section(doc: str, title: str) -> str:
     return " ".join(" ".join(body).split())
 
 
-def fix_hint(report: Report, rule: str) -> str:
-    """The first sentence of a rule's "How to fix"."""
+def fix_hint(report: Report, rule: str, explained: bool = True) -> str:
+    """The first sentence of a rule's "How to fix"; for a problem no finding explains, of its
+    "If nothing explains it" where it has one (its "How to fix" names a cause there is not)."""
     descriptor = report.rule(rule)
     if descriptor is None:
         return ""
-    return first_sentence(doc_section(descriptor.doc, "How to fix"))
+    unexplained = "" if explained else doc_section(descriptor.doc, UNEXPLAINED_FIX)
+    return first_sentence(unexplained or doc_section(descriptor.doc, "How to fix"))
 
 
 def found_fix(problem: Problem) -> str:
     """A fix line that names what a measurement found (a localization), where it has one."""
     detail = problem.cause.detail
     return str(detail["fix"]) if detail and detail.get("fix") else ""
+
+
+def problem_fix(problem: Problem, report: Report) -> str:
+    """The fix line of a problem: what a measurement found, else its rule's."""
+    return found_fix(problem) or fix_hint(report, problem.rule, problem.explained)
 
 
 def first_sentence(text: str) -> str:
@@ -167,7 +175,7 @@ def _problem_block(problem: Problem, report: Report, width: int | None, verbose:
         return _wrap(printable(text), width)
     lines = _wrap(printable(_headline(problem, report)), width)
     lines += _wrap(printable(evidence_summary(problem)), width, INDENT + "evidence: ", INDENT)
-    fix = found_fix(problem) or fix_hint(report, problem.rule)
+    fix = problem_fix(problem, report)
     if fix:
         lines += _wrap(printable(fix), width, INDENT + "fix: ", INDENT)
     if verbose:

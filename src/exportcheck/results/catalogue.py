@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from exportcheck.results.findings import Severity
 
 DOC_SECTIONS = ("What it finds", "Why it is wrong", "How to fix")
+UNEXPLAINED_FIX = "If nothing explains it"
+"""An optional last section of a rule that measures a consequence (a refusal, a difference):
+the fix for the case no finding of the model accounts for, where "How to fix" names a cause."""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,11 @@ Why it is wrong
 How to fix
     Export from `model.eval()`; read the attribution in the message. If the difference is
     numerical noise of the runtime, widen `--rtol/--atol` for that output, with a reason.
+
+If nothing explains it
+    No mode problem accounts for the difference: if it is numerical noise of the runtime,
+    widen `--rtol/--atol` for that output, with a reason; otherwise the exporter or the
+    runtime computes the operation differently, which is worth reporting with the artifact.
 """
 
 from __future__ import annotations

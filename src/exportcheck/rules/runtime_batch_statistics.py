@@ -13,6 +13,11 @@ Why it is wrong
 How to fix
     See the `training-batchnorm` and `batch-dependent-eval` findings of the same model: keep
     running statistics and export from `model.eval()`.
+
+If nothing explains it
+    The artifact mixes samples that the eval-mode model keeps apart: look in it for a
+    normalization or reduction over the batch axis, and report it to the runtime's project if
+    there is none.
 """
 
 from __future__ import annotations

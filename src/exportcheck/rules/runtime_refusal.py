@@ -14,8 +14,12 @@ Why it is wrong
     the model at all; the load error names an ONNX node, not the line of Python that made it.
 
 How to fix
-    Fix the problem it is a consequence of (export from `model.eval()`). A refusal no mode
-    problem explains is the runtime's limit: an operator or opset it does not support.
+    Fix the problem it is a consequence of (export from `model.eval()`).
+
+If nothing explains it
+    The refusal is the runtime's own limit, not a mode problem: export for that runtime
+    another way (fixed sizes where it cannot plan a dynamic one, another opset), or report the
+    operator it names to the runtime's project.
 """
 
 from __future__ import annotations
