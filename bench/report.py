@@ -359,6 +359,9 @@ eight 256 MiB MatMul weights live in a sparse 2 GiB external-data file.
 - **zoo**: `exportcheck validate sample_models --jobs 2` must reach 1.6x the throughput of
   `--jobs 1` (the time of `--jobs 1` over the time of `--jobs 2`).
 - Every target names both sides of its ratio, and a missed target gets a profile below.
+- A ratio's verdict is PASS or MISS by the medians, and UNSETTLED when single rounds (each
+  round runs every command once, in turn) fall on both sides of the limit: on this shared
+  machine a median just past the limit then says little. An unsettled target is profiled too.
 - Peak RSS of a command that starts worker processes is the largest single process of its
   tree (rusage counts reaped children by maximum, not by sum).
 """

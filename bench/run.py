@@ -52,6 +52,7 @@ PARTS = ("inspect", "startup", "validate", "zoo")
 ONNX_ONLY = "exportcheck validate --formats onnx"
 ARCHIVE_SPEEDUP = 5.0  # inspect of a ResNet-50 .pt / .pt2 against torch's loader + node loop
 LOADER = "torch loader + node loop"
+NOT_MET = ("MISS", "UNSETTLED")
 REPORT_ARGS = ("--format", "json", "--output", "/dev/null", "--fail-on", "never")
 # The runtimes the floor and verify_onnx_program run: ONNX Runtime at its two levels, and torch
 # for the formats only torch runs. OpenVINO and tract have their own table (bench/runtimes.py).
@@ -427,8 +428,9 @@ def model_targets(results: Results) -> list[Target]:
 
 
 def profile_misses(results: Results, folder: str) -> list[tuple[str, str]]:
-    """A cProfile summary of exportcheck on every input or model with a missed time target."""
-    missed = {t.subject for t in results.targets if t.verdict == "MISS" and t.unit == "x"}
+    """A cProfile summary of exportcheck on every input or model with a time target it missed,
+    or that its rounds left unsettled."""
+    missed = {t.subject for t in results.targets if t.verdict in NOT_MET and t.unit == "x"}
     profiles = []
     for result in [*results.files, *([results.mixed] if results.mixed else [])]:
         item = result.input
@@ -436,7 +438,7 @@ def profile_misses(results: Results, folder: str) -> list[tuple[str, str]]:
             log(f"profiling exportcheck inspect on {item.label}")
             text = profile_cli(["inspect", item.path, *REPORT_ARGS], cwd=folder)
             profiles.append((f"`exportcheck inspect` on {item.label}", text))
-    missed_names = {t.name for t in results.targets if t.verdict == "MISS"}
+    missed_names = {t.name for t in results.targets if t.verdict in NOT_MET}
     for model in results.models or []:
         if model.name not in missed:
             continue
@@ -454,7 +456,7 @@ def profile_misses(results: Results, folder: str) -> list[tuple[str, str]]:
         log(f"timing each target of the {ZOO} zoo under --jobs 2")
         serial_s = results.zoo[0].seconds
         profiles.append((f"`validate {ZOO} --jobs 2`, per target", zoo_timeline(serial_s)))
-    missed_any = {t.subject for t in results.targets if t.verdict == "MISS"}
+    missed_any = {t.subject for t in results.targets if t.verdict in NOT_MET}
     for tool in results.startup[1:]:
         if tool.command.label in missed_any and tool.command.label.startswith("exportcheck"):
             argv = tool.command.argv[1:]

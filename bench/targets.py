@@ -19,13 +19,22 @@ class Target:
     note: str = ""
     subject: str = ""  # the input or model it was measured on
     sides: str = ""  # both sides of the ratio, e.g. "exportcheck 1.20 s / floor 1.00 s"
+    rounds: tuple[float, ...] = ()  # the value in each round that ran both sides
+
+    def meets(self, value: float) -> bool:
+        return value >= self.limit if self.at_least else value <= self.limit
 
     @property
     def verdict(self) -> str:
+        """PASS or MISS by the medians, unless the rounds disagree: then UNSETTLED, since on a
+        noisy machine a median on one side of the limit says little when single rounds fall
+        on both."""
         if self.value is None:
             return "N/A"
-        ok = self.value >= self.limit if self.at_least else self.value <= self.limit
-        return "PASS" if ok else "MISS"
+        met = sum(self.meets(v) for v in self.rounds)
+        if len(self.rounds) > 1 and 0 < met < len(self.rounds):
+            return "UNSETTLED"
+        return "PASS" if self.meets(self.value) else "MISS"
 
     def _fmt(self, number: float) -> str:
         if self.unit == "MiB":
@@ -40,17 +49,24 @@ class Target:
             return self.note or "not measured"
         sign = ">=" if self.at_least else "<="
         text = f"{self._fmt(self.value)} (target {sign} {self._fmt(self.limit)})"
+        met = self.meets(self.value)
         if self.unit != "x":
             gap = abs(self.limit - self.value)
-            word = "headroom" if self.verdict == "PASS" else "over"
-            text += f", {gap:.3g} {self.unit} {word}"
+            text += f", {gap:.3g} {self.unit} {'headroom' if met else 'over'}"
         elif self.at_least:
             gap = abs(self.value / self.limit - 1) * 100
-            text += f", {gap:.0f}% {'headroom' if self.verdict == 'PASS' else 'short'}"
-        elif self.verdict == "PASS":
+            text += f", {gap:.0f}% {'headroom' if met else 'short'}"
+        elif met:
             text += f", {(1 - self.value / self.limit) * 100:.0f}% headroom"
         else:
             text += f", {self.value / self.limit:.2f}x over the limit"
+        if len(self.rounds) > 1:
+            low, high = min(self.rounds), max(self.rounds)
+            within = sum(self.meets(v) for v in self.rounds)
+            text += (
+                f"; rounds {self._fmt(low)} to {self._fmt(high)}, "
+                f"{within} of {len(self.rounds)} within"
+            )
         if self.sides:
             text = f"{text} [{self.sides}]"
         return f"{text}; {self.note}" if self.note else text
@@ -64,6 +80,16 @@ def sides(first: Measurement, second: Measurement) -> str:
         return f"{m.command.label} {value}"
 
     return f"{side(first)} / {side(second)}"
+
+
+def paired(first: Measurement, second: Measurement) -> list[tuple[float, float]]:
+    """(first, second) seconds of each round in which both ran successfully: the commands
+    run in turn, so a round's two runs met the same background load."""
+    return [
+        (a.seconds, b.seconds)
+        for a, b in zip(first.runs, second.runs)
+        if a.returncode in first.command.ok_codes and b.returncode in second.command.ok_codes
+    ]
 
 
 def ratio(tool: Measurement, base: Measurement) -> float | None:
@@ -84,8 +110,15 @@ def time_target(
     note = "" if tool.seconds is not None else f"{tool.command.label}: {tool.status}"
     floor_name = f"the {floor.command.label}" if what == "inspect" or floor_label else "its floor"
     name = f"{what} time <= {limit}x {floor_name}, {subject}"
+    rounds = tuple(t / f for t, f in paired(tool, floor) if f > 0)
     return Target(
-        name, ratio(tool, floor), limit, note=note, subject=subject, sides=sides(tool, floor)
+        name,
+        ratio(tool, floor),
+        limit,
+        note=note,
+        subject=subject,
+        sides=sides(tool, floor),
+        rounds=rounds,
     )
 
 
@@ -100,14 +133,23 @@ def speedup_target(subject: str, tool: Measurement, anchor: Measurement, limit: 
     """How many times faster than the anchor; a timed-out anchor gives a lower bound."""
     name = f"inspect >= {limit:.0f}x faster than {anchor.command.label}, {subject}"
     value, note = None, f"{anchor.command.label}: {anchor.status}"
+    rounds: tuple[float, ...] = ()
     if tool.seconds is None:
         note = f"{tool.command.label}: {tool.status}"
     elif anchor.seconds is not None:
         value, note = anchor.seconds / tool.seconds, ""
+        rounds = tuple(a / t for a, t in paired(anchor, tool) if t > 0)
     elif anchor.status == "timeout":
         value, note = anchor.command.timeout / tool.seconds, "anchor timed out: lower bound"
     return Target(
-        name, value, limit, at_least=True, note=note, subject=subject, sides=sides(anchor, tool)
+        name,
+        value,
+        limit,
+        at_least=True,
+        note=note,
+        subject=subject,
+        sides=sides(anchor, tool),
+        rounds=rounds,
     )
 
 
@@ -128,6 +170,7 @@ def throughput_target(
         note=note,
         subject=subject,
         sides=sides(serial, parallel),
+        rounds=tuple(s / p for s, p in paired(serial, parallel) if p > 0),
     )
 
 
