@@ -15,9 +15,9 @@ How to fix
     running statistics and export from `model.eval()`.
 
 If nothing explains it
-    The artifact mixes samples that the eval-mode model keeps apart: look in it for a
-    normalization or reduction over the batch axis, and report it to the runtime's project if
-    there is none.
+    Run with the probes on (`--probes`, the default) to learn whether the eval-mode model
+    mixes samples too; if it does not, look in the artifact for a normalization or reduction
+    over the batch axis, and report it to the runtime's project if there is none.
 """
 
 from __future__ import annotations
