@@ -49,6 +49,12 @@ def test_one_annotation_per_problem_at_its_line() -> None:
     assert message.splitlines()[2].startswith("fix: Call `model.eval()`")
     # a library class is not in the repository: the target file at line 1
     assert parse(lines[1])[1]["file"] == "models/frozen.py" and parse(lines[1])[1]["line"] == "1"
+    # a mismatch nothing explains is not told to export from model.eval()
+    _, odd, unexplained = parse(lines[2])
+    assert odd["title"] == "EC301 output-mismatch"
+    assert unexplained.splitlines()[2].startswith(
+        "fix: No mode problem accounts for the difference"
+    )
 
 
 def test_severity_maps_to_the_command_and_the_threshold_applies() -> None:
