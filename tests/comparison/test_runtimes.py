@@ -144,6 +144,7 @@ def test_a_refusal_nothing_explains_is_fixed_as_the_runtimes_limit_not_as_a_mode
 
     lstm = _problem(demo_report, "lstm", "runtime-refusal")
     assert not lstm.explained
+    assert lstm.runtimes == ("tract/cpu",) and len(lstm.artifacts) == 2  # one runtime, two files
     dropout = _problem(demo_report, "bad_functional_dropout", "training-dropout")
     assert any(f.rule == "runtime-refusal" for f in dropout.evidence)
     lines = render_text(demo_report, width=None).splitlines()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from exportcheck.results.findings import Severity
+from exportcheck.reporters.text import render_text
+from exportcheck.results.findings import Location, Severity
 from exportcheck.results.report import Report
+from exportcheck.rules import RuntimeRefusal
 from exportcheck.settings.config import IgnoreEntry, Settings
 from exportcheck.settings.policy import apply_policy
-from tests.reporters.conftest import ROOT, SAMPLES, TAGGER
+from tests.reporters.conftest import ROOT, RULES, SAMPLES, TAGGER
 
 
 def grouped() -> Report:
@@ -43,6 +45,30 @@ def test_a_mismatch_nothing_explains_is_its_own_problem() -> None:
     (problem,) = [p for p in grouped().problems if p.subject == "models/odd.py:build"]
     assert problem.rule == "output-mismatch" and not problem.explained
     assert problem.worst() == 0.01 and problem.to_dict(ROOT)["explained"] is False
+
+
+def test_a_runtime_that_refuses_two_artifacts_counts_once() -> None:
+    """A finding's runner label names the artifact format too (`onnx on tract/cpu`); the
+    problem's runtimes are the configurations, its artifacts the files."""
+    subject = "models/lstm.py:build"
+    refusals = tuple(
+        RuntimeRefusal.finding(
+            f"tract refuses this artifact ({fmt} on tract/cpu): Clashing resolution",
+            subject,
+            Location(artifact=f"{fmt}: lstm{suffix} (temporary)", runtime=f"{fmt} on tract/cpu"),
+        )
+        for fmt, suffix in (("onnx", ".onnx"), ("onnx-legacy", ".legacy.onnx"))
+    )
+    (problem,) = Report(subjects=(subject,), findings=refusals, rules=RULES).problems
+    assert not problem.explained
+    assert problem.runtimes == ("tract/cpu",) and len(problem.artifacts) == 2
+    assert problem.to_dict(ROOT)["runtimes"] == ["tract/cpu"]
+    assert (
+        render_text(Report(subjects=(subject,), findings=refusals, rules=RULES)).count(
+            "evidence: no finding explains it; 2 artifacts, 1 runtime\n"
+        )
+        == 1
+    )
 
 
 def test_exit_code_and_counts_come_from_problems() -> None:

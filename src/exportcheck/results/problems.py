@@ -46,6 +46,8 @@ LOCALIZED = "first-divergence"
 
 _STAGE_ORDER = {"audit": 0, "inspect": 1, "probe": 2, "localize": 3}
 _LIBRARY_MARKERS = ("/site-packages/", "/dist-packages/")
+# A runner label names the artifact format, then the configuration: `onnx on tract/cpu`.
+_RUNS_ON = " on "
 
 
 @dataclass(frozen=True)
@@ -126,12 +128,16 @@ class Problem:
 
     @property
     def runtimes(self) -> tuple[str, ...]:
+        """The runtime configurations its measurements ran in (`tract/cpu`), each once, however
+        many artifacts ran there: those `artifacts` counts."""
         if not self.evidence:
             cause = self.cause
             runtime = cause.location.runtime
-            return (runtime,) if runtime and cause.stage == CONSEQUENCE_STAGE else ()
+            if runtime and cause.stage == CONSEQUENCE_STAGE:
+                return (runtime_configuration(runtime),)
+            return ()
         labels = [f.location.runtime for f in self.members if f.stage == CONSEQUENCE_STAGE]
-        return tuple(dict.fromkeys(label for label in labels if label))
+        return tuple(dict.fromkeys(runtime_configuration(label) for label in labels if label))
 
     def worst(self, run: str = "compare") -> float | None:
         """The largest difference among its failing comparisons of one kind (`compare`:
@@ -436,8 +442,14 @@ def explaining_cause(
 def _runner_key(comparison: Comparison) -> tuple[str, str | None, str]:
     """The subject, artifact and runner label (`onnx on onnxruntime/CPU/cpu/disable_all`) a
     numerical finding names in `location.runtime`."""
-    label = f"{comparison.artifact_format} on {comparison.configuration}"
+    label = f"{comparison.artifact_format}{_RUNS_ON}{comparison.configuration}"
     return (comparison.subject, comparison.artifact, label)
+
+
+def runtime_configuration(label: str) -> str:
+    """`onnxruntime/CPU/cpu/disable_all` of a runner label `onnx on onnxruntime/CPU/cpu/
+    disable_all`; a label without an artifact format is a configuration already."""
+    return label.partition(_RUNS_ON)[2] or label
 
 
 def _linked_comparisons(
