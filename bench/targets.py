@@ -82,14 +82,16 @@ def sides(first: Measurement, second: Measurement) -> str:
     return f"{side(first)} / {side(second)}"
 
 
-def paired(first: Measurement, second: Measurement) -> list[tuple[float, float]]:
-    """(first, second) seconds of each round in which both ran successfully: the commands
-    run in turn, so a round's two runs met the same background load."""
-    return [
-        (a.seconds, b.seconds)
-        for a, b in zip(first.runs, second.runs)
-        if a.returncode in first.command.ok_codes and b.returncode in second.command.ok_codes
-    ]
+def round_ratios(numerator: Measurement, denominator: Measurement) -> tuple[float, ...]:
+    """numerator time / denominator time in each round in which both ran successfully: the
+    commands run in turn, so a round's two runs met the same background load."""
+    return tuple(
+        a.seconds / b.seconds
+        for a, b in zip(numerator.runs, denominator.runs)
+        if a.returncode in numerator.command.ok_codes
+        and b.returncode in denominator.command.ok_codes
+        and b.seconds > 0
+    )
 
 
 def ratio(tool: Measurement, base: Measurement) -> float | None:
@@ -110,7 +112,6 @@ def time_target(
     note = "" if tool.seconds is not None else f"{tool.command.label}: {tool.status}"
     floor_name = f"the {floor.command.label}" if what == "inspect" or floor_label else "its floor"
     name = f"{what} time <= {limit}x {floor_name}, {subject}"
-    rounds = tuple(t / f for t, f in paired(tool, floor) if f > 0)
     return Target(
         name,
         ratio(tool, floor),
@@ -118,7 +119,7 @@ def time_target(
         note=note,
         subject=subject,
         sides=sides(tool, floor),
-        rounds=rounds,
+        rounds=round_ratios(tool, floor),
     )
 
 
@@ -138,7 +139,7 @@ def speedup_target(subject: str, tool: Measurement, anchor: Measurement, limit: 
         note = f"{tool.command.label}: {tool.status}"
     elif anchor.seconds is not None:
         value, note = anchor.seconds / tool.seconds, ""
-        rounds = tuple(a / t for a, t in paired(anchor, tool) if t > 0)
+        rounds = round_ratios(anchor, tool)
     elif anchor.status == "timeout":
         value, note = anchor.command.timeout / tool.seconds, "anchor timed out: lower bound"
     return Target(
@@ -170,7 +171,7 @@ def throughput_target(
         note=note,
         subject=subject,
         sides=sides(serial, parallel),
-        rounds=tuple(s / p for s, p in paired(serial, parallel) if p > 0),
+        rounds=round_ratios(serial, parallel),
     )
 
 

@@ -85,11 +85,6 @@ def runner_configuration(runner: Runner) -> str:
     return "/".join(p for p in parts if p)
 
 
-def runner_label(runner: Runner, artifact_format: str) -> str:
-    """`onnx on onnxruntime/CPU/cpu/disable_all`: the configuration a measurement ran in."""
-    return f"{artifact_format} on {runner_configuration(runner)}"
-
-
 def check_runner(
     ctx: ModelRun,
     runner: Runner,
@@ -103,10 +98,10 @@ def check_runner(
     size when the batch is dynamic, and once per other dynamic dimension) and compares with the
     eval-mode reference on its device."""
     outcome = ArtifactOutcome()
-    label = runner_label(runner, artifact_format)
     run = RuntimeRun(
         ctx.subject, artifact, artifact_format, runner.runtime, runner_configuration(runner), RAN
     )
+    label = run.runner_label
     size = batch_size(ctx.inputs)
     try:
         first = runner.run(ctx.inputs)
@@ -718,7 +713,7 @@ def _without_runner(
     fmt: str,
 ) -> RuntimeRun:
     """Records a configuration that got no runner: skipped, refused (a finding), crashed."""
-    label = f"{fmt} on {attempt.configuration}"
+    label = run.runner_label
     title = attempt.runtime.title
     if attempt.refused is not None:
         crashed = attempt.runtime_crashed

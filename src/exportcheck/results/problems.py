@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from exportcheck.results.findings import Finding, Severity, Suppression
+from exportcheck.results.runtimes import runner_label, runtime_configuration
 
 if TYPE_CHECKING:  # a report without comparisons (a static inspection) need not load them
     from exportcheck.results.comparison import Comparison
@@ -46,8 +47,6 @@ LOCALIZED = "first-divergence"
 
 _STAGE_ORDER = {"audit": 0, "inspect": 1, "probe": 2, "localize": 3}
 _LIBRARY_MARKERS = ("/site-packages/", "/dist-packages/")
-# A runner label names the artifact format, then the configuration: `onnx on tract/cpu`.
-_RUNS_ON = " on "
 
 
 @dataclass(frozen=True)
@@ -442,14 +441,8 @@ def explaining_cause(
 def _runner_key(comparison: Comparison) -> tuple[str, str | None, str]:
     """The subject, artifact and runner label (`onnx on onnxruntime/CPU/cpu/disable_all`) a
     numerical finding names in `location.runtime`."""
-    label = f"{comparison.artifact_format}{_RUNS_ON}{comparison.configuration}"
+    label = runner_label(comparison.artifact_format, comparison.configuration)
     return (comparison.subject, comparison.artifact, label)
-
-
-def runtime_configuration(label: str) -> str:
-    """`onnxruntime/CPU/cpu/disable_all` of a runner label `onnx on onnxruntime/CPU/cpu/
-    disable_all`; a label without an artifact format is a configuration already."""
-    return label.partition(_RUNS_ON)[2] or label
 
 
 def _linked_comparisons(

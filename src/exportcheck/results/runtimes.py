@@ -11,6 +11,19 @@ from exportcheck.results.comparison import Comparison
 from exportcheck.results.findings import Finding
 
 RAN, REFUSED, CRASHED, SKIPPED = "ran", "refused", "crashed", "skipped"
+_RUNS_ON = " on "
+
+
+def runner_label(artifact_format: str, configuration: str) -> str:
+    """`onnx on openvino/CPU/cpu`: an artifact format and the configuration it ran in, as
+    numerical findings name where they ran (`location.runtime`)."""
+    return f"{artifact_format}{_RUNS_ON}{configuration}"
+
+
+def runtime_configuration(label: str) -> str:
+    """The configuration of a runner label (`openvino/CPU/cpu` of `onnx on openvino/CPU/cpu`);
+    a label without an artifact format is a configuration already."""
+    return label.partition(_RUNS_ON)[2] or label
 
 
 @dataclass(frozen=True)
@@ -33,7 +46,7 @@ class RuntimeRun:
     @property
     def runner_label(self) -> str:
         """`onnx on openvino/CPU/cpu`: as numerical findings name where they ran."""
-        return f"{self.artifact_format} on {self.configuration}"
+        return runner_label(self.artifact_format, self.configuration)
 
     def to_dict(self) -> dict[str, Any]:
         return {
