@@ -14,9 +14,6 @@ EXPECTED = {
         "torchscript-script": ["training-dropout", "training-module"],
         "exported-program": ["training-dropout"],
     },
-    # tract plans an LSTM's Scan with the batch symbol bound to 1 and refuses it at another
-    # batch (a tract limitation, not a mode bug): the words of its refusal.
-    "runtimes": {"tract": "Clashing resolution for expression"},
 }
 
 

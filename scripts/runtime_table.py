@@ -66,6 +66,15 @@ crashes on this artifact (...): OpenVINO crashed (killed by SIGSEGV)"), with the
 the process's last line of output; the other runtimes' verdicts stand, and the next artifact
 gets a fresh process. Only arrays and JSON pass between the processes, never a pickle.
 ONNX Runtime, the reference runtime, and torch run in exportcheck's own process.
+
+Each runtime loads an artifact as its own users do. OpenVINO compiles it once, for float32
+inference. tract plans it once per input shape, with every input's size and type given
+(`set_input_fact`), and reads it without the shapes the exporter stored for intermediate values
+(its CLI's `--onnx-ignore-value-info`), which it would refuse to unify with concrete sizes
+("Impossible to unify Sym(s77) with Val(3)"). Planned with symbolic sizes instead, tract binds
+an LSTM's Scan to batch 1 and refuses the sample LSTM at batch 3 ("Clashing resolution for
+expression. batch=3 != 1"); planned per shape, both of its ONNX files match the model at
+batch 3 and 5 (within 5e-8).
 """
 
 

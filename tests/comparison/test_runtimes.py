@@ -16,7 +16,7 @@ from exportcheck.results.runtimes import matrix_rows
 from exportcheck.rules import RULES
 from tests.cli.processes import FAST, PLAIN_BUILD, write_target
 from tests.cli.test_early_checks import probed
-from tests.conftest import SAMPLE_NAMES, SAMPLES, sample_expected
+from tests.conftest import SAMPLE_NAMES, SAMPLES, build_sample, sample_expected
 
 
 def installed(name: str) -> bool:
@@ -135,28 +135,108 @@ def test_clean_samples_pass_on_every_installed_runtime(demo_report):
 
 
 @needs("tract")
+@pytest.mark.parametrize("fmt", ["onnx", "onnx-legacy"])
+def test_tract_runs_the_lstm_at_every_batch_size_it_is_given(sample_exports, fmt):
+    """Planned with symbolic sizes, tract binds the LSTM's Scan to batch 1 and refuses batch 3
+    ("Clashing resolution for expression"); the dynamo export's stored intermediate shapes
+    clash with concrete ones. Planned per input shape, ignoring those annotations, as tract's
+    users load exports, both files run and match the model at both sizes."""
+    import numpy as np
+    import torch
+
+    model, inputs = build_sample("lstm")
+    model.eval()
+    runner = get_runtime("tract").load(
+        sample_exports[("lstm", "eval", fmt)], "onnx", "cpu", None, None
+    )
+    for batch in (3, 5, 3):
+        x = torch.randn(batch, *inputs[0].shape[1:])
+        with torch.no_grad():
+            expected = model(x).numpy()
+        (got,) = runner.run((x,))
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+@needs("tract")
+def test_input_facts_are_written_as_tract_parses_them(sample_exports):
+    import numpy as np
+    import tract
+
+    from exportcheck.comparison.runtimes.tract_runtime import input_fact
+
+    arrays = {
+        "3,7,12,f32": np.zeros((3, 7, 12), np.float32),
+        "2,i64": np.zeros(2, np.int64),
+        "4,1,bool": np.zeros((4, 1), bool),
+        "f16": np.zeros((), np.float16),
+        "0,5,u8": np.zeros((0, 5), np.uint8),
+    }
+    parsed = tract.onnx().load(sample_exports[("cnn", "eval", "onnx-legacy")])
+    for written, array in arrays.items():
+        assert input_fact(array) == written
+        assert str(parsed.fact(written)) == written
+
+
+DETERMINANT = """
+import torch
+from torch import nn
+
+
+class Volume(nn.Module):
+    '''A clean model with an operator tract lacks (ONNX Det).'''
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(16, 16)
+
+    def forward(self, x):
+        return torch.linalg.det(self.proj(x).reshape(-1, 4, 4))
+
+
+def build():
+    torch.manual_seed(0)
+    return Volume().eval(), (torch.randn(3, 16),)
+"""
+
+
+@needs("tract")
 def test_a_refusal_nothing_explains_is_fixed_as_the_runtimes_limit_not_as_a_mode_problem(
-    demo_report,
+    demo_report, tmp_path
 ):
-    """tract refuses the clean LSTM (its own limit) and the functional dropout (EC101): each
-    problem's fix line speaks to its own case."""
+    """tract (and OpenVINO) refuse a clean model's Det, their own limit, and the functional
+    dropout (EC101): each problem's fix line speaks to its own case, and each refusal is the
+    runtime's reason in one line."""
+    from exportcheck.pipeline.validation import validate_targets
     from exportcheck.reporters.text import render_text
 
-    lstm = _problem(demo_report, "lstm", "runtime-refusal")
-    assert not lstm.explained
-    assert lstm.runtimes == ("tract/cpu",) and len(lstm.artifacts) == 2  # one runtime, two files
-    dropout = _problem(demo_report, "bad_functional_dropout", "training-dropout")
-    assert any(f.rule == "runtime-refusal" for f in dropout.evidence)
-    lines = render_text(demo_report, width=None).splitlines()
+    target = tmp_path / "volume.py"
+    target.write_text(DETERMINANT)
+    report = validate_targets(
+        [f"{target}:build"], formats=("onnx", "onnx-legacy"), devices="cpu", probes=False
+    )
+    (refusal,) = [p for p in report.problems if p.rule == "runtime-refusal"]
+    assert not refusal.explained and len(refusal.artifacts) == 2
+    refusing = {"tract/cpu", *(["openvino/CPU/cpu"] if installed("openvino") else [])}
+    assert set(refusal.runtimes) == refusing  # each configuration once, for two files
+    reasons = {c.run.runtime: c.run.detail for c in report.runtime_matrix if c.verdict == "refuses"}
+    assert "Unimplemented(Det)" in reasons["tract"]
+    if installed("openvino"):
+        assert reasons["openvino"].startswith("No conversion rule found for operations: Det-")
+    cells = {(c.run.artifact_format, c.run.runtime): c.verdict for c in report.runtime_matrix}
+    assert cells[("onnx", "onnxruntime")] == cells[("onnx-legacy", "onnxruntime")] == "matches"
 
-    def fix_after(headline_part: str) -> str:
+    def fix_after(lines: list[str], headline_part: str) -> str:
         at = next(i for i, line in enumerate(lines) if headline_part in line)
         return next(line for line in lines[at:] if line.startswith("    fix: "))
 
-    limit = fix_after("EC304 runtime-refusal tract refuses")
+    limit = fix_after(render_text(report, width=None).splitlines(), "EC304 runtime-refusal")
     assert limit.startswith("    fix: The refusal is the runtime's own limit, not a mode problem")
     assert "model.eval()" not in limit
-    assert "model.eval()" in fix_after("EC101 training-dropout")
+    dropout = _problem(demo_report, "bad_functional_dropout", "training-dropout")
+    assert any(f.rule == "runtime-refusal" for f in dropout.evidence)
+    demo_lines = render_text(demo_report, width=None).splitlines()
+    assert "model.eval()" in fix_after(demo_lines, "EC101 training-dropout")
 
 
 def test_the_matrix_is_one_row_per_artifact_with_the_worst_configuration(demo_report):

@@ -50,12 +50,12 @@ def test_a_mismatch_nothing_explains_is_its_own_problem() -> None:
 def test_a_runtime_that_refuses_two_artifacts_counts_once() -> None:
     """A finding's runner label names the artifact format too (`onnx on tract/cpu`); the
     problem's runtimes are the configurations, its artifacts the files."""
-    subject = "models/lstm.py:build"
+    subject = "models/volume.py:build"
     refusals = tuple(
         RuntimeRefusal.finding(
-            f"tract refuses this artifact ({fmt} on tract/cpu): Clashing resolution",
+            f"tract refuses this artifact ({fmt} on tract/cpu): Operator can not be made a TypedOp",
             subject,
-            Location(artifact=f"{fmt}: lstm{suffix} (temporary)", runtime=f"{fmt} on tract/cpu"),
+            Location(artifact=f"{fmt}: volume{suffix} (temporary)", runtime=f"{fmt} on tract/cpu"),
         )
         for fmt, suffix in (("onnx", ".onnx"), ("onnx-legacy", ".legacy.onnx"))
     )

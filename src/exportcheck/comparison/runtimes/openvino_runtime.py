@@ -13,13 +13,15 @@ from exportcheck.comparison.runtimes.base import Runner, Runtime, RuntimeRefused
 from exportcheck.numerics.metrics import to_numpy
 from exportcheck.numerics.runtime_imports import openvino
 
+# An item of the frontend's conversion report: a failed node, or a line of its summary.
+_SUMMARY_ITEM = "-- "
 # The lines of an OpenVINO error that say where in OpenVINO it was raised, not why.
 _BOILERPLATE = (
     "Exception from ",
     "Check '",
     "FrontEnd API failed",
     "Model wasn't fully converted",
-    "-- ",
+    _SUMMARY_ITEM,
     "Summary:",
 )
 
@@ -69,7 +71,8 @@ class OpenVino(Runtime):
 
     def refuse(self, error: BaseException) -> str:
         """`Training mode is not supported for Dropout op (ONNX node <Node(Dropout): ...>)`:
-        the frontend's reason, and the node it names."""
+        the frontend's reason, and the node it names. Without a reason of the frontend's own,
+        its summary (`No conversion rule found for operations: Det-20`)."""
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         node = next((line for line in lines if line.startswith("While validating ONNX node")), "")
         reasons = [
@@ -77,7 +80,15 @@ class OpenVino(Runtime):
             for line in lines
             if not line.startswith(_BOILERPLATE) and not line.startswith("While validating")
         ]
-        reason = reasons[0] if reasons else " ".join(" ".join(lines).split())
+        summary = [
+            line.removeprefix(_SUMMARY_ITEM) for line in lines if line.startswith(_SUMMARY_ITEM)
+        ]
+        if reasons:
+            reason = reasons[0]
+        elif summary:
+            reason = "; ".join(summary)
+        else:
+            reason = " ".join(" ".join(lines).split())
         if node:
             reason += f" ({node.removeprefix('While validating ').rstrip(':')})"
         return reason or type(error).__name__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -10,6 +11,36 @@ import numpy as np
 
 from exportcheck.comparison.runtimes.base import Runner, Runtime, RuntimeRefused
 from exportcheck.numerics.metrics import to_numpy
+
+# tract's loader option behind its CLI's `--onnx-ignore-value-info` and Rust's
+# `with_ignore_value_info(true)`: the dynamo exporter stores symbolic shapes for intermediate
+# values, and tract refuses to unify them with the sizes it plans for ("Impossible to unify
+# Sym(s77) with Val(3)"). The shapes are annotations; tract infers its own from the inputs.
+LOADER_OPTIONS = b'{"ignore_value_info": true}'
+
+
+def _read(path: str) -> Any:
+    """The file as a tract InferenceModel, loaded as tract's users load exports. The Python
+    package exposes the options only through its C library (`tract_onnx_load_with_options`,
+    tract 0.23.9 and later); an older tract reads the file as it is."""
+    import tract
+    from tract.bindings import check, lib
+    from tract.inference_model import InferenceModel
+
+    load_with_options = getattr(lib, "tract_onnx_load_with_options", None)
+    if load_with_options is None:
+        return tract.onnx().load(path)
+    onnx = tract.onnx()
+    model = ctypes.c_void_p()
+    check(load_with_options(onnx.ptr, path.encode(), LOADER_OPTIONS, ctypes.byref(model)))
+    return InferenceModel(model)
+
+
+def input_fact(array: np.ndarray) -> str:
+    """`3,7,12,f32`: an input's shape and element type as tract's facts are written."""
+    dtype = array.dtype
+    element = "bool" if dtype.kind == "b" else f"{dtype.kind}{dtype.itemsize * 8}"
+    return ",".join([*(str(size) for size in array.shape), element])
 
 
 class Tract(Runtime):
@@ -20,21 +51,32 @@ class Tract(Runtime):
     kinds = frozenset({"onnx"})
 
     def load(self, path: str, kind: str, device: str, option: str | None, loaded: Any) -> Runner:
-        """The model planned once with its symbolic dimensions. Binding them to the run's
-        sizes instead (input facts, SetSymbols) clashes with the shapes the dynamo exporter
-        stores for intermediate values, and does not get an LSTM's Scan through either."""
-        import tract
-
+        """A runner that plans the model once per input shape, with every input's size and
+        type given, as tract's documentation loads a model (`set_input_fact`, then
+        `into_model`). A plan with symbolic sizes is what tract cannot take through an
+        LSTM's Scan ("Clashing resolution for expression. batch=3 != 1") at any other batch
+        than 1, although the same file runs at every batch size planned concretely."""
         try:
-            model = tract.onnx().load(path).into_model()
-            names = [model.output_name(i) for i in range(model.output_count())]
-            runnable = model.into_runnable()
+            parsed = _read(path)
+            names = [parsed.output_name(i) for i in range(parsed.output_count())]
         except Exception as error:
             raise RuntimeRefused(self.refuse(error)) from None
+        unplanned = [parsed]
+        plans: dict[tuple[str, ...], Any] = {}
+
+        def plan(arrays: Sequence[np.ndarray]) -> Any:
+            facts = tuple(input_fact(array) for array in arrays)
+            if facts not in plans:
+                model = unplanned.pop() if unplanned else _read(path)
+                for position, fact in enumerate(facts):
+                    model.set_input_fact(position, fact)
+                plans[facts] = model.into_model().into_runnable()
+            return plans[facts]
 
         def call(inputs: Sequence[Any]) -> list[np.ndarray]:
+            arrays = [np.ascontiguousarray(to_numpy(x)) for x in inputs]
             try:
-                results = runnable.run([np.ascontiguousarray(to_numpy(x)) for x in inputs])
+                results = plan(arrays).run(arrays)
             except Exception as error:
                 raise RuntimeRefused(self.refuse(error)) from None
             return [np.asarray(v.to_numpy()) for v in results]
