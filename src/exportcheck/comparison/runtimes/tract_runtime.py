@@ -22,7 +22,7 @@ LOADER_OPTIONS = b'{"ignore_value_info": true}'
 def _read(path: str) -> Any:
     """The file as a tract InferenceModel, loaded as tract's users load exports. The Python
     package exposes the options only through its C library (`tract_onnx_load_with_options`,
-    tract 0.23.9 and later); an older tract reads the file as it is."""
+    in 0.23.9); a tract whose library lacks it reads the file as it is."""
     import tract
     from tract.bindings import check, lib
     from tract.inference_model import InferenceModel
