@@ -75,6 +75,15 @@ inference. tract plans it once per input shape, with every input's size and type
 an LSTM's Scan to batch 1 and refuses the sample LSTM at batch 3 ("Clashing resolution for
 expression. batch=3 != 1"); planned per shape, both of its ONNX files match the model at
 batch 3 and 5 (within 5e-8).
+
+A refusal that names a node (tract: `(evaluating #7 "/block/Dropout" Dropout)`; OpenVINO: the
+value the node computes, `<Node(Dropout): /block/Dropout_output_0>`) is placed at that node:
+its module, and for a dynamo export the source line its stack trace records. A refusal of the
+node a static finding flags in the same artifact is evidence of that finding's problem. tract
+refuses the training-mode BatchNormalization that standardizes a weight (timm's `StdConv2d`,
+the legacy export of ResNetV2 BiT): the report says the node computes from weights alone and
+its fix line says to fold the artifact's constants (onnxslim, or ONNX Runtime's offline
+optimization at `ORT_ENABLE_BASIC`), after which tract runs the model.
 """
 
 

@@ -219,6 +219,8 @@ def test_a_refusal_nothing_explains_is_fixed_as_the_runtimes_limit_not_as_a_mode
     assert not refusal.explained and len(refusal.artifacts) == 2
     refusing = {"tract/cpu", *(["openvino/CPU/cpu"] if installed("openvino") else [])}
     assert set(refusal.runtimes) == refusing  # each configuration once, for two files
+    det = next(n for n, text in enumerate(DETERMINANT.splitlines(), 1) if "linalg.det" in text)
+    assert refusal.source == (str(target), det)  # the dynamo export's Det node, placed
     reasons = {c.run.runtime: c.run.detail for c in report.runtime_matrix if c.verdict == "refuses"}
     assert "Unimplemented(Det)" in reasons["tract"]
     if installed("openvino"):

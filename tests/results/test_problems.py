@@ -146,3 +146,31 @@ def test_to_dict_shows_no_absolute_path() -> None:
     shown = [p["source_file"] for p in data["problems"]]
     assert shown == ["models/tagger.py", "torch/nn/modules/linear.py", None]
     assert not any(s.startswith("/") for s in sources + shown if s)
+
+
+def test_a_refusal_that_names_a_flagged_node_is_evidence_of_that_nodes_finding() -> None:
+    """Batch statistics would be the likelier cause of a refusal that names no Dropout; the
+    node the refusal names is the one a training-dropout finding flags, so that finding is."""
+    from exportcheck.rules import TrainingBatchNorm, TrainingDropout
+
+    subject, artifact = "models/net.py:build", "onnx-legacy: net.legacy.onnx (temporary)"
+
+    def at(node: str, **where) -> Location:
+        return Location(artifact=artifact, node=node, **where)
+
+    findings = (
+        TrainingBatchNorm.finding("BatchNormalization has training_mode=1", subject, at("/bn/BN")),
+        TrainingDropout.finding("Dropout has training_mode=1", subject, at("/head/Gate")),
+        RuntimeRefusal.finding(
+            "X refuses this artifact (onnx-legacy on x/cpu): unsupported gate",
+            subject,
+            at("/head/Gate", runtime="onnx-legacy on x/cpu"),
+        ),
+    )
+    problems = Report(subjects=(subject,), findings=findings, rules=RULES).problems
+    (dropout,) = [p for p in problems if p.rule == "training-dropout"]
+    assert [f.rule for f in dropout.evidence] == ["runtime-refusal"]
+    unplaced = replace(findings[2], location=replace(findings[2].location, node=None))
+    problems = Report(subjects=(subject,), findings=(*findings[:2], unplaced), rules=RULES).problems
+    (batchnorm,) = [p for p in problems if p.rule == "training-batchnorm"]
+    assert [f.rule for f in batchnorm.evidence] == ["runtime-refusal"]

@@ -16,6 +16,7 @@ import numpy as np
 from exportcheck.auditing.probes import batch_size, companions
 from exportcheck.comparison.loaders import load_torch_artifact
 from exportcheck.comparison.reference import ModelRun, compare_outputs, measured_finding
+from exportcheck.comparison.refusals import located_refusals
 from exportcheck.comparison.runtimes import (
     RUNTIMES,
     Runner,
@@ -684,6 +685,8 @@ def compare_inspected_artifact(
     finally:
         for runtime in installed:
             runtime.forget(path)
+    if kind == "onnx":
+        outcome.findings = located_refusals(outcome.findings, outcome.runs, path)
     if localize or needs_localization(outcome.findings, outcome.comparisons):
         ctx.progress(f"{ctx.subject}: localize {fmt}")
         # It runs the model with hooks on: not while an export traces it on the other thread.

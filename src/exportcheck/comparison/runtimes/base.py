@@ -92,6 +92,11 @@ class Runtime:
         """The runtime's own error as one line: the reason, without its source locations."""
         return " ".join(str(error).split()) or type(error).__name__
 
+    def refused_node(self, reason: str) -> str | None:
+        """The node a refusal (as `refuse` wrote it) names, by the runtime's name for it; None
+        where it names none."""
+        return None
+
     def label(self, device: str, option: str | None) -> str:
         """`openvino cpu CPU`: the configuration as progress lines name it."""
         return " ".join(p for p in (self.name, device, option) if p)

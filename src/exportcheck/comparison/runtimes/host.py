@@ -363,6 +363,9 @@ class IsolatedRuntime(Runtime):
     def refuse(self, error: BaseException) -> str:
         return self.inner.refuse(error)
 
+    def refused_node(self, reason: str) -> str | None:
+        return self.inner.refused_node(reason)
+
 
 class _HostedModel:
     """A loaded artifact in a host: called with inputs, it runs there. Dropped from the host

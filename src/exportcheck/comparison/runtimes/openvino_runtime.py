@@ -4,6 +4,7 @@ it has one)."""
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +25,10 @@ _BOILERPLATE = (
     _SUMMARY_ITEM,
     "Summary:",
 )
+
+
+# `(ONNX node '<Node(Dropout): /block/Dropout_output_0>')`: a value the node computes.
+_NODE_IN_REFUSAL = re.compile(r"<Node\([^)]*\): ([^>]+)>")
 
 
 @functools.lru_cache(maxsize=1)
@@ -68,6 +73,10 @@ class OpenVino(Runtime):
 
     def describe(self) -> str:
         return f"{self.title} {openvino().__version__.split('-')[0]}"
+
+    def refused_node(self, reason: str) -> str | None:
+        found = _NODE_IN_REFUSAL.search(reason)
+        return found.group(1).strip() if found else None
 
     def refuse(self, error: BaseException) -> str:
         """`Training mode is not supported for Dropout op (ONNX node <Node(Dropout): ...>)`:

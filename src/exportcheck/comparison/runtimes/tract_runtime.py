@@ -17,6 +17,8 @@ from exportcheck.numerics.metrics import to_numpy
 # values, and tract refuses to unify them with the sizes it plans for ("Impossible to unify
 # Sym(s77) with Val(3)"). The shapes are annotations; tract infers its own from the inputs.
 LOADER_OPTIONS = b'{"ignore_value_info": true}'
+# `(translating node #788 "node_BatchNorm_45" BatchNorm ToTypedTranslator)`: the ONNX node's name.
+_NODE_IN_REFUSAL = re.compile(r'#\d+ "([^"]+)"')
 
 
 def _read(path: str) -> Any:
@@ -87,6 +89,10 @@ class Tract(Runtime):
         import tract
 
         return f"{self.title} {tract.version()}"
+
+    def refused_node(self, reason: str) -> str | None:
+        found = _NODE_IN_REFUSAL.search(reason)
+        return found.group(1) if found else None
 
     def refuse(self, error: BaseException) -> str:
         """`Dropout in training mode with a non-zero ratio is not supported (evaluating #7
