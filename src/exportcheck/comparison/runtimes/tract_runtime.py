@@ -55,9 +55,9 @@ class Tract(Runtime):
     def load(self, path: str, kind: str, device: str, option: str | None, loaded: Any) -> Runner:
         """A runner that plans the model once per input shape, with every input's size and
         type given, as tract's documentation loads a model (`set_input_fact`, then
-        `into_model`). A plan with symbolic sizes is what tract cannot take through an
-        LSTM's Scan ("Clashing resolution for expression. batch=3 != 1") at any other batch
-        than 1, although the same file runs at every batch size planned concretely."""
+        `into_model`). Planned with symbolic sizes, tract binds an LSTM's Scan to batch 1 and
+        refuses any other ("Clashing resolution for expression. batch=3 != 1"); planned per
+        shape, the same file runs at every batch size."""
         try:
             parsed = _read(path)
             names = [parsed.output_name(i) for i in range(parsed.output_count())]
