@@ -7,7 +7,10 @@ What it finds
     process dies on the artifact (OpenVINO and tract run in one of their own) crashes on it,
     and the finding gives the signal and the process's last words. When a mode problem of
     the same model explains the refusal, the finding is evidence under that problem and says
-    which one ("a consequence of EC101 at head.py:32").
+    which one ("a consequence of EC101 at head.py:32"). Where the runtime names the node it
+    refuses, the finding is placed at that node: its module and, for a dynamo export, the line
+    of Python that made it. A refused batch norm that only standardizes a weight (timm's
+    `StdConv2d`) is said to be one, with its own fix: fold the artifact's constants.
 
 Why it is wrong
     The same training-mode node runs randomly on one runtime and stops another from loading
@@ -17,9 +20,9 @@ How to fix
     Fix the problem it is a consequence of (export from `model.eval()`).
 
 If nothing explains it
-    The refusal is the runtime's own limit, not a mode problem: export for that runtime
-    another way (fixed sizes where it cannot plan a dynamic one, another opset), or report the
-    operator it names to the runtime's project.
+    The refusal is the runtime's own limit, not a mode problem: write the code at the place it
+    names with operators the runtime supports, export for that runtime another way (another
+    opset, constants folded), or report the operator to the runtime's project.
 """
 
 from __future__ import annotations
