@@ -9,7 +9,12 @@ from typing import Any
 
 import numpy as np
 
-from exportcheck.comparison.runtimes.base import Runner, Runtime, RuntimeRefused
+from exportcheck.comparison.runtimes.base import (
+    Runner,
+    RunnerUnavailable,
+    Runtime,
+    RuntimeRefused,
+)
 from exportcheck.numerics.metrics import to_numpy
 
 # tract's loader option behind its CLI's `--onnx-ignore-value-info` and Rust's
@@ -17,24 +22,35 @@ from exportcheck.numerics.metrics import to_numpy
 # values, and tract refuses to unify them with the sizes it plans for ("Impossible to unify
 # Sym(s77) with Val(3)"). The shapes are annotations; tract infers its own from the inputs.
 LOADER_OPTIONS = b'{"ignore_value_info": true}'
+MINIMUM_VERSION = "0.23.6"  # the first whose library loads with options; pyproject pins it
 # `(translating node #788 "node_BatchNorm_45" BatchNorm ToTypedTranslator)`: the ONNX node's name.
 _NODE_IN_REFUSAL = re.compile(r'#\d+ "([^"]+)"')
 
 
-def _read(path: str) -> Any:
-    """The file as a tract InferenceModel, loaded as tract's users load exports. The Python
-    package exposes the options only through its C library (`tract_onnx_load_with_options`,
-    in 0.23.9); a tract whose library lacks it reads the file as it is."""
+def _loader() -> Any:
+    """tract's C entry point that loads with options. The Python package does not wrap it;
+    its library has it from tract 0.23.6 on. An older tract is unavailable, not refusing."""
     import tract
-    from tract.bindings import check, lib
-    from tract.inference_model import InferenceModel
+    from tract.bindings import lib
 
     load_with_options = getattr(lib, "tract_onnx_load_with_options", None)
     if load_with_options is None:
-        return tract.onnx().load(path)
+        raise RunnerUnavailable(
+            f"tract {tract.version()} is older than exportcheck supports ({MINIMUM_VERSION}): "
+            f"pip install 'tract>={MINIMUM_VERSION}'"
+        )
+    return load_with_options
+
+
+def _read(path: str) -> Any:
+    """The file as a tract InferenceModel, loaded as tract's users load exports."""
+    import tract
+    from tract.bindings import check
+    from tract.inference_model import InferenceModel
+
     onnx = tract.onnx()
     model = ctypes.c_void_p()
-    check(load_with_options(onnx.ptr, path.encode(), LOADER_OPTIONS, ctypes.byref(model)))
+    check(_loader()(onnx.ptr, path.encode(), LOADER_OPTIONS, ctypes.byref(model)))
     return InferenceModel(model)
 
 
@@ -58,6 +74,7 @@ class Tract(Runtime):
         `into_model`). Planned with symbolic sizes, tract binds an LSTM's Scan to batch 1 and
         refuses any other ("Clashing resolution for expression. batch=3 != 1"); planned per
         shape, the same file runs at every batch size."""
+        _loader()
         try:
             parsed = _read(path)
             names = [parsed.output_name(i) for i in range(parsed.output_count())]
