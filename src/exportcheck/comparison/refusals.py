@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from exportcheck.comparison.runtimes import get_runtime
-from exportcheck.readers.onnx import named_node
+from exportcheck.readers.onnx import load_model, named_node
 from exportcheck.readers.view import NodeView
 from exportcheck.results.findings import Finding
 from exportcheck.results.runtimes import REFUSED, RuntimeRun
@@ -39,17 +39,17 @@ def located_refusals(
     """The findings, each refusal of this ONNX artifact placed at the node its runtime names
     (module, source line), and saying what that node computes where that is known."""
     reasons = {run.runner_label: run for run in runs if run.status == REFUSED and run.detail}
-    nodes: dict[str, NodeView | None] = {}
+    names = {
+        label: get_runtime(run.runtime).refused_node(run.detail or "")
+        for label, run in reasons.items()
+    }
+    named = {name for name in names.values() if name is not None}
+    nodes = _nodes(path, named) if named else {}
     located = []
     for finding in findings:
-        run = reasons.get(finding.location.runtime or "")
         node = None
-        if finding.rule == RuntimeRefusal.slug and run is not None and not finding.location.node:
-            name = get_runtime(run.runtime).refused_node(run.detail or "")
-            if name is not None:
-                if name not in nodes:
-                    nodes[name] = _node(path, name)
-                node = nodes[name]
+        if finding.rule == RuntimeRefusal.slug and not finding.location.node:
+            node = nodes.get(names.get(finding.location.runtime or ""))
         located.append(finding if node is None else _placed(finding, node))
     return located
 
@@ -75,8 +75,10 @@ def _placed(refusal: Finding, node: NodeView) -> Finding:
     return replace(refusal, message=message, location=location, detail=detail)
 
 
-def _node(path: str, name: str) -> NodeView | None:
+def _nodes(path: str, names: set[str]) -> dict[str | None, NodeView | None]:
+    """Each named node of the artifact, which is parsed once for them all."""
     try:
-        return named_node(path, name)
+        model = load_model(path)
+        return {name: named_node(path, name, model) for name in names}
     except Exception:  # a place for the refusal is an addition: without one it stands as it is
-        return None
+        return {}

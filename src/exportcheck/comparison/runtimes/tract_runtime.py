@@ -42,7 +42,7 @@ def _loader() -> Any:
     return load_with_options
 
 
-def _read(path: str) -> Any:
+def _read(path: str, load_with_options: Any) -> Any:
     """The file as a tract InferenceModel, loaded as tract's users load exports."""
     import tract
     from tract.bindings import check
@@ -50,7 +50,7 @@ def _read(path: str) -> Any:
 
     onnx = tract.onnx()
     model = ctypes.c_void_p()
-    check(_loader()(onnx.ptr, path.encode(), LOADER_OPTIONS, ctypes.byref(model)))
+    check(load_with_options(onnx.ptr, path.encode(), LOADER_OPTIONS, ctypes.byref(model)))
     return InferenceModel(model)
 
 
@@ -74,9 +74,9 @@ class Tract(Runtime):
         `into_model`). Planned with symbolic sizes, tract binds an LSTM's Scan to batch 1 and
         refuses any other ("Clashing resolution for expression. batch=3 != 1"); planned per
         shape, the same file runs at every batch size."""
-        _loader()
+        load_with_options = _loader()
         try:
-            parsed = _read(path)
+            parsed = _read(path, load_with_options)
             names = [parsed.output_name(i) for i in range(parsed.output_count())]
         except Exception as error:
             raise RuntimeRefused(self.refuse(error)) from None
@@ -86,7 +86,7 @@ class Tract(Runtime):
         def plan(arrays: Sequence[np.ndarray]) -> Any:
             facts = tuple(input_fact(array) for array in arrays)
             if facts not in plans:
-                model = unplanned.pop() if unplanned else _read(path)
+                model = unplanned.pop() if unplanned else _read(path, load_with_options)
                 for position, fact in enumerate(facts):
                     model.set_input_fact(position, fact)
                 plans[facts] = model.into_model().into_runnable()

@@ -32,10 +32,10 @@ def _op_named(model: ModelProto, name: str) -> str | None:
     return None
 
 
-def named_node(path: str, name: str) -> NodeView | None:
+def named_node(path: str, name: str, model: ModelProto | None = None) -> NodeView | None:
     """The node as the rules see it (its module, source line, producers), or None where no
-    node of a live graph has that name."""
-    model = load_model(path)
+    node of a live graph has that name; `model`: the file, where the caller has parsed it."""
+    model = load_model(path) if model is None else model
     op = _op_named(model, name)
     if op is None:
         return None
