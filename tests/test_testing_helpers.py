@@ -33,6 +33,30 @@ def test_assert_export_ok_lists_the_problems_with_place_and_fix():
     assert report.exit_code() == 1
 
 
+def test_the_fix_line_is_the_one_the_measurement_found_as_in_the_text_report():
+    """A localized divergence's fix names the operator it found, not its rule's generic fix;
+    the assertion message gives the same fix line as the text report."""
+    from exportcheck.reporters.text import render_text
+    from tests.localization.cases import CASES
+
+    case = next(c for c in CASES if c.name == "signed-zero-atan2")
+    model, inputs = case.build()
+    with pytest.raises(ExportCheckFailed) as caught:
+        assert_export_ok(model, inputs, formats=["onnx"], probes=False, localize=True)
+    report = caught.value.report
+    assert [p.rule for p in report.failing_problems()] == ["first-divergence"]
+    message_fixes = [
+        line.strip() for line in str(caught.value).splitlines() if line.strip().startswith("fix:")
+    ]
+    text_fixes = [
+        line.strip()
+        for line in render_text(report, width=0).splitlines()
+        if line.strip().startswith("fix:")
+    ]
+    assert message_fixes == text_fixes
+    assert "aten.atan2.default" in message_fixes[0] and "eval()" not in message_fixes[0]
+
+
 def test_a_call_ignores_selects_and_suppresses_rules():
     model, inputs = build_sample("bad_train_override")
     options = dict(formats=["torchscript-trace"], probes=False, subject="override")

@@ -71,7 +71,7 @@ def failure_message(report: Report) -> str:
     line each, under a first line a test runner's one-line summary shows; the report's other
     parts (skipped steps, comparisons) stay on the exception's `report`."""
     from exportcheck.reporters.escaping import printable
-    from exportcheck.reporters.text import evidence_summary, fix_hint, problem_place
+    from exportcheck.reporters.text import evidence_summary, problem_fix, problem_place
 
     failing = report.failing_problems()
     subjects = ", ".join(report.failed_subjects())
@@ -87,7 +87,7 @@ def failure_message(report: Report) -> str:
             f"{problem.rule}{module} {problem.cause.message}"
         )
         lines.append(f"    evidence: {evidence_summary(problem)}")
-        fix = fix_hint(report, problem.rule, problem.explained)
+        fix = problem_fix(problem, report)
         lines += [f"    fix: {fix}"] if fix else []
     codes = dict.fromkeys(p.code for p in failing)
     lines += [f"see: {', '.join(f'exportcheck explain {c}' for c in codes)}"] if codes else []
