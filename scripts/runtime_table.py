@@ -76,6 +76,14 @@ an LSTM's Scan to batch 1 and refuses the sample LSTM at batch 3 ("Clashing reso
 expression. batch=3 != 1"); planned per shape, both of its ONNX files match the model at
 batch 3 and 5 (within 5e-8).
 
+ONNX Runtime, tract and torch take a file's path as UTF-8 text. A POSIX path may be any bytes
+(a folder named in Latin-1); they refuse it ("surrogates not allowed", "incompatible
+constructor arguments"), which would read as a verdict on the artifact. Such a file reaches
+every runtime through a link in a temporary folder of exportcheck's own: to its folder, where
+the external data lies beside the model as before, or to the file when its own name is not
+text. A file whose own name is not text and whose external data lies beside it cannot be
+reached that way: that is an input error (exit 2) that asks to rename the file.
+
 A refusal that names a node (tract: `(evaluating #7 "/block/Dropout" Dropout)`; OpenVINO: the
 value the node computes, `<Node(Dropout): /block/Dropout_output_0>`) is placed at that node:
 its module, and for a dynamo export the source line its stack trace records. A refusal of the

@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from exportcheck.comparison.reference import Progress, Tolerances, quiet_progress
+from exportcheck.comparison.runtimes.native_paths import runtime_path
 from exportcheck.graph_checks import inspect_artifact
 from exportcheck.results.comparison import Comparison, largest_difference
 from exportcheck.results.repair import Action, ModeChangeReport, ProofStep, RepairResult
@@ -197,8 +198,15 @@ def _standalone_proof(
     result: RepairResult, inputs: tuple, tolerances: Tolerances
 ) -> list[ProofStep]:
     assert result.output is not None
+    with runtime_path(result.output, result.kind) as output:
+        return _proof_on_runtimes(result, output, inputs, tolerances)
+
+
+def _proof_on_runtimes(
+    result: RepairResult, output: str, inputs: tuple, tolerances: Tolerances
+) -> list[ProofStep]:
     kind = result.kind
-    runners = _runners(result.output, kind)
+    runners = _runners(output, kind)
     seeds: list[Comparison] = []
     batch: list[Comparison] = []
     for runner in runners:
@@ -257,7 +265,8 @@ def _difference_from_original(
     result: RepairResult, fixed: list[Any], inputs: tuple, tolerances: Tolerances
 ) -> ProofStep:
     """Reported, never judged: the original ran training-mode operations."""
-    original = _runners(result.source, result.kind, limit=1)
+    with runtime_path(result.source, result.kind) as source:
+        original = _runners(source, result.kind, limit=1)
     if not fixed or not original:
         return ProofStep("difference from the original", True, "not measured: no runner")
     try:

@@ -35,6 +35,7 @@ from exportcheck.comparison.runtimes import (
     chosen_runtimes,
     missing_runtimes,
 )
+from exportcheck.comparison.runtimes.native_paths import runtime_folder, runtime_path
 from exportcheck.errors import (
     ForkedChildError,
     InputError,
@@ -186,7 +187,8 @@ def validate(
                 skipped += missed
             comparisons += cross_device(ctx, usable)
             with (
-                _artifact_folder(out_dir) as (folder, final_folder),
+                _artifact_folder(out_dir) as (working_folder, final_folder),
+                runtime_folder(working_folder) as folder,
                 overlapping_checks(ctx.progress) as (checks, relayed),
             ):
                 ctx.progress = relayed
@@ -413,16 +415,17 @@ def compare(
         with preserved(model):
             model.eval()
             reference_problems = reference_findings(ctx)
-            outcome = inspect_and_compare_artifact(
-                ctx,
-                path,
-                kind.value,
-                usable,
-                dynamic_batch=kind is ArtifactKind.ONNX and onnx_batch_is_dynamic(path),
-                artifact_label=path,
-                runtimes=chosen_runtimes_,
-                localize=localize,
-            )
+            with runtime_path(path, kind.value) as openable:
+                outcome = inspect_and_compare_artifact(
+                    ctx,
+                    openable,
+                    kind.value,
+                    usable,
+                    dynamic_batch=kind is ArtifactKind.ONNX and onnx_batch_is_dynamic(path),
+                    artifact_label=path,
+                    runtimes=chosen_runtimes_,
+                    localize=localize,
+                )
     except Exception as error:
         raise model_error(
             error, model, label, _partial(label, reference_problems, [], skipped, fail_on)

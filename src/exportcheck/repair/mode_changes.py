@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from exportcheck.comparison.runtimes import OPTIMIZATION_LEVELS, onnx_runner
+from exportcheck.comparison.runtimes.native_paths import runtime_path
 from exportcheck.errors import UnsupportedArtifactError
 from exportcheck.numerics.metrics import coarser_tolerance, measure
 from exportcheck.readers import detect_kind
@@ -170,18 +171,19 @@ def _run_pair(
     """`first` against `second` at every ORT level; `serialized` holds what to run in place of
     each file's own bytes (its repaired form), its external data read from beside the file."""
     made: list[Comparison] = []
-    for level in OPTIMIZATION_LEVELS:
-        runner = onnx_runner(first, "cpu", level, serialized=serialized[0])
-        expected = onnx_runner(second, "cpu", level, serialized=serialized[1]).run(inputs)
-        made += runner_comparisons(
-            runner,
-            runner.run(inputs),
-            expected,
-            subject="compare",
-            artifact_format="onnx",
-            reference=reference,
-            run=run,
-        )
+    with runtime_path(first, "onnx") as first_path, runtime_path(second, "onnx") as second_path:
+        for level in OPTIMIZATION_LEVELS:
+            runner = onnx_runner(first_path, "cpu", level, serialized=serialized[0])
+            expected = onnx_runner(second_path, "cpu", level, serialized=serialized[1]).run(inputs)
+            made += runner_comparisons(
+                runner,
+                runner.run(inputs),
+                expected,
+                subject="compare",
+                artifact_format="onnx",
+                reference=reference,
+                run=run,
+            )
     return made
 
 
