@@ -145,3 +145,39 @@ def test_validate_exports_into_and_runs_from_a_folder_whose_path_is_not_utf8(tmp
     artifacts = {r.artifact for r in report.runtime_runs}
     assert {os.path.dirname(a) for a in artifacts} == {out}
     assert sorted(os.listdir(out)) == sorted(os.path.basename(a) for a in artifacts)
+
+
+TARGET = """
+import torch
+
+
+def build():
+    torch.manual_seed(0)
+    return torch.nn.Linear(4, 2).eval(), (torch.randn(2, 4),)
+"""
+
+
+def test_a_target_file_and_torch_archives_in_a_folder_whose_path_is_not_utf8(tmp_path):
+    """The model's own file there (imported under a name made from its path), and a traced and
+    an exported archive beside it, compared on torch."""
+    from exportcheck.pipeline.validation import validate_targets
+
+    folder = os.path.join(str(tmp_path), LATIN_1)
+    os.makedirs(folder)
+    target = os.path.join(folder, "model.py")
+    with open(target, "w") as file:
+        file.write(TARGET)
+    report = validate_targets([f"{target}:build"], formats=("onnx-legacy",), devices="cpu")
+    assert report.exit_code() == 0 and report.comparisons, report.errors
+    torch.manual_seed(0)
+    model, inputs = torch.nn.Linear(4, 2).eval(), (torch.randn(2, 4),)
+    traced = os.path.join(folder, "traced.pt")
+    torch.jit.trace(model, inputs).save(os.path.join(str(tmp_path), "traced.pt"))
+    os.replace(os.path.join(str(tmp_path), "traced.pt"), traced)
+    exported = os.path.join(folder, "program.pt2")
+    torch.export.save(torch.export.export(model, inputs), os.path.join(str(tmp_path), "p.pt2"))
+    os.replace(os.path.join(str(tmp_path), "p.pt2"), exported)
+    for path in (traced, exported):
+        compared = exportcheck.compare(path, model, inputs, devices="cpu")
+        assert compared.exit_code() == 0, [f.message for f in compared.findings]
+        assert [(r.runtime, r.status) for r in compared.runtime_runs] == [("torch", RAN)]

@@ -331,7 +331,7 @@ def _safe_stem(subject: str) -> str:
     base = os.path.splitext(os.path.basename(path))[0] or "model"
     if attribute and attribute != "build":
         base = f"{base}-{attribute}"
-    digest = hashlib.sha1(subject.encode()).hexdigest()[:8]
+    digest = hashlib.sha1(subject.encode(errors="surrogateescape")).hexdigest()[:8]
     safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in base)
     return f"{safe}-{digest}"
 

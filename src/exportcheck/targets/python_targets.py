@@ -131,7 +131,7 @@ def _import_file(path: str, spec: str) -> Any:
     if not os.path.isfile(path):
         raise TargetError(f"file {path!r} does not exist", subject=spec)
     absolute = os.path.abspath(path)
-    digest = hashlib.sha1(absolute.encode()).hexdigest()[:12]
+    digest = hashlib.sha1(os.fsencode(absolute)).hexdigest()[:12]
     name = f"exportcheck_target_{digest}"
     module_spec = importlib.util.spec_from_file_location(name, absolute)
     if module_spec is None or module_spec.loader is None:

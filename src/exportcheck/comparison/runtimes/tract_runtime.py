@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -50,7 +51,7 @@ def _read(path: str, load_with_options: Any) -> Any:
 
     onnx = tract.onnx()
     model = ctypes.c_void_p()
-    check(load_with_options(onnx.ptr, path.encode(), LOADER_OPTIONS, ctypes.byref(model)))
+    check(load_with_options(onnx.ptr, os.fsencode(path), LOADER_OPTIONS, ctypes.byref(model)))
     return InferenceModel(model)
 
 
