@@ -14,7 +14,12 @@ from typing import Any
 import numpy as np
 
 from exportcheck.auditing.modes import batch_statistics_mode
-from exportcheck.auditing.probes import batch_size, run_probes, seeded_forward
+from exportcheck.auditing.probes import (
+    batch_size,
+    nondeterminism_probe,
+    run_probes,
+    seeded_forward,
+)
 from exportcheck.comparison.runtimes import Runner, pytorch_runner
 from exportcheck.errors import ModelRunError, first_line
 from exportcheck.numerics.devices import tf32
@@ -405,6 +410,25 @@ def probe_on_devices(
         findings += outcome.findings
         skipped += outcome.skipped
     return findings, skipped
+
+
+def eval_randomness(ctx: ModelRun, device: str = "cpu") -> list[Finding]:
+    """The determinism probe alone: whether the eval-mode model itself gives another output
+    under another seed (`F.dropout` left at its default `training=True`). No artifact can
+    match such a model, and a mismatch with it is the model's problem, not the export's. One
+    forward beyond the reference, which runs under the probe's first seed."""
+    model = ctx.model_on(device)
+    inputs = tuple(x.to(device) for x in ctx.inputs)
+    with ctx.model_lock:
+        findings, _ = nondeterminism_probe(
+            model,
+            inputs,
+            ctx.subject,
+            device,
+            ctx.tolerances.probe_tolerance(),
+            forward=lambda batch: ctx.forward(device, batch),
+        )
+    return findings
 
 
 def reference_findings(ctx: ModelRun, device: str = "cpu") -> list[Finding]:

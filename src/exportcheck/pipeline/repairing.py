@@ -104,7 +104,12 @@ def _against_model(
     tolerances: Tolerances | None,
 ) -> tuple[ProofStep, Any]:
     from exportcheck.pipeline.validation import compare
-    from exportcheck.rules import NonfiniteOutput, OutputMismatch, RuntimeNondeterminism
+    from exportcheck.rules import (
+        NondeterministicEval,
+        NonfiniteOutput,
+        OutputMismatch,
+        RuntimeNondeterminism,
+    )
 
     if isinstance(against, str):
         from exportcheck.targets.python_targets import build_target
@@ -118,8 +123,16 @@ def _against_model(
     failed = [f for f in report.findings if f.rule in numeric]
     compared = report.comparisons
     runtimes = sorted({c.runtime_label for c in compared})
-    passed = bool(compared) and all(c.passed for c in compared) and not failed
-    if passed:
+    random = [f for f in report.findings if f.rule == NondeterministicEval.slug]
+    passed = bool(compared) and all(c.passed for c in compared) and not failed and not random
+    if random:
+        where = f" in `{random[0].location.module}`" if random[0].location.module else ""
+        detail = (
+            f"the eval-mode model is itself random ({random[0].message}), so no artifact can "
+            f"match it: gate the random path{where} on `self.training` "
+            "(`F.dropout(x, p, training=self.training)`)"
+        )
+    elif passed:
         detail = (
             f"{len(compared)} comparison(s) with the eval-mode model pass on {', '.join(runtimes)}"
         )

@@ -17,7 +17,6 @@ from exportcheck.auditing.module_audit import audit_findings
 from exportcheck.comparison.artifact_checks import (
     ArtifactOutcome,
     compare_inspected_artifact,
-    inspect_and_compare_artifact,
     inspect_before_loading,
 )
 from exportcheck.comparison.reference import (
@@ -25,6 +24,7 @@ from exportcheck.comparison.reference import (
     Progress,
     Tolerances,
     cross_device,
+    eval_randomness,
     probe_on_devices,
     quiet_progress,
     reference_findings,
@@ -415,17 +415,32 @@ def compare(
         with preserved(model):
             model.eval()
             reference_problems = reference_findings(ctx)
+            # Found before the artifact runs: a mismatch it explains is then the model's
+            # problem, not left to localization to pin on the export's lowering.
+            randomness = eval_randomness(ctx)
             with runtime_path(path, kind.value) as openable:
-                outcome = inspect_and_compare_artifact(
+                inspected, cleared = inspect_before_loading(
                     ctx,
                     openable,
                     kind.value,
                     usable,
-                    dynamic_batch=kind is ArtifactKind.ONNX and onnx_batch_is_dynamic(path),
                     artifact_label=path,
                     runtimes=chosen_runtimes_,
-                    localize=localize,
                 )
+                inspected.findings += randomness
+                outcome = inspected
+                if cleared:
+                    outcome = compare_inspected_artifact(
+                        ctx,
+                        openable,
+                        kind.value,
+                        usable,
+                        inspected,
+                        dynamic_batch=kind is ArtifactKind.ONNX and onnx_batch_is_dynamic(path),
+                        artifact_label=path,
+                        runtimes=chosen_runtimes_,
+                        localize=localize,
+                    )
     except Exception as error:
         raise model_error(
             error, model, label, _partial(label, reference_problems, [], skipped, fail_on)

@@ -3,6 +3,9 @@
 What it finds
     Two forwards of the eval-mode PyTorch model on the same input, under different RNG seeds,
     that differ beyond tolerance; forward hooks name the first module whose output differed.
+    `validate` and `audit` probe every model; `compare` probes the model it compares an
+    artifact against, so that a mismatch the model's own randomness causes is reported here,
+    not as a fault of the export.
 
 Why it is wrong
     An eval-mode model should be a function. Randomness left in eval mode is almost always
