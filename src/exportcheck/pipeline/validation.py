@@ -35,7 +35,11 @@ from exportcheck.comparison.runtimes import (
     chosen_runtimes,
     missing_runtimes,
 )
-from exportcheck.comparison.runtimes.native_paths import runtime_folder, runtime_path
+from exportcheck.comparison.runtimes.native_paths import (
+    opens_as_text,
+    runtime_folder,
+    runtime_path,
+)
 from exportcheck.errors import (
     ForkedChildError,
     InputError,
@@ -205,7 +209,8 @@ def validate(
                         with ctx.model_lock:
                             exported = exporter.export(fmt, path)
                     except ExportFailed as why:
-                        slots[position] = Skipped(subject, f"export {fmt}", str(why), fmt)
+                        reason = _export_failure(str(why), model)
+                        slots[position] = Skipped(subject, f"export {fmt}", reason, fmt)
                         continue
                     finally:
                         checks.flush()
@@ -260,6 +265,20 @@ def validate(
         ctx.progress = progress or quiet_progress
         ctx.models.clear()
     return _partial(subject, findings, comparisons, skipped, fail_on, runs)
+
+
+def _export_failure(reason: str, model: Any) -> str:
+    """The exporter's reason, after the cause it does not name: torch records the file of each
+    module's code in the artifact and fails on a path that is not UTF-8, whatever the format
+    ("error unpacking string as utf-8", "Unable to cast Python instance of type <class 'str'>")."""
+    for module in model.modules():
+        code = getattr(sys.modules.get(type(module).__module__), "__file__", None)
+        if code and not opens_as_text(code):
+            return (
+                f"the model's code is at a path that is not UTF-8 ({code}), which torch's "
+                f"exporters cannot record: move or rename it ({reason})"
+            )
+    return reason
 
 
 # Exported first, before any artifact check runs beside them: torch.export turns backend
