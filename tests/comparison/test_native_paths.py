@@ -185,36 +185,16 @@ def test_a_target_file_and_torch_archives_in_a_folder_whose_path_is_not_utf8(tmp
         assert [(r.runtime, r.status) for r in compared.runtime_runs] == [("torch", RAN)]
 
 
-OWN_CLASS_TARGET = """
-import torch
-
-
-class Head(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.fc = torch.nn.Linear(4, 2)
-
-    def forward(self, x):
-        return torch.relu(self.fc(x))
-
-
-def build():
-    torch.manual_seed(0)
-    return Head().eval(), (torch.randn(2, 4),)
-"""
-
-
 def test_an_export_that_fails_on_the_models_code_path_says_so(tmp_path):
     """torch records the file of each module's code in the artifact, and every exporter fails
     on a path that is not UTF-8 with words that do not say so ('error unpacking string as
     utf-8'): the skip names the path and what to do."""
     from exportcheck.pipeline.validation import validate_targets
+    from tests.cli.processes import PLAIN_BUILD, write_target
 
-    folder = os.path.join(str(tmp_path), LATIN_1)
-    os.makedirs(folder)
-    target = os.path.join(folder, "head.py")
-    with open(target, "w") as file:
-        file.write(OWN_CLASS_TARGET)
+    folder = tmp_path / LATIN_1
+    folder.mkdir()
+    target = str(write_target(folder, "tiny", PLAIN_BUILD))  # its own class, Tiny
     report = validate_targets(
         [f"{target}:build"], formats=("onnx-legacy", "torchscript-trace"), devices="cpu"
     )

@@ -575,11 +575,15 @@ def inspect_and_compare_artifact(
     artifact_label: str | None,
     runtimes: Sequence[Runtime] = RUNTIMES,
     localize: bool = False,
+    model_findings: Sequence[Finding] = (),
 ) -> ArtifactOutcome:
-    """Static rules, then every runtime configuration, for one artifact file."""
+    """Static rules, then every runtime configuration, for one artifact file. `model_findings`:
+    what is known of the model itself (its randomness in eval mode), in the outcome before the
+    comparisons, so that a mismatch it explains is not localized in the artifact."""
     outcome, cleared = inspect_before_loading(
         ctx, path, fmt, devices, artifact_label=artifact_label, runtimes=runtimes
     )
+    outcome.findings += model_findings
     if not cleared:
         return outcome
     return compare_inspected_artifact(

@@ -13,7 +13,7 @@ from exportcheck.readers.view import NodeView
 from exportcheck.results.findings import Finding
 from exportcheck.results.runtimes import REFUSED, RuntimeRun
 from exportcheck.rules import RuntimeRefusal
-from exportcheck.rules.training_batchnorm import intended_batch_statistics, reads_only_fixed_values
+from exportcheck.rules.training_batchnorm import WEIGHT_STANDARDIZATION, intended_batch_statistics
 
 
 def what_it_computes(node: NodeView) -> tuple[str, str | None] | None:
@@ -24,7 +24,7 @@ def what_it_computes(node: NodeView) -> tuple[str, str | None] | None:
     intended = intended_batch_statistics(node)
     if intended is None:
         return None
-    if not reads_only_fixed_values(node):
+    if intended is not WEIGHT_STANDARDIZATION:
         return intended, None
     return intended, (
         "Fold the artifact's constants before deploying it to this runtime (onnxslim, or "

@@ -17,6 +17,7 @@ from exportcheck.auditing.module_audit import audit_findings
 from exportcheck.comparison.artifact_checks import (
     ArtifactOutcome,
     compare_inspected_artifact,
+    inspect_and_compare_artifact,
     inspect_before_loading,
 )
 from exportcheck.comparison.reference import (
@@ -438,28 +439,17 @@ def compare(
             # problem, not left to localization to pin on the export's lowering.
             randomness = eval_randomness(ctx)
             with runtime_path(path, kind.value) as openable:
-                inspected, cleared = inspect_before_loading(
+                outcome = inspect_and_compare_artifact(
                     ctx,
                     openable,
                     kind.value,
                     usable,
+                    dynamic_batch=kind is ArtifactKind.ONNX and onnx_batch_is_dynamic(path),
                     artifact_label=path,
                     runtimes=chosen_runtimes_,
+                    localize=localize,
+                    model_findings=randomness,
                 )
-                inspected.findings += randomness
-                outcome = inspected
-                if cleared:
-                    outcome = compare_inspected_artifact(
-                        ctx,
-                        openable,
-                        kind.value,
-                        usable,
-                        inspected,
-                        dynamic_batch=kind is ArtifactKind.ONNX and onnx_batch_is_dynamic(path),
-                        artifact_label=path,
-                        runtimes=chosen_runtimes_,
-                        localize=localize,
-                    )
     except Exception as error:
         raise model_error(
             error, model, label, _partial(label, reference_problems, [], skipped, fail_on)

@@ -432,14 +432,10 @@ def explaining_cause(
             kind = 0 if cause.rule in STATISTICS_RULES else 2 if cause.rule in RANDOM_RULES else 1
         if cause.rule == LOCALIZED:
             kind = 3
-        node = consequence.location.node
-        if (
-            node is not None
-            and cause.location.node == node
-            and cause.location.artifact == (consequence.location.artifact)
-        ):
-            kind = -1  # the node a runtime's refusal names is the node the cause flagged
         local = cause.location.artifact == consequence.location.artifact
+        node = consequence.location.node
+        if local and node is not None and cause.location.node == node:
+            kind = -1  # the node a runtime's refusal names is the node the cause flagged
         return (kind, 0 if local else 1, index)
 
     return min(enumerate(candidates), key=rank)[1]

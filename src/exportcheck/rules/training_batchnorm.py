@@ -66,6 +66,11 @@ _RESHAPE_OPS = {
 _FIXED_SOURCES = ("initializer", "parameter or buffer")
 # torch.export names lifted parameters, buffers and tensor constants p_*, b_* and c_*.
 _LIFTED_PREFIXES = ("placeholder:p_", "placeholder:b_", "placeholder:c_")
+# Why a training-mode batch norm over parameters and constants alone is no mode bug.
+WEIGHT_STANDARDIZATION = (
+    "normalizes values derived from parameters and constants alone (weight "
+    "standardization, e.g. timm's StdConv2d): a fixed computation, not batch statistics"
+)
 # Producers walked before giving up; a walk that gives up counts as activations (reported).
 _WALK_BUDGET = 16
 
@@ -170,10 +175,7 @@ def intended_batch_statistics(node: NodeView) -> str | None:
     standardization, a per-sample decomposition), or None when it normalizes activations with
     batch statistics. The one walk both this rule and `exportcheck fix` decide by."""
     if reads_only_fixed_values(node):
-        return (
-            "normalizes values derived from parameters and constants alone (weight "
-            "standardization, e.g. timm's StdConv2d): a fixed computation, not batch statistics"
-        )
+        return WEIGHT_STANDARDIZATION
     if is_per_sample_decomposition(node):
         return (
             "normalizes activations reshaped into a batch of one without running statistics: "

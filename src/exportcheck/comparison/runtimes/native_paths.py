@@ -32,9 +32,7 @@ def runtime_folder(folder: str) -> Iterator[str]:
     if opens_as_text(os.path.abspath(folder)):
         yield folder
         return
-    with tempfile.TemporaryDirectory(prefix="exportcheck-path-") as links:
-        link = os.path.join(links, "folder")
-        os.symlink(os.path.realpath(folder), link)
+    with _link(folder, "folder") as link:
         yield link
 
 
@@ -59,9 +57,16 @@ def runtime_path(path: str, kind: str) -> Iterator[str]:
             subject=path,
         )
     suffix = os.path.splitext(name)[1]
+    with _link(absolute, "artifact" + (suffix if opens_as_text(suffix) else "")) as link:
+        yield link
+
+
+@contextlib.contextmanager
+def _link(target: str, name: str) -> Iterator[str]:
+    """A link named `name` to `target`, in a temporary folder of exportcheck's own."""
     with tempfile.TemporaryDirectory(prefix="exportcheck-path-") as links:
-        link = os.path.join(links, "artifact" + (suffix if opens_as_text(suffix) else ""))
-        os.symlink(os.path.realpath(absolute), link)
+        link = os.path.join(links, name)
+        os.symlink(os.path.realpath(target), link)
         yield link
 
 
