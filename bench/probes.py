@@ -6,6 +6,7 @@ peak memory. Kinds that report phase timings write them as JSON to the path in B
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -235,3 +236,4 @@ KINDS = {
 
 if __name__ == "__main__":
     KINDS[sys.argv[1]](*sys.argv[2:])
+    gc.freeze()

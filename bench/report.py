@@ -330,7 +330,10 @@ an installed package), and a warm-up round runs first. Inputs are generated into
 graphs built with `onnx.helper` in blocks of 50 nodes (Add/Mul/Relu/Identity/LeakyRelu
 chains, two Dropouts with constant `training_mode` true or false, a BatchNormalization, an If
 with two-node branches, calls to two model-local functions), and a 1,000-node graph whose
-eight 256 MiB MatMul weights live in a sparse 2 GiB external-data file.
+eight 256 MiB MatMul weights live in a sparse 2 GiB external-data file. Each floor and
+anchor process freezes Python's collector before it ends, as exportcheck's CLI does: the
+collector's last passes at interpreter teardown cost about a second once torch has run, and
+neither side must pay them.
 
 - **protobuf floor** (every inspect ratio is taken against it): the onnx wheel's generated
   `onnx_ml_pb2` module loaded by file location (onnx/__init__.py, onnx.helper and ml_dtypes

@@ -12,6 +12,7 @@ exportcheck itself is killed with SIGKILL, a detached process outlives the run.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import re
 import shutil
@@ -204,6 +205,9 @@ def _worker(
         with contextlib.suppress(Exception):
             conn.send(("error", first_line(error)))
     conn.close()
+    # The parent waits for this process to end: the collector's last passes over torch's objects
+    # at teardown would cost it a second (cli.main.main).
+    gc.freeze()
 
 
 def _end_with_parent(parent: int) -> None:
