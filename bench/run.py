@@ -555,11 +555,12 @@ def runtime_section(quick: bool) -> str:
     against ONNX Runtime's comparison time in the same run (OpenVINO's target: 1.3x)."""
     log("runtimes added to validate of the sample models")
     # A validate run here varies by a second, against a target of about 0.2 s: five rounds
-    # left the interval of the median from -3.9x to 9.5x; 24 put it at 2.1x to 4.2x. The full
-    # run measures OpenVINO alone (the target's runtime) over 16 rounds, about 7 minutes.
-    rounds = ["--rounds", "3"] if quick else ["--rounds", "5", "--validate-rounds", "16"]
+    # left the interval of the median from -3.9x to 9.5x. The full run measures OpenVINO alone
+    # (the target's runtime) over 20 rounds of a plain validate (every format), about 11 minutes.
+    quick_args = ["--rounds", "3"]
+    full_args = ["--rounds", "5", "--validate-rounds", "20", "--added", "openvino", "--all-formats"]
     done = subprocess.run(
-        [PYTHON, str(BENCH / "runtimes.py"), *rounds, *([] if quick else ["--added", "openvino"])],
+        [PYTHON, str(BENCH / "runtimes.py"), *(quick_args if quick else full_args)],
         capture_output=True,
         text=True,
         cwd=REPO,

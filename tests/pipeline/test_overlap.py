@@ -136,3 +136,31 @@ def test_overlapping_changes_nothing_in_the_report():
     finally:
         torch.set_num_threads(previous)
     assert reports[0].comparisons and _summary(reports[0]) == _summary(reports[1])
+
+
+def test_onnx_files_export_first_and_checks_that_run_torch_start_after_torch_export():
+    """A runtime in a process of its own compiles each ONNX file while the later formats export,
+    and torch.export (which turns mkldnn and nnpack off process-wide while it traces) has ended
+    before any check runs torch beside an export. The report keeps the order asked for."""
+    from exportcheck.export.exporters import FORMATS
+    from exportcheck.pipeline.validation import EXPORT_ORDER
+
+    assert sorted(EXPORT_ORDER) == sorted(FORMATS)
+    asked = ["torchscript-script", "exported-program", "torchscript-trace", "onnx-legacy", "onnx"]
+    steps: list[str] = []
+    model, inputs = build_sample("cnn")
+    report = exportcheck.validate(
+        model,
+        inputs,
+        formats=asked,
+        devices="cpu",
+        runtimes=["onnxruntime", "torch"],
+        probes=False,
+        progress=steps.append,
+    )
+    exported = [step.rsplit(": export ", 1)[1] for step in steps if ": export " in step]
+    assert exported == list(EXPORT_ORDER)
+    torch_export_ended = steps.index("model: inspect exported-program")
+    torch_checks = [i for i, step in enumerate(steps) if step.endswith(" on torch cpu")]
+    assert len(torch_checks) == 3 and min(torch_checks) > torch_export_ended
+    assert list(dict.fromkeys(c.artifact_format for c in report.comparisons)) == asked

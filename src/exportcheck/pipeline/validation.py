@@ -202,7 +202,7 @@ def validate(
                 # per format: why its export failed, the static pass's outcome on an artifact
                 # it did not clear, or the index of the artifact's check in the queue
                 slots: dict[int, Skipped | ArtifactOutcome | int] = {}
-                order = sorted(range(len(chosen)), key=lambda i: chosen[i] not in TRACED_FIRST)
+                order = sorted(range(len(chosen)), key=lambda i: EXPORT_ORDER.index(chosen[i]))
                 for position, fmt in ((i, chosen[i]) for i in order):
                     path = os.path.join(folder, stem + SUFFIXES[fmt])
                     ctx.progress(f"{subject}: export {fmt}")
@@ -282,10 +282,18 @@ def _export_failure(reason: str, model: Any) -> str:
     return reason
 
 
-# Exported first, before any artifact check runs beside them: torch.export turns backend
-# flags (mkldnn, nnpack) off process-wide while it traces, which a torch run on the other
-# thread would see. The report keeps the order the formats were asked in.
-TRACED_FIRST = frozenset({"onnx", "exported-program"})
+# The order the formats export in; the report keeps the order they were asked in. The ONNX
+# files come first: their checks run only the ONNX runtimes, so a runtime in a process of its
+# own compiles each while the later formats export. torch.export, which the dynamo exporter
+# runs too, turns backend flags (mkldnn, nnpack) off process-wide while it traces, so every
+# format whose check runs torch on the other thread exports after both.
+EXPORT_ORDER = (
+    "onnx",
+    "onnx-legacy",
+    "exported-program",
+    "torchscript-trace",
+    "torchscript-script",
+)
 
 
 def _partial(
