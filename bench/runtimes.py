@@ -16,9 +16,10 @@ Each runtime is measured two ways:
   `--all-formats` every format exports, as a plain `validate` does: the target's measure, what
   a user waits for (`bench/run.py` runs it). Without it, `--formats onnx,onnx-legacy`: only
   ONNX artifacts reach these runtimes, and the other formats' exports, which a runtime's
-  compiles hide behind, are left out; that is the runtime's worst case. It is noisy (each validate takes seconds, and this machine's speed drifts by a tenth),
-  so its spread and a bootstrap interval of the median are printed beside it; the target is
-  called met or missed only when the whole interval is on one side of it.
+  compiles hide behind, are left out; that is the runtime's worst case. It is noisy (each
+  validate takes seconds, and this machine's speed drifts by a tenth), so its spread and a
+  bootstrap interval of the median are printed beside it; the target is called met or missed
+  only when the whole interval is on one side of it.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def import_seconds(package: str) -> float:
 
 
 def validate_seconds(
-    specs: list[str], runtimes: list[str], report: str, formats: tuple[str, ...] = ONNX_FORMATS
+    specs: list[str], runtimes: list[str], report: str, formats: tuple[str, ...]
 ) -> float:
     """A CLI run of `exportcheck validate` of every target on these runtimes, in a fresh
     process (which starts each runtime's own process afresh), as a user runs it."""
@@ -87,10 +88,10 @@ def validate_seconds(
 
 
 def added_to_validate(
-    specs: list[str], names: list[str], rounds: int, formats: tuple[str, ...] = ONNX_FORMATS
+    specs: list[str], names: list[str], rounds: int, formats: tuple[str, ...]
 ) -> dict[str, list[float]]:
     """Per runtime, each round's validate time with it less the time without, the runs of a
-    round in alternating order."""
+    round in alternating order; `formats` empty: every format, as a plain validate."""
     base = ["onnxruntime", "torch"]
     added: dict[str, list[float]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory() as folder:
