@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
-from exportcheck.export.exporters import Exporter
+from exportcheck.export.exporters import Exporter, onnx_batch_is_dynamic
 from exportcheck.readers import read_artifact
 
 
@@ -38,3 +39,14 @@ def test_positional_then_varargs_forward_exports(tmp_path):
         "exported-program", str(tmp_path / "p.pt2")
     )
     assert exported.dynamic_batch
+
+
+@pytest.mark.parametrize(("batch", "dynamic"), [(2, True), (1, False)])
+def test_dynamo_onnx_batch_is_read_from_the_program_as_the_saved_file_declares_it(
+    tmp_path, batch, dynamic
+):
+    # torch.export specializes a batch of one (Dim.AUTO): the file then declares a fixed size.
+    inputs = (torch.randn(batch, 4), torch.randn(batch, 4))
+    exported = Exporter(Wrapper().eval(), inputs).export("onnx", str(tmp_path / "w.onnx"))
+    assert exported.dynamic_batch is dynamic
+    assert onnx_batch_is_dynamic(exported.path) is dynamic
