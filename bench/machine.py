@@ -9,7 +9,16 @@ import subprocess
 import time
 from importlib import metadata
 
-PACKAGES = ("exportcheck", "torch", "onnx", "onnxruntime", "onnx-ir", "onnxscript", "polygraphy")
+PACKAGES = (
+    "exportcheck",
+    "torch",
+    "onnx",
+    "ml_dtypes",
+    "onnxruntime",
+    "onnx-ir",
+    "onnxscript",
+    "polygraphy",
+)
 
 
 def _proc_field(path: str, key: str) -> str | None:
