@@ -252,8 +252,10 @@ def main(argv: list[str]) -> int:
                     verdict = f"unsettled ({len(runs)} of {SETTLED_ROUNDS} rounds)"
                 elif high <= TARGET:
                     verdict = "met"
+                elif low > TARGET:
+                    verdict = "MISSED"
                 else:
-                    verdict = "MISSED" if low > TARGET else "unsettled"
+                    verdict = "unsettled"
                 failed |= verdict != "met"
                 cells[2] = f"<= {TARGET}x: {verdict}"
         print(
