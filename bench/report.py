@@ -353,7 +353,9 @@ neither side must pay them.
 - **validate floor**: one process doing the least `validate` must: eval-mode model,
   `torch.onnx.export` (dynamo and legacy), `torch.jit.trace`, `torch.export.export`, an ONNX
   Runtime session per optimization level (disabled, default) on the dynamo file with one run
-  each, and three reference forwards. `validate` does more than this floor (TorchScript
+  each, and three reference forwards. Its two ONNX files are written where `validate` writes
+  its temporary artifacts (`/dev/shm` when they fit, as `exportcheck.pipeline.scratch`
+  decides). `validate` does more than this floor (TorchScript
   scripting, behavioural probes, comparisons of every artifact), so the 1.2x target is the
   room all of that gets. **verify_onnx_program**: dynamo export plus
   `torch.onnx.verification.verify_onnx_program`, in its own process; `validate --formats

@@ -33,6 +33,7 @@ from exportcheck.errors import (
     clipped,
     first_line,
 )
+from exportcheck.pipeline import scratch as scratch_folders
 from exportcheck.pipeline.overlap import threads_per_worker
 from exportcheck.results.report import Report, input_problem, merge_reports
 
@@ -171,6 +172,7 @@ def _worker(
     options: dict[str, Any],
     conn: Any,
     scratch: str,
+    memory_scratch: str | None,
     threads: int,
     parent: int,
 ) -> None:
@@ -188,6 +190,7 @@ def _worker(
         os.dup2(2, 1)
     # Scratch files live where the parent removes them, even after a kill.
     tempfile.tempdir = scratch
+    scratch_folders.memory_root = memory_scratch
     try:
         import torch
 
@@ -228,7 +231,7 @@ class _Worker:
 
     process: Any
     conn: Any
-    scratch: str
+    scratch: tuple[str, ...]
     timeout: float | None
     index: int = -1
     spec: str = ""
@@ -314,22 +317,25 @@ def _start(
     timeout: float | None,
 ) -> _Worker:
     scratch = tempfile.mkdtemp(prefix="exportcheck-worker-")
+    memory_scratch = scratch_folders.make_memory_scratch(prefix="exportcheck-worker-")
+    folders = (scratch,) if memory_scratch is None else (scratch, memory_scratch)
     mine, theirs = context.Pipe()
     process = context.Process(
         target=_worker,
-        args=(command, options, theirs, scratch, threads, os.getpid()),
+        args=(command, options, theirs, scratch, memory_scratch, threads, os.getpid()),
         name=f"exportcheck-worker-{number + 1}",
     )
     try:
         process.start()
     except BaseException:
         mine.close()
-        shutil.rmtree(scratch, ignore_errors=True)
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
         raise
     finally:
         # The parent keeps only its own end, so a dead worker reads as end of file.
         theirs.close()
-    return _Worker(process, mine, scratch, timeout)
+    return _Worker(process, mine, folders, timeout)
 
 
 def _outcome(worker: _Worker, fail_on: str, forward: Progress) -> tuple[str, Report] | None:
@@ -422,7 +428,8 @@ def _stop(workers: Sequence[_Worker]) -> None:
         worker.process.join()
         worker.conn.close()
         worker.process.close()
-        shutil.rmtree(worker.scratch, ignore_errors=True)
+        for folder in worker.scratch:
+            shutil.rmtree(folder, ignore_errors=True)
         worker.stopped = True
 
 

@@ -57,6 +57,7 @@ from exportcheck.export.exporters import (
 )
 from exportcheck.numerics.devices import resolve_devices
 from exportcheck.pipeline.overlap import overlapping_checks
+from exportcheck.pipeline.scratch import artifact_bytes, memory_folder_for
 from exportcheck.results.comparison import Comparison
 from exportcheck.results.findings import Finding
 from exportcheck.results.report import Report, Skipped, input_problem
@@ -191,8 +192,9 @@ def validate(
                 findings += found
                 skipped += missed
             comparisons += cross_device(ctx, usable)
+            needed = artifact_bytes(model, len(chosen))
             with (
-                _artifact_folder(out_dir) as (working_folder, final_folder),
+                _artifact_folder(out_dir, needed) as (working_folder, final_folder),
                 runtime_folder(working_folder) as folder,
                 overlapping_checks(ctx.progress) as (checks, relayed),
             ):
@@ -377,18 +379,22 @@ def planned_artifacts(
 
 
 @contextlib.contextmanager
-def _artifact_folder(out_dir: str | os.PathLike[str] | None) -> Iterator[tuple[str, str | None]]:
+def _artifact_folder(
+    out_dir: str | os.PathLike[str] | None, needed_bytes: int
+) -> Iterator[tuple[str, str | None]]:
     """(the folder exporters write into, the folder the artifacts end up in or None).
 
     Exporters write only into a fresh private folder (mkdtemp: created exclusively, mode 0700),
     so no planted symlink at a predictable name is ever written through. With `out_dir`, that
     folder lies inside it, and each artifact is then renamed into place: a rename replaces a
-    symlink at the name instead of following it.
+    symlink at the name instead of following it. Without it, the folder is in memory when
+    `needed_bytes` fit there (`scratch.memory_folder_for`).
     """
     from exportcheck.errors import OutputError
 
     if out_dir is None:
-        with tempfile.TemporaryDirectory(prefix="exportcheck-") as folder:
+        memory = memory_folder_for(needed_bytes)
+        with tempfile.TemporaryDirectory(prefix="exportcheck-", dir=memory) as folder:
             yield folder, None
         return
     final = os.fspath(out_dir)
