@@ -122,8 +122,8 @@ def median_interval(values: list[float], level: float = 0.9) -> tuple[float, flo
     return float(np.percentile(medians, tail)), float(np.percentile(medians, 100 - tail))
 
 
-def prepared(folder: str, targets: list[str]) -> list[tuple[object, str, str, bool]]:
-    """(model run, path, format, dynamic batch) for each sample's ONNX exports, references warm."""
+def prepared(folder: str, targets: list[str]) -> list[tuple[object, str, str]]:
+    """(model run, path, format) for each sample's ONNX exports, references warm."""
     from exportcheck.comparison.reference import ModelRun, Tolerances, quiet_progress
     from exportcheck.export.exporters import SUFFIXES, Exporter
     from exportcheck.targets.python_targets import build_target
@@ -137,7 +137,7 @@ def prepared(folder: str, targets: list[str]) -> list[tuple[object, str, str, bo
         exporter = Exporter(model, target.inputs)
         for fmt in ("onnx", "onnx-legacy"):
             exported = exporter.export(fmt, os.path.join(folder, name + SUFFIXES[fmt]))
-            cases.append((ctx, exported.path, fmt, exported.dynamic_batch))
+            cases.append((ctx, exported.path, fmt))
     return cases
 
 
@@ -145,12 +145,14 @@ def comparison_seconds(runtime: object, cases: list) -> float:
     from exportcheck.comparison.artifact_checks import (
         _dimension_variants,
         check_runner,
+        declared_shapes,
         runners_for,
     )
 
     start = time.perf_counter()
-    for ctx, path, fmt, dynamic_batch in cases:
-        variants, _ = _dimension_variants(ctx, path, "onnx", None, fmt)
+    for ctx, path, fmt in cases:
+        shapes = declared_shapes(path, "onnx", None)
+        variants, _ = _dimension_variants(ctx, shapes, fmt)
         for attempt in runners_for(path, "onnx", ["cpu"], None, [runtime]):
             if attempt.runner is not None:
                 check_runner(
@@ -158,7 +160,7 @@ def comparison_seconds(runtime: object, cases: list) -> float:
                     attempt.runner,
                     artifact=path,
                     artifact_format=fmt,
-                    dynamic_batch=dynamic_batch,
+                    dynamic_batch=shapes.batch_is_dynamic,
                     dimension_variants=variants,
                 )
     return time.perf_counter() - start

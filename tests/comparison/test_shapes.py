@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 from exportcheck.comparison.shapes import (
+    DeclaredShapes,
     Dimension,
-    onnx_dimensions,
+    onnx_shapes,
     other_size,
     program_dimensions,
     resized,
@@ -60,7 +61,13 @@ def legacy_export(model: nn.Module, inputs: tuple, path: str, axes: dict[int, st
 def test_onnx_dimensions_leave_the_batch_to_the_batch_check(tmp_path):
     model, inputs = build_sample("transformer")
     path = legacy_export(model, inputs, str(tmp_path / "t.onnx"), {0: "batch", 1: "seq"})
-    assert onnx_dimensions(path) == [Dimension("seq", ((0, 1),))]
+    assert onnx_shapes(path) == DeclaredShapes(True, (Dimension("seq", ((0, 1),)),))
+
+
+def test_an_onnx_file_with_a_fixed_batch_declares_its_other_dimensions(tmp_path):
+    model, inputs = build_sample("transformer")
+    path = legacy_export(model, inputs, str(tmp_path / "t.onnx"), {1: "seq"})
+    assert onnx_shapes(path) == DeclaredShapes(False, (Dimension("seq", ((0, 1),)),))
 
 
 def test_program_dimensions_carry_the_range_torch_export_proved():
@@ -123,6 +130,21 @@ def test_exported_program_with_dynamic_sequence_is_compared_at_two_lengths(tmp_p
     other = [c for c in report.comparisons if c.run.endswith("=11")]
     assert other and all(c.passed for c in other)
     assert report.ok
+
+
+@pytest.mark.parametrize("dynamic", [True, False])
+def test_compare_runs_a_second_batch_where_an_exported_program_declares_its_batch_dynamic(
+    tmp_path, dynamic
+):
+    torch.manual_seed(0)
+    model, inputs = nn.Sequential(nn.Linear(4, 3), nn.ReLU()).eval(), (torch.randn(2, 4),)
+    batch = torch.export.Dim("batch", min=1, max=64) if dynamic else None
+    program = torch.export.export(model, inputs, dynamic_shapes=({0: batch},))
+    path = str(tmp_path / "m.pt2")
+    torch.export.save(program, path)
+    report = compare(path, model, inputs, "cpu")
+    assert {run.sizes for run in report.runtime_runs} == ({("batch=3",)} if dynamic else {()})
+    assert report.ok and report.comparisons
 
 
 @pytest.mark.parametrize(

@@ -27,9 +27,11 @@ from exportcheck.comparison.runtimes import (
     pytorch_runner,
 )
 from exportcheck.comparison.shapes import (
+    NOTHING_DECLARED,
+    DeclaredShapes,
     DimensionVariant,
-    onnx_dimensions,
-    program_dimensions,
+    onnx_shapes,
+    program_shapes,
     variants,
 )
 from exportcheck.errors import InputError, ModelRunError, first_line
@@ -535,17 +537,23 @@ def _artifact_kind(fmt: str) -> str:
     )
 
 
+def declared_shapes(path: str, kind: str, loaded: Any) -> DeclaredShapes:
+    """What the artifact declares dynamic: an ONNX file's graph inputs, an ExportedProgram's
+    symbols; a TorchScript module declares nothing."""
+    if kind == "onnx":
+        return onnx_shapes(path)
+    if kind == "exported-program" and loaded is not None:
+        return program_shapes(loaded)
+    return NOTHING_DECLARED
+
+
 def _dimension_variants(
-    ctx: ModelRun, path: str, kind: str, loaded: Any, fmt: str
+    ctx: ModelRun, shapes: DeclaredShapes, fmt: str
 ) -> tuple[list[DimensionVariant], list[Skipped]]:
     """The inputs that exercise each dynamic dimension besides the batch, once per artifact."""
-    if kind == "onnx":
-        dimensions = onnx_dimensions(path)
-    elif kind == "exported-program" and loaded is not None:
-        dimensions = program_dimensions(loaded)
-    else:
+    if not shapes.dimensions:
         return [], []
-    made, left_out = variants(ctx.inputs, dimensions)
+    made, left_out = variants(ctx.inputs, shapes.dimensions)
     skipped = [Skipped(ctx.subject, "dynamic dimension", why, fmt) for why in left_out]
     usable = []
     for variant in made:
@@ -571,7 +579,7 @@ def inspect_and_compare_artifact(
     fmt: str,
     devices: Sequence[str],
     *,
-    dynamic_batch: bool,
+    dynamic_batch: bool | None = None,
     artifact_label: str | None,
     runtimes: Sequence[Runtime] = RUNTIMES,
     localize: bool = False,
@@ -579,7 +587,8 @@ def inspect_and_compare_artifact(
 ) -> ArtifactOutcome:
     """Static rules, then every runtime configuration, for one artifact file. `model_findings`:
     what is known of the model itself (its randomness in eval mode), in the outcome before the
-    comparisons, so that a mismatch it explains is not localized in the artifact."""
+    comparisons, so that a mismatch it explains is not localized in the artifact.
+    `dynamic_batch`: as in `compare_inspected_artifact`."""
     outcome, cleared = inspect_before_loading(
         ctx, path, fmt, devices, artifact_label=artifact_label, runtimes=runtimes
     )
@@ -641,19 +650,24 @@ def compare_inspected_artifact(
     devices: Sequence[str],
     inspected: ArtifactOutcome,
     *,
-    dynamic_batch: bool,
+    dynamic_batch: bool | None = None,
     artifact_label: str | None,
     runtimes: Sequence[Runtime] = RUNTIMES,
     localize: bool = False,
 ) -> ArtifactOutcome:
     """Every runtime configuration for an artifact the static rules cleared
-    (`inspect_before_loading`), added to their outcome."""
+    (`inspect_before_loading`), added to their outcome. `dynamic_batch`: whether a second batch
+    size is run, as the exporter that made the artifact knows; None: as the artifact declares
+    (`declared_shapes`)."""
     outcome = inspected
     kind = _artifact_kind(fmt)
     installed = [r for r in runtimes if kind in r.kinds and r.installed()]
     try:
         loaded = load_torch_artifact(path, kind) if kind != "onnx" else None
-        dimension_variants, passed_over = _dimension_variants(ctx, path, kind, loaded, fmt)
+        shapes = declared_shapes(path, kind, loaded)
+        if dynamic_batch is None:
+            dynamic_batch = shapes.batch_is_dynamic
+        dimension_variants, passed_over = _dimension_variants(ctx, shapes, fmt)
         outcome.skipped += passed_over
         for attempt in runners_for(path, kind, devices, loaded, runtimes):
             runner = attempt.runner

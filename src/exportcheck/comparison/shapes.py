@@ -46,11 +46,25 @@ class DimensionVariant:
         return f"{self.dimension.name}={self.size}"
 
 
-def onnx_dimensions(path: str) -> list[Dimension]:
-    """The symbolic dimensions of an ONNX file's graph inputs other than the batch: a symbol
-    that sits on the first axis of any input is the batch, which the batch check covers. An
-    axis whose symbol is an expression (`2*s0`) takes its symbols out: its size cannot be
-    computed without evaluating text from the file."""
+@dataclass(frozen=True)
+class DeclaredShapes:
+    """What an artifact declares dynamic: its batch (the first axis of every input), which the
+    second-batch check exercises, and each other dimension."""
+
+    batch_is_dynamic: bool
+    dimensions: tuple[Dimension, ...] = ()
+
+
+NOTHING_DECLARED = DeclaredShapes(False)
+"""A TorchScript module's: its inputs carry no shapes."""
+
+
+def onnx_shapes(path: str) -> DeclaredShapes:
+    """The dynamic dimensions of an ONNX file's graph inputs, read in one parse. The batch is
+    dynamic when every input has a first axis without a fixed size; a symbol that sits on the
+    first axis of any input is the batch, and the other symbols are its dimensions. An axis
+    whose symbol is an expression (`2*s0`) takes its symbols out: its size cannot be computed
+    without evaluating text from the file."""
     from exportcheck.readers.onnx import load_model
 
     graph = load_model(path).graph
@@ -59,8 +73,12 @@ def onnx_dimensions(path: str) -> list[Dimension]:
     axes: dict[str, list[tuple[int, int]]] = {}
     batch: set[str] = set()
     excluded: set[str] = set()
+    batch_is_dynamic = bool(inputs)
     for index, value in enumerate(inputs):
-        for axis, dim in enumerate(value.type.tensor_type.shape.dim):
+        dims = value.type.tensor_type.shape.dim
+        if not dims or dims[0].HasField("dim_value"):
+            batch_is_dynamic = False
+        for axis, dim in enumerate(dims):
             if dim.HasField("dim_value"):
                 continue
             name = dim.dim_param or f"{value.name}[{axis}]"
@@ -70,11 +88,34 @@ def onnx_dimensions(path: str) -> list[Dimension]:
             if axis == 0:
                 batch.add(name)
             axes.setdefault(name, []).append((index, axis))
-    return [
+    dimensions = tuple(
         Dimension(name, tuple(where))
         for name, where in axes.items()
         if name not in batch and name not in excluded
+    )
+    return DeclaredShapes(batch_is_dynamic, dimensions)
+
+
+def program_shapes(program: Any) -> DeclaredShapes:
+    """An ExportedProgram's dynamic batch and its other dimensions (`program_dimensions`)."""
+    return DeclaredShapes(program_batch_is_dynamic(program), tuple(program_dimensions(program)))
+
+
+def program_batch_is_dynamic(program: Any) -> bool:
+    """Whether every user input of an ExportedProgram kept a symbolic batch dimension."""
+    import torch
+
+    user_inputs = set(program.graph_signature.user_inputs)
+    shapes = [
+        node.meta["val"].shape
+        for node in program.graph_module.graph.nodes
+        if node.op == "placeholder"
+        and node.name in user_inputs
+        and "val" in node.meta
+        and hasattr(node.meta["val"], "shape")
+        and len(node.meta["val"].shape) > 0
     ]
+    return bool(shapes) and all(isinstance(shape[0], torch.SymInt) for shape in shapes)
 
 
 def program_dimensions(program: Any) -> list[Dimension]:

@@ -33,7 +33,9 @@ class ExportFailed(Exception):
 class Exported:
     format: str
     path: str
-    dynamic_batch: bool
+    dynamic_batch: bool | None = None
+    """True where the exporter knows the artifact takes any batch though it declares no shapes
+    (TorchScript); None: as the artifact declares (`comparison.artifact_checks.declared_shapes`)."""
 
 
 def input_names(count: int) -> list[str]:
@@ -97,46 +99,6 @@ def _batch_dims(model: Any, inputs: Sequence[Any]) -> Any:
     return tuple(dims)
 
 
-def program_batch_is_dynamic(program: Any) -> bool:
-    """Whether every user input of an ExportedProgram kept a symbolic batch dimension."""
-    import torch
-
-    user_inputs = set(program.graph_signature.user_inputs)
-    shapes = [
-        node.meta["val"].shape
-        for node in program.graph_module.graph.nodes
-        if node.op == "placeholder"
-        and node.name in user_inputs
-        and "val" in node.meta
-        and hasattr(node.meta["val"], "shape")
-        and len(node.meta["val"].shape) > 0
-    ]
-    return bool(shapes) and all(isinstance(shape[0], torch.SymInt) for shape in shapes)
-
-
-def onnx_program_batch_is_dynamic(onnx_program: Any) -> bool:
-    """`onnx_batch_is_dynamic` of the file the dynamo exporter's program saves, read from the
-    program itself: parsing the saved file again costs 0.06 s on ResNet-18."""
-    graph = onnx_program.model.graph
-    inputs = [i for i in graph.inputs if i.name not in graph.initializers]
-    return bool(inputs) and all(
-        i.shape is not None and len(i.shape) > 0 and not isinstance(i.shape[0], int) for i in inputs
-    )
-
-
-def onnx_batch_is_dynamic(path: str) -> bool:
-    """Whether every graph input of an ONNX file has a symbolic first dimension."""
-    from exportcheck.readers.onnx import load_model
-
-    graph = load_model(path).graph
-    initializers = {t.name for t in graph.initializer}
-    inputs = [i for i in graph.input if i.name not in initializers]
-    return bool(inputs) and all(
-        i.type.tensor_type.shape.dim and not i.type.tensor_type.shape.dim[0].HasField("dim_value")
-        for i in inputs
-    )
-
-
 class Exporter:
     """Exports one eval-mode model to each format. The torch.export program is made once and
     serves both the dynamo ONNX exporter and the .pt2 archive."""
@@ -184,7 +146,7 @@ class Exporter:
             program = self.program()
             with _quiet():
                 torch.export.save(program, path)
-            return Exported(fmt, path, program_batch_is_dynamic(program))
+            return Exported(fmt, path)
         if fmt == "onnx":
             try:
                 source = self.program()
@@ -195,7 +157,7 @@ class Exporter:
                     source, self.inputs, dynamo=True, input_names=names, verbose=False
                 )
                 onnx_program.save(path)
-            return Exported(fmt, path, onnx_program_batch_is_dynamic(onnx_program))
+            return Exported(fmt, path)
         with _quiet():
             if fmt == "onnx-legacy":
 
@@ -213,10 +175,9 @@ class Exporter:
 
                 try:
                     legacy({n: {0: "batch"} for n in names})
-                    return Exported(fmt, path, True)
                 except Exception:
                     legacy(None)
-                    return Exported(fmt, path, False)
+                return Exported(fmt, path)
             if fmt == "torchscript-trace":
                 torch.jit.trace(self.model, self.inputs, check_trace=False).save(path)
                 return Exported(fmt, path, True)

@@ -53,7 +53,6 @@ from exportcheck.export.exporters import (
     SUFFIXES,
     Exporter,
     ExportFailed,
-    onnx_batch_is_dynamic,
 )
 from exportcheck.numerics.devices import resolve_devices
 from exportcheck.pipeline.overlap import overlapping_checks
@@ -458,7 +457,6 @@ def compare(
                     openable,
                     kind.value,
                     usable,
-                    dynamic_batch=kind is ArtifactKind.ONNX and onnx_batch_is_dynamic(path),
                     artifact_label=path,
                     runtimes=chosen_runtimes_,
                     localize=localize,
