@@ -3,6 +3,8 @@ temporary folder; a folder the user chose with TMPDIR is kept."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from torch import nn
@@ -132,3 +134,12 @@ def test_each_worker_writes_in_a_memory_folder_its_parent_removes(memory):
         for worker, _, inner in (name.partition("/") for name in seen)
     ), seen
     assert list(memory.iterdir()) == []
+
+
+@needs_meminfo
+def test_processes_sharing_the_memory_folder_are_each_held_to_their_share(memory, monkeypatch):
+    stats = os.statvfs(memory)
+    fits_alone = min(available_memory_bytes() // 8, stats.f_bavail * stats.f_frsize // 4)
+    assert memory_folder_for(fits_alone) == str(memory)
+    monkeypatch.setattr(scratch, "memory_sharers", 4)
+    assert memory_folder_for(fits_alone) is None

@@ -173,6 +173,7 @@ def _worker(
     conn: Any,
     scratch: str,
     memory_scratch: str | None,
+    workers: int,
     threads: int,
     parent: int,
 ) -> None:
@@ -191,6 +192,7 @@ def _worker(
     # Scratch files live where the parent removes them, even after a kill.
     tempfile.tempdir = scratch
     scratch_folders.memory_root = memory_scratch
+    scratch_folders.memory_sharers = workers
     try:
         import torch
 
@@ -274,7 +276,9 @@ def _run_in_workers(
     try:
         while pending or running:
             while pending and len(running) < jobs:
-                worker = _start(context, command, len(running), options, threads, timeout)
+                worker = _start(
+                    context, command, len(running), min(jobs, total), options, threads, timeout
+                )
                 running.append(worker)
                 worker.assign(*pending.pop())
             deadlines = [w.deadline for w in running if w.deadline is not None]
@@ -312,6 +316,7 @@ def _start(
     context: Any,
     command: str,
     number: int,
+    workers: int,
     options: dict[str, Any],
     threads: int,
     timeout: float | None,
@@ -322,7 +327,7 @@ def _start(
     mine, theirs = context.Pipe()
     process = context.Process(
         target=_worker,
-        args=(command, options, theirs, scratch, memory_scratch, threads, os.getpid()),
+        args=(command, options, theirs, scratch, memory_scratch, workers, threads, os.getpid()),
         name=f"exportcheck-worker-{number + 1}",
     )
     try:

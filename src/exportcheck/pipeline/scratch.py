@@ -7,8 +7,9 @@ file took 0.2 to 0.4 s in `/tmp` here once a few had been written, against 0.02 
 
 A memory-backed folder is used only when the artifacts fit in half its free space and a quarter
 of the memory still available (the process's cgroup limit included, where cgroup v2 sets one),
-and when the user has not chosen a temporary folder with TMPDIR, TEMP or TMP. Docker's
-default 64 MB `/dev/shm` therefore holds only small models' artifacts.
+and when the user has not chosen a temporary folder with TMPDIR, TEMP or TMP; workers each
+get their share. Docker's default 64 MB `/dev/shm` therefore holds only small models'
+artifacts.
 """
 
 from __future__ import annotations
@@ -20,18 +21,23 @@ from collections.abc import Iterable
 from typing import Any
 
 MEMORY_FOLDER = "/dev/shm"
-"""Linux's memory-backed folder for shared memory, present on every Linux system."""
+"""Linux's memory-backed (tmpfs) folder for POSIX shared memory; where a system lacks it,
+`os.statvfs` fails and the temporary folder is used."""
 
 TEMP_VARIABLES = ("TMPDIR", "TEMP", "TMP")
 
 # What an artifact holds besides the weights (the graph, its names, the archive's entries).
-GRAPH_ALLOWANCE_BYTES = 16 * 2**20
+GRAPH_ALLOWANCE_BYTES = 4 * 2**20
 ROOM_FOR_TMPFS = 2  # the artifacts may take at most half of the folder's free space
 ROOM_FOR_MEMORY = 4  # and at most a quarter of the memory still available
 
 memory_root: str | None = MEMORY_FOLDER if sys.platform == "linux" else None
 """Where in-memory scratch folders are made; None: never in memory. A worker process sets it to
 a folder its parent made there and removes, even after a kill, as it sets `tempfile.tempdir`."""
+
+memory_sharers = 1
+"""How many processes may write their artifacts there at once (a worker: the number of workers):
+each is held to its share of the room."""
 
 
 def weight_bytes(model: Any) -> int:
@@ -63,10 +69,11 @@ def memory_folder_for(needed_bytes: int) -> str | None:
         stats = os.statvfs(root)
     except OSError:
         return None
-    if needed_bytes * ROOM_FOR_TMPFS > stats.f_bavail * stats.f_frsize:
+    claimed = needed_bytes * max(1, memory_sharers)
+    if claimed * ROOM_FOR_TMPFS > stats.f_bavail * stats.f_frsize:
         return None
     available = available_memory_bytes()
-    if available is None or needed_bytes * ROOM_FOR_MEMORY > available:
+    if available is None or claimed * ROOM_FOR_MEMORY > available:
         return None
     return root if os.access(root, os.W_OK | os.X_OK) else None
 
