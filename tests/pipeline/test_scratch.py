@@ -43,6 +43,11 @@ def test_a_tied_weight_counts_once_and_buffers_count():
     assert weight_bytes(model) == floats * 4 + 8  # and num_batches_tracked, an int64
 
 
+def test_a_size_that_cannot_be_known_never_fits_in_memory(memory):
+    lazy = nn.Sequential(nn.LazyLinear(3))
+    assert memory_folder_for(weight_bytes(lazy)) is None
+
+
 @needs_meminfo
 def test_what_fits_goes_to_memory_and_what_does_not_stays_in_the_temporary_folder(memory):
     assert memory_folder_for(2**20) == str(memory)

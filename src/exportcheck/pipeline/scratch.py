@@ -41,7 +41,8 @@ each is held to its share of the room."""
 
 
 def weight_bytes(model: Any) -> int:
-    """The bytes of the model's parameters and buffers, each shared tensor counted once."""
+    """The bytes of the model's parameters and buffers, each shared tensor counted once; a size
+    that cannot be known (a lazy module's parameter not yet materialised) counts as unbounded."""
     seen: set[int] = set()
     total = 0
     tensors: Iterable[Any] = (*model.parameters(), *model.buffers())
@@ -49,7 +50,10 @@ def weight_bytes(model: Any) -> int:
         if id(tensor) in seen:
             continue
         seen.add(id(tensor))
-        total += tensor.numel() * tensor.element_size()
+        try:
+            total += tensor.numel() * tensor.element_size()
+        except (ValueError, RuntimeError):
+            return sys.maxsize
     return total
 
 
