@@ -6,10 +6,9 @@ file took 0.2 to 0.4 s in `/tmp` here once a few had been written, against 0.02 
 `/dev/shm`. A validate of ResNet-18 writes five of them.
 
 A memory-backed folder is used only when the artifacts fit in half its free space and a quarter
-of the memory still available (the process's cgroup limit included, where cgroup v2 sets one),
-and when the user has not chosen a temporary folder with TMPDIR, TEMP or TMP; workers each
-get their share. Docker's default 64 MB `/dev/shm` therefore holds only small models'
-artifacts.
+of the memory still available (a container's cgroup v2 limit included), and when the user has
+not chosen a temporary folder with TMPDIR, TEMP or TMP; workers each get their share. Docker's
+default 64 MB `/dev/shm` therefore holds only small models' artifacts.
 """
 
 from __future__ import annotations
@@ -66,8 +65,8 @@ def artifact_bytes(model: Any, artifacts: int) -> int:
 def memory_folder_for(needed_bytes: int) -> str | None:
     """A memory-backed folder to write `needed_bytes` of temporary files into, or None: then
     the usual temporary folder."""
-    root = memory_root
-    if root is None or any(os.environ.get(name) for name in TEMP_VARIABLES):
+    root = _allowed_root()
+    if root is None:
         return None
     try:
         stats = os.statvfs(root)
@@ -85,8 +84,8 @@ def memory_folder_for(needed_bytes: int) -> str | None:
 def make_memory_scratch(prefix: str) -> str | None:
     """A fresh private folder under `memory_root` (for a worker, whose parent removes it), or
     None where memory may not be used."""
-    root = memory_root
-    if root is None or any(os.environ.get(name) for name in TEMP_VARIABLES):
+    root = _allowed_root()
+    if root is None:
         return None
     try:
         return tempfile.mkdtemp(prefix=prefix, dir=root)
@@ -94,9 +93,16 @@ def make_memory_scratch(prefix: str) -> str | None:
         return None
 
 
+def _allowed_root() -> str | None:
+    """`memory_root`, unless the user chose a temporary folder."""
+    if any(os.environ.get(name) for name in TEMP_VARIABLES):
+        return None
+    return memory_root
+
+
 def available_memory_bytes() -> int | None:
-    """MemAvailable, or less where this process's cgroup (v2) limit leaves less; None where
-    neither can be read."""
+    """MemAvailable, or less where the cgroup v2 limit this process sees at /sys/fs/cgroup (a
+    container's own) leaves less; None where /proc/meminfo cannot be read."""
     try:
         with open("/proc/meminfo", encoding="ascii") as meminfo:
             available = next(
