@@ -174,7 +174,7 @@ def _eval_model(name: str):
 def validate_floor(name: str, folder: str) -> None:
     """The least work `validate` must do: four exports, two ORT sessions, five forwards."""
     phases = Phases()
-    import onnxruntime  # noqa: F401  (its import is part of the floor)
+    import onnxruntime as ort
     import torch
 
     from exportcheck.pipeline.scratch import artifact_bytes, memory_folder_for
@@ -183,24 +183,14 @@ def validate_floor(name: str, folder: str) -> None:
     model, inputs = _eval_model(name)
     phases.mark("build model")
     # The files go where validate writes its own temporary artifacts: in memory when they fit.
-    memory = memory_folder_for(artifact_bytes(model, 2))
-    with tempfile.TemporaryDirectory(dir=memory or folder) as files:
-        dynamo_path = os.path.join(files, f"{name}.onnx")
-        # Exports run with grad enabled: under no_grad an eval-mode nn.TransformerEncoderLayer
-        # takes its fused fast path, which the legacy exporter cannot convert.
-        torch.onnx.export(model, inputs, dynamo_path, dynamo=True, verbose=False)
-        phases.mark("onnx export (dynamo)")
-        legacy_path = os.path.join(files, f"{name}_legacy.onnx")
-        torch.onnx.export(model, inputs, legacy_path, dynamo=False)
-        phases.mark("onnx export (legacy)")
-        _floor_rest(phases, model, inputs, dynamo_path)
-    phases.save()
-
-
-def _floor_rest(phases: Phases, model, inputs, dynamo_path: str) -> None:
-    import onnxruntime as ort
-    import torch
-
+    files = tempfile.TemporaryDirectory(dir=memory_folder_for(artifact_bytes(model, 2)) or folder)
+    dynamo_path = os.path.join(files.name, f"{name}.onnx")
+    # Exports run with grad enabled: under no_grad an eval-mode nn.TransformerEncoderLayer
+    # takes its fused fast path, which the legacy exporter cannot convert.
+    torch.onnx.export(model, inputs, dynamo_path, dynamo=True, verbose=False)
+    phases.mark("onnx export (dynamo)")
+    torch.onnx.export(model, inputs, os.path.join(files.name, f"{name}_legacy.onnx"), dynamo=False)
+    phases.mark("onnx export (legacy)")
     torch.jit.trace(model, inputs, check_trace=False)
     phases.mark("jit.trace")
     torch.export.export(model, inputs)
@@ -220,6 +210,8 @@ def _floor_rest(phases: Phases, model, inputs, dynamo_path: str) -> None:
         names = [arg.name for arg in session.get_inputs()]
         session.run(None, {n: t.numpy() for n, t in zip(names, inputs)})
         phases.mark(f"ORT session + run ({label})")
+    files.cleanup()
+    phases.save()
 
 
 def verify_anchor(name: str) -> None:
