@@ -3,13 +3,17 @@
 A forward hook on the user's root module (removed afterwards; copies of the model made inside
 validate carry it along) counts every call, sorted by what made it: an eager run on real
 tensors, an exporter's trace (torch.jit tracing, or fake tensors under torch.export), and
-whether the run was in float64. Prints one JSON object per target.
+whether the run was in float64. Each call appends a line to a file, so that the calls made in
+the copy `validate` forks to export the other formats (pipeline.forked_exports) count too.
+Prints one JSON object per target.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
 from collections import Counter
 from typing import Any
 
@@ -34,16 +38,22 @@ def count_forwards(spec: str, **options: Any) -> dict[str, Any]:
     from exportcheck.targets.python_targets import build_target
 
     target = build_target(spec, (), None)
-    counts: Counter[str] = Counter()
+    with tempfile.TemporaryDirectory() as folder:
+        calls = os.path.join(folder, "calls")
 
-    def hook(_module: Any, args: tuple[Any, ...], _output: Any) -> None:
-        counts[_kind(args)] += 1
+        def hook(_module: Any, args: tuple[Any, ...], _output: Any) -> None:
+            with open(calls, "a") as log:
+                log.write(_kind(args) + "\n")
 
-    handle = target.model.register_forward_hook(hook)
-    try:
-        report = validate(target.model, target.inputs, subject=spec, devices="cpu", **options)
-    finally:
-        handle.remove()
+        handle = target.model.register_forward_hook(hook)
+        try:
+            report = validate(target.model, target.inputs, subject=spec, devices="cpu", **options)
+        finally:
+            handle.remove()
+        counts: Counter[str] = Counter()
+        if os.path.exists(calls):
+            with open(calls) as log:
+                counts.update(log.read().splitlines())
     return {
         "target": spec,
         "eager": counts["eager"],

@@ -41,6 +41,21 @@ def build_sample(name: str):
     return target.model, target.inputs
 
 
+def report_summary(report) -> tuple[list, list, list]:
+    """What a report found, compared and skipped, without the timings and paths that differ
+    between two runs of the same validation."""
+    return (
+        sorted(
+            (f.rule, f.location.module or "", f.location.runtime or "") for f in report.findings
+        ),
+        sorted(
+            (c.artifact_format, c.runtime_label, c.output, c.batch_size, c.run, c.passed)
+            for c in report.comparisons
+        ),
+        sorted((s.step, s.reason) for s in report.skipped),
+    )
+
+
 def require_model_family(package: str):
     """The model family's package, imported. `scripts/dev.sh test` runs the `model_family` tests
     in the torch 2.14.1 environment, where a missing package fails the run: elsewhere (a CPU torch

@@ -19,7 +19,7 @@ from exportcheck.pipeline.overlap import (
     threads_per_worker,
     usable_cores,
 )
-from tests.conftest import build_sample
+from tests.conftest import build_sample, report_summary
 
 
 @pytest.mark.parametrize(
@@ -108,19 +108,6 @@ def test_progress_from_the_checks_thread_waits_for_the_owner():
     assert shown == ["from the checks", "from the owner"]
 
 
-def _summary(report):
-    return (
-        sorted(
-            (f.rule, f.location.module or "", f.location.runtime or "") for f in report.findings
-        ),
-        sorted(
-            (c.artifact_format, c.runtime_label, c.output, c.batch_size, c.run, c.passed)
-            for c in report.comparisons
-        ),
-        sorted((s.step, s.reason) for s in report.skipped),
-    )
-
-
 def test_overlapping_changes_nothing_in_the_report():
     """One core granted: no overlap; two: the checks run beside the exports. Same report, and
     torch's thread count comes back as it was."""
@@ -135,7 +122,7 @@ def test_overlapping_changes_nothing_in_the_report():
             assert torch.get_num_threads() == threads
     finally:
         torch.set_num_threads(previous)
-    assert reports[0].comparisons and _summary(reports[0]) == _summary(reports[1])
+    assert reports[0].comparisons and report_summary(reports[0]) == report_summary(reports[1])
 
 
 def test_onnx_files_export_first_and_checks_that_run_torch_start_after_torch_export():

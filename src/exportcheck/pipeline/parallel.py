@@ -181,7 +181,7 @@ def _worker(
     it sends None. For each target it sends ("started", None), ("progress", step)..., then
     ("report", Report); ("error", one line) when something escaped the command, and then it
     ends. Torch is imported, and the exporters warm up, once per worker, not once per target."""
-    _end_with_parent(parent)
+    end_with_parent(parent)
     # The worker leads its own process group, so the parent can end it with whatever the
     # user's code started; the parent decides when that happens, Ctrl-C included.
     os.setpgrp()
@@ -215,7 +215,7 @@ def _worker(
     gc.freeze()
 
 
-def _end_with_parent(parent: int) -> None:
+def end_with_parent(parent: int) -> None:
     """A worker must not outlive its parent, even one killed with SIGKILL: on Linux the kernel
     sends it SIGKILL when the parent dies (PR_SET_PDEATHSIG); elsewhere, or if the parent died
     before the request, it leaves at once."""

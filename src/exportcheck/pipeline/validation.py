@@ -55,6 +55,7 @@ from exportcheck.export.exporters import (
     ExportFailed,
 )
 from exportcheck.numerics.devices import resolve_devices
+from exportcheck.pipeline.forked_exports import SplitExports, fork_allowed
 from exportcheck.pipeline.overlap import overlapping_checks
 from exportcheck.pipeline.scratch import artifact_bytes, memory_folder_for
 from exportcheck.results.comparison import Comparison
@@ -192,30 +193,31 @@ def validate(
                 skipped += missed
             comparisons += cross_device(ctx, usable)
             needed = artifact_bytes(model, len(chosen))
+            order = sorted(range(len(chosen)), key=lambda i: EXPORT_ORDER.index(chosen[i]))
+            stem = _safe_stem(subject)
             with (
                 _artifact_folder(out_dir, needed) as (working_folder, final_folder),
                 runtime_folder(working_folder) as folder,
                 overlapping_checks(ctx.progress) as (checks, relayed),
+                SplitExports(
+                    Exporter(model, inputs),
+                    [(chosen[i], os.path.join(folder, stem + SUFFIXES[chosen[i]])) for i in order],
+                    ctx.model_lock,
+                    fork_allowed(chosen, checks.threads),
+                    lambda fmt: ctx.progress(f"{subject}: export {fmt}"),
+                ) as exports,
             ):
                 ctx.progress = relayed
-                exporter = Exporter(model, inputs)
-                stem = _safe_stem(subject)
                 # per format: why its export failed, the static pass's outcome on an artifact
                 # it did not clear, or the index of the artifact's check in the queue
                 slots: dict[int, Skipped | ArtifactOutcome | int] = {}
-                order = sorted(range(len(chosen)), key=lambda i: EXPORT_ORDER.index(chosen[i]))
-                for position, fmt in ((i, chosen[i]) for i in order):
-                    path = os.path.join(folder, stem + SUFFIXES[fmt])
-                    ctx.progress(f"{subject}: export {fmt}")
-                    try:
-                        with ctx.model_lock:
-                            exported = exporter.export(fmt, path)
-                    except ExportFailed as why:
-                        reason = _export_failure(str(why), model)
+                for index, exported in exports:
+                    position, (fmt, path) = order[index], exports.jobs[index]
+                    checks.flush()
+                    if isinstance(exported, ExportFailed):
+                        reason = _export_failure(str(exported), model)
                         slots[position] = Skipped(subject, f"export {fmt}", reason, fmt)
                         continue
-                    finally:
-                        checks.flush()
                     label = (
                         os.path.join(final_folder, os.path.basename(path))
                         if final_folder is not None
@@ -225,7 +227,7 @@ def validate(
                     # the artifact while the next format exports and the last check runs.
                     inspected, cleared = inspect_before_loading(
                         ctx,
-                        exported.path,
+                        path,
                         fmt,
                         usable,
                         artifact_label=label,
@@ -239,7 +241,7 @@ def validate(
                         functools.partial(
                             compare_inspected_artifact,
                             ctx,
-                            exported.path,
+                            path,
                             fmt,
                             usable,
                             inspected,
@@ -285,7 +287,8 @@ def _export_failure(reason: str, model: Any) -> str:
 
 # The order the formats export in; the report keeps the order they were asked in. The ONNX
 # files come first: their checks run only the ONNX runtimes, so a runtime in a process of its
-# own compiles each while the later formats export. torch.export, which the dynamo exporter
+# own compiles each while the later formats export; and with two cores, a forked copy exports
+# all the formats after the first while the dynamo exporter runs (pipeline.forked_exports). torch.export, which the dynamo exporter
 # runs too, turns backend flags (mkldnn, nnpack) off process-wide while it traces, so every
 # format whose check runs torch on the other thread exports after both.
 EXPORT_ORDER = (

@@ -1,0 +1,229 @@
+"""Exports split between this process and a forked copy of it, when two cores are granted.
+
+The dynamo ONNX exporter spends seconds in Python, under the GIL, and the other exporters cannot
+run beside it on a thread: the GIL would take turns between them, and the legacy exporter and
+torch.export keep process-wide state. So once torch.export has traced the model (the program
+both the dynamo exporter and the .pt2 archive use), this process forks: the copy runs the other
+formats' exporters on its own copy of the model, with one torch thread, on the second core,
+while this process runs the dynamo exporter. The copy writes each artifact where this process
+would have, and sends one line of JSON per format, in order.
+
+Only on Linux (fork is unsafe on macOS and missing on Windows), and never once CUDA is
+initialised (a forked CUDA context is unusable). A copy that dies, or stalls without using the
+processor (a lock another thread held at the fork), is killed, and what it did not export is
+exported here, as it would have been without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import os
+import select
+import signal
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from exportcheck.export.exporters import Exported, Exporter, ExportFailed
+from exportcheck.pipeline.parallel import end_with_parent
+
+Outcome = Exported | ExportFailed
+
+# The format this process exports while the copy exports the others: the slowest by far, the
+# one that shares torch.export's program with the .pt2 archive (traced once, here, before the
+# fork), and the one that must stay here: its exporter re-traces the program
+# (run_decompositions), which turns torch's mkldnn and cudnn flags off process-wide.
+HERE = "onnx"
+# A copy whose processor time has not moved for this long is waiting on a lock it will never get.
+STALLED_S = 10.0
+_POLL_S = 0.5
+
+
+def fork_allowed(formats: Sequence[str], threads: int | None) -> bool:
+    """Whether a copy should export the other formats while this process runs the dynamo ONNX
+    exporter: it and another format are asked for, torch threads are granted beside the exports
+    (`threads`, from the overlap), and fork is safe here."""
+    if HERE not in formats or len(formats) < 2 or threads is None:
+        return False
+    if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
+        return False
+    import torch
+
+    return not torch.cuda.is_initialized()
+
+
+class SplitExports:
+    """Each (format, path) job's outcome, in job order, as (index in `jobs`, outcome). With
+    `fork`, once torch.export's program is made, the jobs other than the ONNX one go to a forked
+    copy while the ONNX job is exported here; a job the copy did not finish is exported here
+    afterwards. Without `fork`, every job is exported here. `starting(fmt)` is called as each
+    job's turn comes, and every export here holds `lock` (the model run's)."""
+
+    def __init__(
+        self,
+        exporter: Exporter,
+        jobs: Sequence[tuple[str, str]],
+        lock: threading.RLock,
+        fork: bool,
+        starting: Callable[[str], None],
+    ) -> None:
+        self.exporter = exporter
+        self.jobs = list(jobs)
+        self.lock = lock
+        self.fork = fork
+        self.starting = starting
+        self.copy: _Copy | None = None
+
+    def __iter__(self) -> Iterator[tuple[int, Outcome]]:
+        here = [i for i, (fmt, _) in enumerate(self.jobs) if fmt == HERE or not self.fork]
+        there = [i for i in range(len(self.jobs)) if i not in here]
+        for i in here:
+            self.starting(self.jobs[i][0])
+            if there and self.copy is None:
+                with self.lock, contextlib.suppress(ExportFailed):
+                    self.exporter.program()  # a failure is kept, for each format needing it
+                self.copy = _Copy.start(self.exporter, [self.jobs[j] for j in there])
+            yield i, self._export_here(*self.jobs[i])
+        for i in there:
+            self.starting(self.jobs[i][0])
+            outcome = self.copy.outcome(*self.jobs[i]) if self.copy is not None else None
+            yield i, outcome if outcome is not None else self._export_here(*self.jobs[i])
+
+    def _export_here(self, fmt: str, path: str) -> Outcome:
+        try:
+            with self.lock:
+                return self.exporter.export(fmt, path)
+        except ExportFailed as why:
+            return why
+
+    def __enter__(self) -> SplitExports:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.copy is not None:
+            self.copy.end()
+
+
+class _Copy:
+    """The forked copy, seen from this process: its pid and the read end of its pipe."""
+
+    def __init__(self, pid: int, fd: int) -> None:
+        self.pid = pid
+        self.fd = fd
+        self.buffer = b""
+        self.gone = False
+
+    @classmethod
+    def start(cls, exporter: Exporter, jobs: Sequence[tuple[str, str]]) -> _Copy | None:
+        read, write = os.pipe()
+        parent = os.getpid()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        # Objects frozen before the fork are left alone by the copy's collector, which would
+        # otherwise write to every object's header and so copy most of the heap.
+        gc.freeze()
+        try:
+            with warnings.catch_warnings():
+                # Python 3.12+ warns of fork in a threaded process: the copy runs only exporters
+                # and never takes a lock of this process's other threads; one that stalls is
+                # killed (STALLED_S).
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pid = os.fork()
+        except OSError:
+            os.close(read)
+            os.close(write)
+            return None
+        finally:
+            if os.getpid() == parent:
+                gc.unfreeze()
+        if pid == 0:
+            _run_copy(exporter, jobs, write, parent)
+        os.close(write)
+        return cls(pid, read)
+
+    def outcome(self, fmt: str, path: str) -> Outcome | None:
+        """The copy's outcome for its next job, or None where it ended or stalled first (it is
+        then ended, before this process exports what the copy did not)."""
+        message = self._next_message()
+        if message is None or message.get("format") != fmt:
+            self.end()
+            return None
+        if "failed" in message:
+            return ExportFailed(str(message["failed"]))
+        return Exported(fmt, path, message.get("dynamic_batch"))
+
+    def _next_message(self) -> dict[str, Any] | None:
+        cpu, still_since = _cpu_time(self.pid), time.monotonic()
+        while not self.gone:
+            line, newline, rest = self.buffer.partition(b"\n")
+            if newline:
+                self.buffer = rest
+                try:
+                    return json.loads(line)
+                except ValueError:
+                    return None
+            ready, _, _ = select.select([self.fd], [], [], _POLL_S)
+            if ready:
+                chunk = os.read(self.fd, 65536)
+                if not chunk:
+                    return None
+                self.buffer += chunk
+                continue
+            now, spent = time.monotonic(), _cpu_time(self.pid)
+            if spent is None or spent != cpu:
+                cpu, still_since = spent, now
+            elif now - still_since > STALLED_S:
+                return None
+        return None
+
+    def end(self) -> None:
+        """Kills the copy if it still runs, and reaps it."""
+        if self.gone:
+            return
+        self.gone = True
+        with contextlib.suppress(OSError):
+            if os.waitpid(self.pid, os.WNOHANG) == (0, 0):
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+        os.close(self.fd)
+
+
+def _cpu_time(pid: int) -> int | None:
+    """The processor time a process has used, in clock ticks (utime + stime in /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            fields = handle.read().rsplit(b")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _run_copy(exporter: Exporter, jobs: Sequence[tuple[str, str]], write: int, parent: int) -> None:
+    """The copy's whole life: export each job, send its outcome, and leave with os._exit, so
+    that nothing of the caller (exit handlers, buffered output, a test runner) runs twice."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent ends the copy
+        end_with_parent(parent)
+        with open(os.devnull, "w") as sink:
+            for fd in (1, 2):
+                os.dup2(sink.fileno(), fd)
+        import torch
+
+        torch.set_num_threads(1)
+        for fmt, path in jobs:
+            try:
+                exported = exporter.export(fmt, path)
+                message: dict[str, Any] = {"format": fmt, "dynamic_batch": exported.dynamic_batch}
+            except ExportFailed as why:
+                message = {"format": fmt, "failed": str(why)}
+            data = (json.dumps(message) + "\n").encode()
+            while data:
+                data = data[os.write(write, data) :]
+    finally:
+        os._exit(0)
