@@ -6,27 +6,30 @@ torch.export keep process-wide state. So once torch.export has traced the model 
 both the dynamo exporter and the .pt2 archive use), this process forks: the copy runs the other
 formats' exporters on its own copy of the model, with one torch thread, on the second core,
 while this process runs the dynamo exporter. The copy writes each artifact where this process
-would have, and sends one line of JSON per format, in order.
+would have, checks those of them that run in torch itself (no exporter re-traces a program in
+the copy, so torch's backend flags stay as they are there), and sends back each outcome, in
+order, with its progress.
 
 Only on Linux (fork is unsafe on macOS and missing on Windows), and never once CUDA is
 initialised (a forked CUDA context is unusable). A copy that dies, or stalls without using the
-processor (a lock another thread held at the fork), is killed, and what it did not export is
-exported here, as it would have been without it.
+processor (a lock another thread held at the fork), is killed, and what it did not export and
+check is done here, as it would have been without it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import json
+import multiprocessing
 import os
-import select
 import signal
 import sys
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from typing import Any
 
 from exportcheck.export.exporters import Exported, Exporter, ExportFailed
@@ -58,11 +61,15 @@ def fork_allowed(formats: Sequence[str], threads: int | None) -> bool:
 
 
 class SplitExports:
-    """Each (format, path) job's outcome, in job order, as (index in `jobs`, outcome). With
-    `fork`, once torch.export's program is made, the jobs other than the ONNX one go to a forked
-    copy while the ONNX job is exported here; a job the copy did not finish is exported here
-    afterwards. Without `fork`, every job is exported here. `starting(fmt)` is called as each
-    job's turn comes, and every export here holds `lock` (the model run's)."""
+    """Each (format, path) job's outcome, in job order, as (index in `jobs`, outcome, checked).
+    With `fork`, once torch.export's program is made, the jobs other than the ONNX one go to a
+    forked copy while the ONNX job is exported here; a job the copy did not finish is exported
+    here afterwards. Without `fork`, every job is exported here. `starting(fmt)` is called as
+    each job's turn comes, and every export here holds `lock` (the model run's).
+
+    `copy_checks`, where given, are the artifact checks the copy runs itself, right after an
+    export; what one returns comes back as `checked` (None for an artifact not checked yet).
+    """
 
     def __init__(
         self,
@@ -71,15 +78,17 @@ class SplitExports:
         lock: threading.RLock,
         fork: bool,
         starting: Callable[[str], None],
+        copy_checks: CopyChecks | None = None,
     ) -> None:
         self.exporter = exporter
         self.jobs = list(jobs)
         self.lock = lock
         self.fork = fork
         self.starting = starting
+        self.copy_checks = copy_checks
         self.copy: _Copy | None = None
 
-    def __iter__(self) -> Iterator[tuple[int, Outcome]]:
+    def __iter__(self) -> Iterator[tuple[int, Outcome, Any]]:
         here = [i for i, (fmt, _) in enumerate(self.jobs) if fmt == HERE or not self.fork]
         there = [i for i in range(len(self.jobs)) if i not in here]
         for i in here:
@@ -87,12 +96,17 @@ class SplitExports:
             if there and self.copy is None:
                 with self.lock, contextlib.suppress(ExportFailed):
                     self.exporter.program()  # a failure is kept, for each format needing it
-                self.copy = _Copy.start(self.exporter, [self.jobs[j] for j in there])
-            yield i, self._export_here(*self.jobs[i])
-        for i in there:
+                self.copy = _Copy.start(
+                    self.exporter, [self.jobs[j] for j in there], self.copy_checks
+                )
+            yield i, self._export_here(*self.jobs[i]), None
+        for n, i in enumerate(there):
             self.starting(self.jobs[i][0])
-            outcome = self.copy.outcome(*self.jobs[i]) if self.copy is not None else None
-            yield i, outcome if outcome is not None else self._export_here(*self.jobs[i])
+            done = self.copy.outcome(n) if self.copy is not None else None
+            if done is None:
+                yield i, self._export_here(*self.jobs[i]), None
+            else:
+                yield i, done[0], done[1]
 
     def _export_here(self, fmt: str, path: str) -> Outcome:
         try:
@@ -109,18 +123,42 @@ class SplitExports:
             self.copy.end()
 
 
-class _Copy:
-    """The forked copy, seen from this process: its pid and the read end of its pipe."""
+@dataclass(frozen=True)
+class CopyChecks:
+    """Artifact checks the copy runs itself: `check(fmt, path, exported, progress)` on each
+    artifact whose format `wants` accepts, once exported; the copy's progress lines reach
+    `progress` here. What a check returns is sent back pickled, so it must hold plain data of
+    exportcheck's own (the report's dataclasses)."""
 
-    def __init__(self, pid: int, fd: int) -> None:
+    wants: Callable[[str], bool]
+    check: Callable[[str, str, Exported, Callable[[str], None]], Any]
+    progress: Callable[[str], None]
+
+
+class _Copy:
+    """The forked copy, seen from this process: its pid, the read end of its pipe, and a thread
+    that drains the pipe as messages come (a full pipe would stop the copy while this process
+    exports), relaying the copy's progress and keeping its outcomes in order."""
+
+    def __init__(self, pid: int, conn: Connection, progress: Callable[[str], None]) -> None:
         self.pid = pid
-        self.fd = fd
-        self.buffer = b""
+        self.conn = conn
+        self.progress = progress
+        self.outcomes: list[tuple[Outcome, Any]] = []
+        self.finished = False
         self.gone = False
+        self.arrival = threading.Condition()
+        self.reader = threading.Thread(target=self._drain, name="exportcheck-copy", daemon=True)
+        self.reader.start()
 
     @classmethod
-    def start(cls, exporter: Exporter, jobs: Sequence[tuple[str, str]]) -> _Copy | None:
-        read, write = os.pipe()
+    def start(
+        cls,
+        exporter: Exporter,
+        jobs: Sequence[tuple[str, str]],
+        copy_checks: CopyChecks | None,
+    ) -> _Copy | None:
+        read, write = multiprocessing.Pipe(duplex=False)
         parent = os.getpid()
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
@@ -131,50 +169,54 @@ class _Copy:
         try:
             with warnings.catch_warnings():
                 # Python 3.12+ warns of fork in a threaded process: the copy runs only exporters
-                # and never takes a lock of this process's other threads; one that stalls is
-                # killed (STALLED_S).
+                # and checks, and never takes a lock of this process's other threads; one that
+                # stalls is killed (STALLED_S).
                 warnings.simplefilter("ignore", DeprecationWarning)
                 pid = os.fork()
         except OSError:
-            os.close(read)
-            os.close(write)
+            read.close()
+            write.close()
             return None
         finally:
             if os.getpid() == parent:
                 gc.unfreeze()
         if pid == 0:
-            _run_copy(exporter, jobs, write, parent)
-        os.close(write)
-        return cls(pid, read)
+            _run_copy(exporter, jobs, copy_checks, write, parent)
+        write.close()
+        return cls(pid, read, copy_checks.progress if copy_checks else lambda step: None)
 
-    def outcome(self, fmt: str, path: str) -> Outcome | None:
-        """The copy's outcome for its next job, or None where it ended or stalled first (it is
-        then ended, before this process exports what the copy did not)."""
-        message = self._next_message()
-        if message is None or message.get("format") != fmt:
-            self.end()
-            return None
-        if "failed" in message:
-            return ExportFailed(str(message["failed"]))
-        return Exported(fmt, path, message.get("dynamic_batch"))
+    def outcome(self, n: int) -> tuple[Outcome, Any] | None:
+        """The copy's n-th outcome and what its check found, or None where the copy ended or
+        stalled first (it is then ended, before this process exports what the copy did not)."""
+        with self.arrival:
+            self.arrival.wait_for(lambda: len(self.outcomes) > n or self.finished)
+            if len(self.outcomes) > n:
+                return self.outcomes[n]
+        self.end()
+        return None
 
-    def _next_message(self) -> dict[str, Any] | None:
+    def _drain(self) -> None:
+        try:
+            while (message := self._next_message()) is not None:
+                if message[0] == "progress":
+                    self.progress(message[1])
+                    continue
+                with self.arrival:
+                    self.outcomes.append(message[1:])
+                    self.arrival.notify_all()
+        finally:
+            with self.arrival:
+                self.finished = True
+                self.arrival.notify_all()
+
+    def _next_message(self) -> tuple[Any, ...] | None:
         cpu, still_since = _cpu_time(self.pid), time.monotonic()
         while not self.gone:
-            line, newline, rest = self.buffer.partition(b"\n")
-            if newline:
-                self.buffer = rest
-                try:
-                    return json.loads(line)
-                except ValueError:
-                    return None
-            ready, _, _ = select.select([self.fd], [], [], _POLL_S)
-            if ready:
-                chunk = os.read(self.fd, 65536)
-                if not chunk:
-                    return None
-                self.buffer += chunk
-                continue
+            try:
+                if self.conn.poll(_POLL_S):
+                    return self.conn.recv()
+            except (EOFError, OSError):
+                return None
             now, spent = time.monotonic(), _cpu_time(self.pid)
             if spent is None or spent != cpu:
                 cpu, still_since = spent, now
@@ -183,7 +225,7 @@ class _Copy:
         return None
 
     def end(self) -> None:
-        """Kills the copy if it still runs, and reaps it."""
+        """Kills the copy if it still runs, reaps it, and waits for the draining thread."""
         if self.gone:
             return
         self.gone = True
@@ -191,7 +233,9 @@ class _Copy:
             if os.waitpid(self.pid, os.WNOHANG) == (0, 0):
                 os.kill(self.pid, signal.SIGKILL)
                 os.waitpid(self.pid, 0)
-        os.close(self.fd)
+        if self.reader is not threading.current_thread():
+            self.reader.join()
+        self.conn.close()
 
 
 def _cpu_time(pid: int) -> int | None:
@@ -204,9 +248,16 @@ def _cpu_time(pid: int) -> int | None:
         return None
 
 
-def _run_copy(exporter: Exporter, jobs: Sequence[tuple[str, str]], write: int, parent: int) -> None:
-    """The copy's whole life: export each job, send its outcome, and leave with os._exit, so
-    that nothing of the caller (exit handlers, buffered output, a test runner) runs twice."""
+def _run_copy(
+    exporter: Exporter,
+    jobs: Sequence[tuple[str, str]],
+    copy_checks: CopyChecks | None,
+    conn: Connection,
+    parent: int,
+) -> None:
+    """The copy's whole life: export each job (and check it, where asked), send its outcome,
+    and leave with os._exit, so that nothing of the caller (exit handlers, buffered output, a
+    test runner) runs twice."""
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent ends the copy
         end_with_parent(parent)
@@ -217,13 +268,15 @@ def _run_copy(exporter: Exporter, jobs: Sequence[tuple[str, str]], write: int, p
 
         torch.set_num_threads(1)
         for fmt, path in jobs:
+            checked = None
             try:
-                exported = exporter.export(fmt, path)
-                message: dict[str, Any] = {"format": fmt, "dynamic_batch": exported.dynamic_batch}
+                exported: Outcome = exporter.export(fmt, path)
             except ExportFailed as why:
-                message = {"format": fmt, "failed": str(why)}
-            data = (json.dumps(message) + "\n").encode()
-            while data:
-                data = data[os.write(write, data) :]
+                exported = why
+            if isinstance(exported, Exported) and copy_checks and copy_checks.wants(fmt):
+                checked = copy_checks.check(
+                    fmt, path, exported, lambda step: conn.send(("progress", step))
+                )
+            conn.send(("done", exported, checked))
     finally:
         os._exit(0)

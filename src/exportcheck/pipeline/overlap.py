@@ -10,7 +10,9 @@ running it in ONNX Runtime or torch, which spend their time in C++ with the GIL 
 static pass runs between the exports, so that a runtime in a process of its own can compile
 it meanwhile). Anything that does run the model (a reference for a new batch, the float64 noise,
 the training-mode attribution) takes the model run's lock, which every export holds, and so
-waits for the export to end. torch's intra-op threads are divided while both run.
+waits for the export to end. torch's intra-op threads are divided while both run. (On Linux,
+pipeline.forked_exports also hands the formats after the first to a forked copy of the process,
+which exports them, and checks those that run torch, while the dynamo exporter runs here.)
 """
 
 from __future__ import annotations

@@ -51,11 +51,12 @@ from exportcheck.errors import (
 from exportcheck.export.exporters import (
     FORMATS,
     SUFFIXES,
+    Exported,
     Exporter,
     ExportFailed,
 )
 from exportcheck.numerics.devices import resolve_devices
-from exportcheck.pipeline.forked_exports import SplitExports, fork_allowed
+from exportcheck.pipeline.forked_exports import CopyChecks, SplitExports, fork_allowed
 from exportcheck.pipeline.overlap import overlapping_checks
 from exportcheck.pipeline.scratch import artifact_bytes, memory_folder_for
 from exportcheck.results.comparison import Comparison
@@ -205,24 +206,31 @@ def validate(
                     ctx.model_lock,
                     fork_allowed(chosen, checks.threads),
                     lambda fmt: ctx.progress(f"{subject}: export {fmt}"),
+                    CopyChecks(
+                        _runs_torch,
+                        functools.partial(
+                            _checked_in_copy, ctx, usable, chosen_runtimes_, final_folder, localize
+                        ),
+                        lambda step: ctx.progress(step),
+                    ),
                 ) as exports,
             ):
                 ctx.progress = relayed
                 # per format: why its export failed, the static pass's outcome on an artifact
-                # it did not clear, or the index of the artifact's check in the queue
+                # it did not clear, the outcome of its check in a forked copy, or the index of
+                # the artifact's check in the queue
                 slots: dict[int, Skipped | ArtifactOutcome | int] = {}
-                for index, exported in exports:
+                for index, exported, checked in exports:
                     position, (fmt, path) = order[index], exports.jobs[index]
                     checks.flush()
                     if isinstance(exported, ExportFailed):
                         reason = _export_failure(str(exported), model)
                         slots[position] = Skipped(subject, f"export {fmt}", reason, fmt)
                         continue
-                    label = (
-                        os.path.join(final_folder, os.path.basename(path))
-                        if final_folder is not None
-                        else f"{fmt}: {os.path.basename(path)} (temporary)"
-                    )
+                    if checked is not None:
+                        slots[position] = checked
+                        continue
+                    label = _artifact_label(fmt, path, final_folder)
                     # Here, not in the queue: a runtime in a process of its own then compiles
                     # the artifact while the next format exports and the last check runs.
                     inspected, cleared = inspect_before_loading(
@@ -271,6 +279,51 @@ def validate(
     return _partial(subject, findings, comparisons, skipped, fail_on, runs)
 
 
+def _artifact_label(fmt: str, path: str, final_folder: str | None) -> str:
+    """Where the report says an artifact is: in the folder it is kept in, or a temporary one."""
+    if final_folder is not None:
+        return os.path.join(final_folder, os.path.basename(path))
+    return f"{fmt}: {os.path.basename(path)} (temporary)"
+
+
+def _runs_torch(fmt: str) -> bool:
+    return SUFFIXES[fmt].endswith(".pt") or SUFFIXES[fmt].endswith(".pt2")
+
+
+def _checked_in_copy(
+    ctx: ModelRun,
+    devices: Sequence[str],
+    runtimes: Sequence[Runtime],
+    final_folder: str | None,
+    localize: bool,
+    fmt: str,
+    path: str,
+    exported: Exported,
+    progress: Progress,
+) -> ArtifactOutcome:
+    """An artifact's whole check, in the forked copy that exported it: the copy never re-traces
+    the program (the dynamo exporter runs in the parent), so a check that runs torch need not
+    wait for torch's backend flags to come back there (EXPORT_ORDER)."""
+    ctx.progress = progress
+    label = _artifact_label(fmt, path, final_folder)
+    inspected, cleared = inspect_before_loading(
+        ctx, path, fmt, devices, artifact_label=label, runtimes=runtimes
+    )
+    if not cleared:
+        return inspected
+    return compare_inspected_artifact(
+        ctx,
+        path,
+        fmt,
+        devices,
+        inspected,
+        dynamic_batch=exported.dynamic_batch,
+        artifact_label=label,
+        runtimes=runtimes,
+        localize=localize,
+    )
+
+
 def _export_failure(reason: str, model: Any) -> str:
     """The exporter's reason, after the cause it does not name: torch records the file of each
     module's code in the artifact and fails on a path that is not UTF-8, whatever the format
@@ -287,10 +340,11 @@ def _export_failure(reason: str, model: Any) -> str:
 
 # The order the formats export in; the report keeps the order they were asked in. The ONNX
 # files come first: their checks run only the ONNX runtimes, so a runtime in a process of its
-# own compiles each while the later formats export; and with two cores, a forked copy exports
-# all the formats after the first while the dynamo exporter runs (pipeline.forked_exports). torch.export, which the dynamo exporter
+# own compiles each while the later formats export. torch.export, which the dynamo exporter
 # runs too, turns backend flags (mkldnn, nnpack) off process-wide while it traces, so every
-# format whose check runs torch on the other thread exports after both.
+# format whose check runs torch on the other thread exports after both. With two cores, a
+# forked copy exports every format after the first, and checks those that run torch itself,
+# while the dynamo exporter runs here (pipeline.forked_exports).
 EXPORT_ORDER = (
     "onnx",
     "onnx-legacy",
