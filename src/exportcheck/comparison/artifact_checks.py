@@ -529,7 +529,8 @@ def _failed(attempt: RunnerAttempt, error: Exception) -> RunnerAttempt:
     return attempt
 
 
-def _artifact_kind(fmt: str) -> str:
+def artifact_kind(fmt: str) -> str:
+    """The kind of file a format's artifact is: onnx, torchscript or exported-program."""
     return (
         "onnx"
         if fmt.startswith("onnx")
@@ -623,7 +624,7 @@ def inspect_before_loading(
     meanwhile); else the outcome says why it is not compared."""
     outcome = ArtifactOutcome()
     ctx.progress(f"{ctx.subject}: inspect {fmt}")
-    kind = _artifact_kind(fmt)
+    kind = artifact_kind(fmt)
     for found in inspect_artifact(path, subject=ctx.subject):
         outcome.findings.append(_relabel(found, artifact_label))
     unsafe = [f for f in outcome.findings if f.rule == UnsafeArchiveContent.slug]
@@ -660,7 +661,7 @@ def compare_inspected_artifact(
     size is run, as the exporter that made the artifact knows; None: as the artifact declares
     (`declared_shapes`)."""
     outcome = inspected
-    kind = _artifact_kind(fmt)
+    kind = artifact_kind(fmt)
     installed = [r for r in runtimes if kind in r.kinds and r.installed()]
     try:
         loaded = load_torch_artifact(path, kind) if kind != "onnx" else None

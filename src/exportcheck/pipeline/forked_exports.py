@@ -65,7 +65,7 @@ class SplitExports:
     With `fork`, once torch.export's program is made, the jobs other than the ONNX one go to a
     forked copy while the ONNX job is exported here; a job the copy did not finish is exported
     here afterwards. Without `fork`, every job is exported here. `starting(fmt)` is called as
-    each job's turn comes, and every export here holds `lock` (the model run's).
+    job starts (in the copy too), and every export here holds `lock` (the model run's).
 
     `copy_checks`, where given, are the artifact checks the copy runs itself, right after an
     export; what one returns comes back as `checked` (None for an artifact not checked yet).
@@ -97,13 +97,13 @@ class SplitExports:
                 with self.lock, contextlib.suppress(ExportFailed):
                     self.exporter.program()  # a failure is kept, for each format needing it
                 self.copy = _Copy.start(
-                    self.exporter, [self.jobs[j] for j in there], self.copy_checks
+                    self.exporter, [self.jobs[j] for j in there], self.copy_checks, self.starting
                 )
             yield i, self._export_here(*self.jobs[i]), None
         for n, i in enumerate(there):
-            self.starting(self.jobs[i][0])
             done = self.copy.outcome(n) if self.copy is not None else None
             if done is None:
+                self.starting(self.jobs[i][0])
                 yield i, self._export_here(*self.jobs[i]), None
             else:
                 yield i, done[0], done[1]
@@ -140,9 +140,16 @@ class _Copy:
     that drains the pipe as messages come (a full pipe would stop the copy while this process
     exports), relaying the copy's progress and keeping its outcomes in order."""
 
-    def __init__(self, pid: int, conn: Connection, progress: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        pid: int,
+        conn: Connection,
+        starting: Callable[[str], None],
+        progress: Callable[[str], None],
+    ) -> None:
         self.pid = pid
         self.conn = conn
+        self.starting = starting
         self.progress = progress
         self.outcomes: list[tuple[Outcome, Any]] = []
         self.finished = False
@@ -157,6 +164,7 @@ class _Copy:
         exporter: Exporter,
         jobs: Sequence[tuple[str, str]],
         copy_checks: CopyChecks | None,
+        starting: Callable[[str], None],
     ) -> _Copy | None:
         read, write = multiprocessing.Pipe(duplex=False)
         parent = os.getpid()
@@ -183,7 +191,7 @@ class _Copy:
         if pid == 0:
             _run_copy(exporter, jobs, copy_checks, write, parent)
         write.close()
-        return cls(pid, read, copy_checks.progress if copy_checks else lambda step: None)
+        return cls(pid, read, starting, copy_checks.progress if copy_checks else _unheard)
 
     def outcome(self, n: int) -> tuple[Outcome, Any] | None:
         """The copy's n-th outcome and what its check found, or None where the copy ended or
@@ -198,8 +206,8 @@ class _Copy:
     def _drain(self) -> None:
         try:
             while (message := self._next_message()) is not None:
-                if message[0] == "progress":
-                    self.progress(message[1])
+                if message[0] in ("starting", "progress"):
+                    (self.starting if message[0] == "starting" else self.progress)(message[1])
                     continue
                 with self.arrival:
                     self.outcomes.append(message[1:])
@@ -238,6 +246,10 @@ class _Copy:
         self.conn.close()
 
 
+def _unheard(step: str) -> None:
+    """Progress of a copy that runs no checks: it sends none."""
+
+
 def _cpu_time(pid: int) -> int | None:
     """The processor time a process has used, in clock ticks (utime + stime in /proc)."""
     try:
@@ -268,6 +280,7 @@ def _run_copy(
 
         torch.set_num_threads(1)
         for fmt, path in jobs:
+            conn.send(("starting", fmt))
             checked = None
             try:
                 exported: Outcome = exporter.export(fmt, path)

@@ -16,6 +16,7 @@ from exportcheck.auditing.modes import preserved
 from exportcheck.auditing.module_audit import audit_findings
 from exportcheck.comparison.artifact_checks import (
     ArtifactOutcome,
+    artifact_kind,
     compare_inspected_artifact,
     inspect_and_compare_artifact,
     inspect_before_loading,
@@ -36,6 +37,7 @@ from exportcheck.comparison.runtimes import (
     chosen_runtimes,
     missing_runtimes,
 )
+from exportcheck.comparison.runtimes.host import IsolatedRuntime
 from exportcheck.comparison.runtimes.native_paths import (
     opens_as_text,
     runtime_folder,
@@ -207,7 +209,7 @@ def validate(
                     fork_allowed(chosen, checks.threads),
                     lambda fmt: ctx.progress(f"{subject}: export {fmt}"),
                     CopyChecks(
-                        _runs_torch,
+                        functools.partial(_checked_in_copy_wants, chosen_runtimes_),
                         functools.partial(
                             _checked_in_copy, ctx, usable, chosen_runtimes_, final_folder, localize
                         ),
@@ -286,8 +288,14 @@ def _artifact_label(fmt: str, path: str, final_folder: str | None) -> str:
     return f"{fmt}: {os.path.basename(path)} (temporary)"
 
 
-def _runs_torch(fmt: str) -> bool:
-    return SUFFIXES[fmt].endswith(".pt") or SUFFIXES[fmt].endswith(".pt2")
+def _checked_in_copy_wants(runtimes: Sequence[Runtime], fmt: str) -> bool:
+    """Whether the forked copy checks a format's artifact itself: one that runs in torch (whose
+    backend flags the dynamo exporter turns off in this process), on runtimes that all run
+    in-process (a runtime's host process answers only this process)."""
+    kind = artifact_kind(fmt)
+    return kind != "onnx" and not any(
+        isinstance(r, IsolatedRuntime) for r in runtimes if kind in r.kinds
+    )
 
 
 def _checked_in_copy(
