@@ -4,6 +4,7 @@ nothing but time."""
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import threading
@@ -117,6 +118,19 @@ def test_a_forked_copy_exports_the_other_formats_and_the_report_is_the_same(tmp_
     assert report_summary(split) == report_summary(alone)
     assert model.training and all(torch.equal(state[k], v) for k, v in model.state_dict().items())
     assert capfd.readouterr().out == ""
+
+
+def test_objects_the_caller_froze_stay_frozen(tmp_path):
+    log = tmp_path / "pids.txt"
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        _validate_with_threads(2, RecordsItsProcess(str(log)))
+        assert len(set(log.read_text().split())) == 2
+        # frozen objects still die when their last reference goes; thawed, none would be left
+        assert gc.get_freeze_count() > frozen // 2
+    finally:
+        gc.unfreeze()
 
 
 @pytest.mark.parametrize("how", ["exits", "stalls", "exits while checking"])

@@ -172,8 +172,11 @@ class _Copy:
             with contextlib.suppress(Exception):
                 stream.flush()
         # Objects frozen before the fork are left alone by the copy's collector, which would
-        # otherwise write to every object's header and so copy most of the heap.
-        gc.freeze()
+        # otherwise write to every object's header and so copy most of the heap. Unfreezing
+        # thaws every frozen object, so where the caller froze some, nothing is frozen here.
+        freezing = gc.get_freeze_count() == 0
+        if freezing:
+            gc.freeze()
         try:
             with warnings.catch_warnings():
                 # Python 3.12+ warns of fork in a threaded process: the copy runs only exporters
@@ -186,7 +189,7 @@ class _Copy:
             write.close()
             return None
         finally:
-            if os.getpid() == parent:
+            if freezing and os.getpid() == parent:
                 gc.unfreeze()
         if pid == 0:
             _run_copy(exporter, jobs, copy_checks, write, parent)
