@@ -147,16 +147,18 @@ def test_what_a_copy_did_not_export_and_check_is_done_here(how, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("formats", "threads", "allowed"),
+    ("formats", "threads", "model_bytes", "allowed"),
     [
-        (FORMATS, 1, True),
-        (FORMATS, None, False),
-        (("onnx",), 1, False),
-        (("onnx-legacy", "torchscript-trace"), 1, False),
-        (("onnx", "exported-program"), 3, True),
+        (FORMATS, 1, 1 << 20, True),
+        (FORMATS, None, 1 << 20, False),
+        (("onnx",), 1, 1 << 20, False),
+        (("onnx-legacy", "torchscript-trace"), 1, 1 << 20, False),
+        (("onnx", "exported-program"), 3, 1 << 20, True),
+        (FORMATS, 1, sys.maxsize, False),
     ],
+    ids=["all", "no-threads", "onnx-alone", "no-dynamo", "two", "no-memory"],
 )
-def test_a_copy_is_forked_only_beside_the_dynamo_export_with_threads_granted(
-    formats, threads, allowed
+def test_a_copy_is_forked_only_beside_the_dynamo_export_with_threads_and_memory(
+    formats, threads, model_bytes, allowed
 ):
-    assert fork_allowed(formats, threads) is allowed
+    assert fork_allowed(formats, threads, model_bytes) is allowed

@@ -34,6 +34,7 @@ from typing import Any
 
 from exportcheck.export.exporters import Exported, Exporter, ExportFailed
 from exportcheck.pipeline.parallel import end_with_parent
+from exportcheck.pipeline.scratch import available_memory_bytes
 
 Outcome = Exported | ExportFailed
 
@@ -42,18 +43,26 @@ Outcome = Exported | ExportFailed
 # fork), and the one that must stay here: its exporter re-traces the program
 # (run_decompositions), which turns torch's mkldnn and cudnn flags off process-wide.
 HERE = "onnx"
+# What the copy may hold at once beyond the memory it shares with this process, in weights of the
+# model: the legacy exporter's folded constants, an archive's serialized copy, one loaded artifact
+# and its runs.
+COPY_MEMORY_FACTOR = 4
 # A copy whose processor time has not moved for this long is waiting on a lock it will never get.
 STALLED_S = 10.0
 _POLL_S = 0.5
 
 
-def fork_allowed(formats: Sequence[str], threads: int | None) -> bool:
+def fork_allowed(formats: Sequence[str], threads: int | None, model_bytes: int) -> bool:
     """Whether a copy should export the other formats while this process runs the dynamo ONNX
     exporter: it and another format are asked for, torch threads are granted beside the exports
-    (`threads`, from the overlap), and fork is safe here."""
+    (`threads`, from the overlap), fork is safe here, and the memory available holds what the
+    copy adds beside this process's export (COPY_MEMORY_FACTOR times the model's weights)."""
     if HERE not in formats or len(formats) < 2 or threads is None:
         return False
     if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
+        return False
+    available = available_memory_bytes()
+    if available is None or model_bytes * COPY_MEMORY_FACTOR > available:
         return False
     import torch
 

@@ -60,7 +60,7 @@ from exportcheck.export.exporters import (
 from exportcheck.numerics.devices import resolve_devices
 from exportcheck.pipeline.forked_exports import CopyChecks, SplitExports, fork_allowed
 from exportcheck.pipeline.overlap import overlapping_checks
-from exportcheck.pipeline.scratch import artifact_bytes, memory_folder_for
+from exportcheck.pipeline.scratch import artifact_bytes, memory_folder_for, weight_bytes
 from exportcheck.results.comparison import Comparison
 from exportcheck.results.findings import Finding
 from exportcheck.results.report import Report, Skipped, input_problem
@@ -206,7 +206,7 @@ def validate(
                     Exporter(model, inputs),
                     [(chosen[i], os.path.join(folder, stem + SUFFIXES[chosen[i]])) for i in order],
                     ctx.model_lock,
-                    fork_allowed(chosen, checks.threads),
+                    fork_allowed(chosen, checks.threads, weight_bytes(model)),
                     lambda fmt: ctx.progress(f"{subject}: export {fmt}"),
                     CopyChecks(
                         functools.partial(_checked_in_copy_wants, chosen_runtimes_),
