@@ -74,10 +74,10 @@ class SplitExports:
     With `fork`, once torch.export's program is made, the jobs other than the ONNX one go to a
     forked copy while the ONNX job is exported here; a job the copy did not finish is exported
     here afterwards. Without `fork`, every job is exported here. `starting(fmt)` is called as
-    job starts (in the copy too), and every export here holds `lock` (the model run's).
+    each job starts (in the copy too), and every export here holds `lock` (the model run's).
 
-    `copy_checks`, where given, are the artifact checks the copy runs itself, right after an
-    export; what one returns comes back as `checked` (None for an artifact not checked yet).
+    `copy_checks` are the artifact checks the copy runs itself, right after an export; what one
+    returns comes back as `checked` (None for an artifact not checked yet).
     """
 
     def __init__(
@@ -87,7 +87,7 @@ class SplitExports:
         lock: threading.RLock,
         fork: bool,
         starting: Callable[[str], None],
-        copy_checks: CopyChecks | None = None,
+        copy_checks: CopyChecks,
     ) -> None:
         self.exporter = exporter
         self.jobs = list(jobs)
@@ -172,7 +172,7 @@ class _Copy:
         cls,
         exporter: Exporter,
         jobs: Sequence[tuple[str, str]],
-        copy_checks: CopyChecks | None,
+        copy_checks: CopyChecks,
         starting: Callable[[str], None],
     ) -> _Copy | None:
         read, write = multiprocessing.Pipe(duplex=False)
@@ -203,7 +203,7 @@ class _Copy:
         if pid == 0:
             _run_copy(exporter, jobs, copy_checks, write, parent)
         write.close()
-        return cls(pid, read, starting, copy_checks.progress if copy_checks else _unheard)
+        return cls(pid, read, starting, copy_checks.progress)
 
     def outcome(self, n: int) -> tuple[Outcome, Any] | None:
         """The copy's n-th outcome and what its check found, or None where the copy ended or
@@ -258,10 +258,6 @@ class _Copy:
         self.conn.close()
 
 
-def _unheard(step: str) -> None:
-    """Progress of a copy that runs no checks: it sends none."""
-
-
 def _cpu_time(pid: int) -> int | None:
     """The processor time a process has used, in clock ticks (utime + stime in /proc)."""
     try:
@@ -275,7 +271,7 @@ def _cpu_time(pid: int) -> int | None:
 def _run_copy(
     exporter: Exporter,
     jobs: Sequence[tuple[str, str]],
-    copy_checks: CopyChecks | None,
+    copy_checks: CopyChecks,
     conn: Connection,
     parent: int,
 ) -> None:
@@ -298,7 +294,7 @@ def _run_copy(
                 exported: Outcome = exporter.export(fmt, path)
             except ExportFailed as why:
                 exported = why
-            if isinstance(exported, Exported) and copy_checks and copy_checks.wants(fmt):
+            if isinstance(exported, Exported) and copy_checks.wants(fmt):
                 checked = copy_checks.check(
                     fmt, path, exported, lambda step: conn.send(("progress", step))
                 )

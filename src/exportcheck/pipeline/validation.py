@@ -313,20 +313,13 @@ def _checked_in_copy(
     the program (the dynamo exporter runs in the parent), so a check that runs torch need not
     wait for torch's backend flags to come back there (EXPORT_ORDER)."""
     ctx.progress = progress
-    label = _artifact_label(fmt, path, final_folder)
-    inspected, cleared = inspect_before_loading(
-        ctx, path, fmt, devices, artifact_label=label, runtimes=runtimes
-    )
-    if not cleared:
-        return inspected
-    return compare_inspected_artifact(
+    return inspect_and_compare_artifact(
         ctx,
         path,
         fmt,
         devices,
-        inspected,
         dynamic_batch=exported.dynamic_batch,
-        artifact_label=label,
+        artifact_label=_artifact_label(fmt, path, final_folder),
         runtimes=runtimes,
         localize=localize,
     )
